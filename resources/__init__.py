@@ -1,0 +1,1 @@
+"""Files the application ships (sample image, icons); see CREDITS.md."""

@@ -1,0 +1,43 @@
+"""Shared fixtures: small random-init timm models and the real test images."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("MPLBACKEND", "Agg")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_IMAGES = REPO.parent / "shared" / "images"
+SAMPLE = REPO / "resources" / "sample.png"
+
+
+@cache
+def small_model(name: str, **kwargs):
+    """A random-init timm model, eval mode, seeded, cached per process."""
+    import timm
+
+    torch.manual_seed(0)
+    return timm.create_model(name, pretrained=False, **kwargs).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded():
+    """vit_tiny at 64 px with random weights, wrapped as the app loads it."""
+    from vitexplorer.core.models import load_model
+
+    torch.manual_seed(0)
+    return load_model("vit_tiny_patch16_224", "random", img_size=64, depth=3)
+
+
+@pytest.fixture(scope="session")
+def images_dir() -> Path:
+    if not SHARED_IMAGES.is_dir():
+        pytest.skip("../shared/images is not present")
+    return SHARED_IMAGES

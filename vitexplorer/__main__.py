@@ -1,0 +1,3 @@
+from vitexplorer.cli import main
+
+raise SystemExit(main())

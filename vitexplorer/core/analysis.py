@@ -1,0 +1,159 @@
+"""The ``Analysis`` of one image: what every view and export reads, without rerunning the model.
+
+Maps are computed on first use and cached, so switching layer, head, method, colormap or
+opacity costs a lookup and a render, never a forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vitexplorer.core import rollout as ro
+from vitexplorer.core.capture import TokenLayout, capture
+from vitexplorer.core.images import Geometry, Preprocessed, ResizePolicy, load_image, preprocess
+from vitexplorer.core.models import LoadedModel
+
+
+@dataclass
+class Analysis:
+    """Attention of every head for one image, with its geometry and predictions."""
+
+    source: str
+    image: np.ndarray
+    geometry: Geometry
+    layout: TokenLayout
+    attentions: torch.Tensor  # [L, H, N, N] float32
+    logits: torch.Tensor  # [C]
+    model_label: str
+    class_names: list[str] | None = None
+    grads: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def num_layers(self) -> int:
+        return self.attentions.shape[0]
+
+    @property
+    def num_heads(self) -> int:
+        return self.attentions.shape[1]
+
+    def top_k(self, k: int = 5) -> list[tuple[int, str, float]]:
+        """``(class index, class name, probability)`` of the ``k`` most likely classes."""
+        if self.logits.numel() == 0:
+            return []
+        p = self.logits.softmax(-1)
+        vals, idx = p.topk(min(k, p.numel()))
+        names = self.class_names
+        return [(int(i), names[int(i)] if names else f"class {int(i)}", float(v))
+                for v, i in zip(vals, idx, strict=True)]
+
+    def class_name(self, index: int) -> str:
+        return self.class_names[index] if self.class_names else f"class {index}"
+
+    def head_maps(self) -> torch.Tensor:
+        """``[L, H, gh, gw]`` raw head maps (cached)."""
+        if "head" not in self._cache:
+            self._cache["head"] = ro.head_maps(self.attentions, self.layout)
+        return self._cache["head"]
+
+    def rollouts(self, fusion: ro.Fusion = "mean", discard: float = 0.0) -> torch.Tensor:
+        key = ("rollouts", fusion, round(discard, 4))
+        if key not in self._cache:
+            self._cache[key] = ro.rollout_matrices(self.attentions, self.layout, fusion, discard)
+        return self._cache[key]
+
+    def head_rollout_maps(self, fusion: ro.Fusion = "mean", discard: float = 0.0) -> torch.Tensor:
+        key = ("head-rollout", fusion, round(discard, 4))
+        if key not in self._cache:
+            self._cache[key] = ro.head_rollout_maps(
+                self.attentions, self.rollouts(fusion, discard), self.layout)
+        return self._cache[key]
+
+    def prefix_share(self) -> torch.Tensor:
+        return ro.prefix_share(self.attentions, self.layout)
+
+    def map(
+        self,
+        method: str = "head",
+        layer: int = -1,
+        head: int = 0,
+        fusion: ro.Fusion = "mean",
+        discard: float = 0.0,
+        target: int | None = None,
+    ) -> np.ndarray:
+        """The ``[gh, gw]`` float32 map (sums to 1 over patches) of one method and selection.
+
+        ``layer`` indexes blocks (negative from the end); ``head`` is used by the per-head
+        methods; ``target`` by the class-specific ones (their gradients must have been added
+        with :func:`add_gradients`).
+        """
+        layer = layer % self.num_layers
+        if method == "head":
+            return self.head_maps()[layer, head].numpy()
+        if method == "head-rollout":
+            return self.head_rollout_maps(fusion, discard)[layer, head].numpy()
+        if method == "rollout":
+            return ro.rollout_map(self.rollouts(fusion, discard), self.layout, layer).numpy()
+        if method in ("grad-rollout", "relevance"):
+            target = self.top_k(1)[0][0] if target is None else target
+            if target not in self.grads:
+                raise KeyError(f"no gradients for class {target}; call add_gradients first")
+            g = self.grads[target]
+            key = (method, target, fusion, round(discard, 4))
+            if key not in self._cache:
+                if method == "grad-rollout":
+                    m = ro.grad_rollout_map(self.attentions, g, self.layout, discard)
+                else:
+                    m = ro.relevance_map(self.attentions, g, self.layout)
+                self._cache[key] = m.numpy()
+            return self._cache[key]
+        raise ValueError(f"unknown method {method!r}; choose one of {ro.METHODS}")
+
+    def patch_query(self, layer: int, head: int | None, row: int, col: int) -> tuple[np.ndarray,
+                                                                                   np.ndarray]:
+        """Where patch (row, col) attends (its attention row) and what attends to it (its
+        column), each ``[gh, gw]`` over patches and sum-normalised; ``head=None`` averages
+        the heads of the layer."""
+        a = self.attentions[layer % self.num_layers]
+        a = a.mean(0) if head is None else a[head]
+        p = self.layout.num_prefix + row * self.layout.grid[1] + col
+        return (ro.to_patch_map(a[p], self.layout).numpy(),
+                ro.to_patch_map(a[:, p], self.layout).numpy())
+
+
+def prepare(
+    loaded: LoadedModel, image: str | Path | np.ndarray, policy: ResizePolicy = "crop"
+) -> Preprocessed:
+    """Decode (when given a path) and preprocess an image for ``loaded``'s model."""
+    rgb = load_image(image) if isinstance(image, str | Path) else image
+    return preprocess(rgb, loaded.data_config, policy, loaded.patch_size)
+
+
+def analyze(
+    loaded: LoadedModel,
+    image: str | Path | np.ndarray,
+    policy: ResizePolicy = "crop",
+    source: str | None = None,
+) -> Analysis:
+    """Decode, preprocess and capture one image: the single forward every view reads."""
+    pre = prepare(loaded, image, policy)
+    pixels = torch.from_numpy(pre.pixels)[None]
+    cap = capture(loaded.model, pixels)
+    src = source or (str(image) if isinstance(image, str | Path) else "image")
+    return Analysis(src, pre.display, pre.geometry, cap.layout, cap.attentions[0],
+                    cap.logits[0], loaded.label, loaded.class_names)
+
+
+def add_gradients(loaded: LoadedModel, analysis: Analysis, target: int | None = None,
+                  policy: ResizePolicy = "crop") -> int:
+    """One forward + backward for class ``target`` (default top-1), stored in ``analysis``."""
+    target = analysis.top_k(1)[0][0] if target is None else target
+    if target not in analysis.grads:
+        pre = preprocess(analysis.image, loaded.data_config, policy, loaded.patch_size)
+        cap = capture(loaded.model, torch.from_numpy(pre.pixels)[None], target, with_grads=True)
+        analysis.grads[target] = cap.grads[0]
+    return target

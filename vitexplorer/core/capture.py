@@ -1,0 +1,162 @@
+"""One forward that records the attention probabilities of every block and head.
+
+timm's fused attention (``scaled_dot_product_attention``) never materialises the weights, so
+capture sets ``fused_attn = False`` on the captured model's own attention modules (an
+instance attribute: other models in the process are untouched) and restores each module's
+previous value afterwards. A forward hook on each ``attn.attn_drop`` (applied right after the
+softmax in every timm ViT family) reads ``softmax(q k^T * scale + bias)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vitexplorer.core.models import check_supported
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """Which tokens come first in the sequence (timm order: class, distillation, registers).
+
+    ``num_prefix`` counts every non-patch token; ``grid`` = (rows, cols) of patch tokens.
+    """
+
+    num_prefix: int
+    has_class_token: bool
+    num_distill: int
+    num_registers: int
+    grid: tuple[int, int]
+
+    @property
+    def num_tokens(self) -> int:
+        return self.num_prefix + self.grid[0] * self.grid[1]
+
+    @property
+    def prefix_names(self) -> list[str]:
+        names = ["class"] if self.has_class_token else []
+        names += ["distillation"] * self.num_distill
+        names += [f"register {i}" for i in range(self.num_registers)]
+        names += ["prefix"] * (self.num_prefix - len(names))
+        return names
+
+
+@dataclass
+class Capture:
+    """The result of one captured forward for a batch of images.
+
+    ``attentions``: ``[B, L, H, N, N]`` float32 on the CPU, rows = queries, prefix tokens first.
+    ``grads``: d(class score)/d(attention), same shape, when asked for.
+    """
+
+    attentions: torch.Tensor
+    logits: torch.Tensor
+    layout: TokenLayout
+    grads: torch.Tensor | None = None
+    target: list[int] | None = None
+
+
+def attention_modules(model: nn.Module) -> list[nn.Module]:
+    check_supported(model)
+    return [b.attn for b in model.blocks]
+
+
+def token_layout(model: nn.Module, input_hw: tuple[int, int]) -> TokenLayout:
+    """Prefix-token layout and patch grid of ``model`` for an input of ``input_hw`` pixels."""
+    num_prefix = int(getattr(model, "num_prefix_tokens", 1))
+    has_cls = getattr(model, "cls_token", None) is not None
+    num_distill = 1 if getattr(model, "dist_token", None) is not None else 0
+    num_reg = int(getattr(model, "num_reg_tokens", 0) or 0)
+    pe = model.patch_embed
+    if getattr(model, "dynamic_img_size", False) and hasattr(pe, "dynamic_feat_size"):
+        grid = tuple(pe.dynamic_feat_size(input_hw))
+    else:
+        grid = tuple(pe.grid_size)
+    return TokenLayout(num_prefix, has_cls, num_distill, num_reg, (int(grid[0]), int(grid[1])))
+
+
+@contextmanager
+def recording(model: nn.Module, keep_grad: bool = False) -> Iterator[list[torch.Tensor | None]]:
+    """Record each block's attention probabilities during forwards inside the ``with``.
+
+    Yields a list filled in block order. Non-fused attention and the hooks live only inside
+    the context; every module's ``fused_attn`` is restored to its own previous value.
+    """
+    modules = attention_modules(model)
+    store: list[torch.Tensor | None] = [None] * len(modules)
+    previous = [m.fused_attn for m in modules]
+    handles = []
+
+    def make_hook(i: int):
+        def hook(_mod: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+            if keep_grad and out.requires_grad:
+                out.retain_grad()
+                store[i] = out
+            else:
+                store[i] = out.detach()
+        return hook
+
+    try:
+        for i, m in enumerate(modules):
+            m.fused_attn = False
+            handles.append(m.attn_drop.register_forward_hook(make_hook(i)))
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+        for m, prev in zip(modules, previous, strict=True):
+            m.fused_attn = prev
+
+
+def capture(
+    model: nn.Module,
+    pixels: torch.Tensor,
+    target: int | list[int] | None = None,
+    with_grads: bool = False,
+) -> Capture:
+    """Run ``model`` on ``pixels`` ``[B, 3, H, W]`` and return every head's attention.
+
+    With ``with_grads``, one backward of the target class logit (default: the top-1 class)
+    gives the gradient of that score with respect to every attention map, for the
+    class-specific methods (gradient rollout, relevance).
+    """
+    if pixels.ndim == 3:
+        pixels = pixels[None]
+    check_supported(model)
+    dev = next(model.parameters()).device
+    pixels = pixels.to(dev)
+    layout = token_layout(model, tuple(pixels.shape[-2:]))
+    if with_grads and not getattr(model, "num_classes", 0):
+        raise ValueError("class-specific maps need a model with a classifier head")
+    with recording(model, keep_grad=with_grads) as store:
+        if with_grads:
+            with torch.enable_grad():
+                logits = model(pixels)
+                targets = _targets(logits, target)
+                score = logits.gather(1, torch.tensor(targets, device=dev)[:, None]).sum()
+                score.backward()
+            grads = torch.stack([a.grad for a in store], 1).float().cpu()
+        else:
+            with torch.inference_mode():
+                logits = model(pixels)
+            targets = _targets(logits, target) if getattr(model, "num_classes", 0) else None
+            grads = None
+        attns = torch.stack([a.detach() for a in store], 1).float().cpu()
+    if attns.shape[-1] != layout.num_tokens:
+        raise RuntimeError(
+            f"captured {attns.shape[-1]} tokens but the layout expects {layout.num_tokens}"
+        )
+    return Capture(attns, logits.detach().float().cpu(), layout, grads, targets)
+
+
+def _targets(logits: torch.Tensor, target: int | list[int] | None) -> list[int]:
+    b = logits.shape[0]
+    if target is None:
+        return logits.argmax(-1).tolist()
+    if isinstance(target, int):
+        return [target] * b
+    return list(target)

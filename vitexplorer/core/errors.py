@@ -1,0 +1,30 @@
+"""The project's error types: each carries a message written for the user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class VitexplorerError(Exception):
+    """Base class of every expected failure (shown as a message, never as a traceback)."""
+
+
+class ImageError(VitexplorerError):
+    """An image file could not be decoded; the message names the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"Cannot open image '{self.path}': {reason}")
+
+
+class ModelError(VitexplorerError):
+    """A model could not be built or its weights could not be loaded."""
+
+
+class WeightsUnavailableError(ModelError):
+    """Pretrained weights are neither cached nor downloadable (offline or no network)."""
+
+
+class UnsupportedModelError(ModelError):
+    """The model has no global attention in ``blocks[i].attn`` that can be captured."""

@@ -1,0 +1,335 @@
+"""Load timm Vision Transformers from a model spec: hub weights, local files or random init.
+
+A spec is a timm name with an optional pretrained tag (``vit_small_patch16_224.dino``) or an
+``hf-hub:org/name`` id. Weights are ``"pretrained"`` (timm / Hugging Face cache, downloaded
+once), ``"random"`` (a demo, labelled as such) or a local file: ``.safetensors`` preferred;
+``.pth/.pt/.bin`` only through ``torch.load(weights_only=True)``, which refuses pickled code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vitexplorer.core.errors import ModelError, UnsupportedModelError, WeightsUnavailableError
+
+DEFAULT_MODEL = "vit_small_patch16_224.dino"
+#: timm modules whose models keep one global attention per block in ``blocks[i].attn``.
+SUPPORTED_MODULES = ("vision_transformer", "deit", "eva", "beit")
+_TORCH_EXTS = (".pth", ".pt", ".bin")
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module", "model_ema")
+
+OFFLINE_HELP = (
+    "The weights of '{spec}' are not in the local cache and cannot be downloaded ({reason}).\n"
+    "Ways out:\n"
+    "  1. connect to the internet once (the weights are cached for later offline use);\n"
+    "  2. open a local weights file (.safetensors, or .pth/.pt/.bin) with --weights PATH;\n"
+    "  3. use random weights for a demo with --weights random (maps are then meaningless)."
+)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for capture, with what the views need to describe it."""
+
+    model: nn.Module
+    architecture: str
+    spec: str
+    weights: str  # "pretrained", "random" or the path of a local file
+    data_config: dict
+    device: torch.device
+    class_names: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights == "random"
+
+    @property
+    def label(self) -> str:
+        """Short name shown in captions; random weights are always marked."""
+        if self.random_weights:
+            return f"{self.architecture} (random weights)"
+        if self.weights != "pretrained":
+            return f"{self.architecture} ({Path(self.weights).name})"
+        return self.spec
+
+    @property
+    def patch_size(self) -> tuple[int, int]:
+        ps = self.model.patch_embed.patch_size
+        return (ps, ps) if isinstance(ps, int) else tuple(ps)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """``cpu`` by default; ``cuda``/``mps`` when asked for and present, ``auto`` picks the best."""
+    if device in (None, "", "cpu"):
+        return torch.device("cpu")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"--device {device} was asked for, but no CUDA GPU is available")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ModelError("--device mps was asked for, but MPS is not available")
+    return torch.device(device)
+
+
+def architecture_of(spec: str) -> str:
+    """The timm architecture name of a spec (the tag after the first dot is dropped)."""
+    if spec.startswith("hf-hub:"):
+        return spec
+    return spec.split(".", 1)[0]
+
+
+def load_model(
+    spec: str = DEFAULT_MODEL,
+    weights: str | Path = "pretrained",
+    device: str | None = None,
+    **model_kwargs,
+) -> LoadedModel:
+    """Build the model of ``spec`` in eval mode with the asked-for weights.
+
+    Raises :class:`WeightsUnavailableError` (one message naming the three ways out) when
+    pretrained weights are neither cached nor downloadable, and :class:`ModelError` for an
+    unknown name or weights that do not fit the architecture.
+    """
+    import timm
+
+    dev = resolve_device(device)
+    arch = architecture_of(spec)
+    weights = str(weights)
+    if not spec.startswith("hf-hub:") and arch not in timm.list_models():
+        raise ModelError(f"Unknown model '{spec}': timm has no architecture named '{arch}'")
+    if weights == "pretrained":
+        try:
+            model = timm.create_model(spec, pretrained=True, **model_kwargs)
+        except Exception as exc:  # the hub raises many types; sort them into two messages
+            if _is_offline_error(exc):
+                raise WeightsUnavailableError(
+                    OFFLINE_HELP.format(spec=spec, reason=_short(exc))
+                ) from exc
+            raise ModelError(f"Cannot load pretrained '{spec}': {_short(exc)}") from exc
+    elif weights == "random":
+        model = timm.create_model(arch, pretrained=False, **model_kwargs)
+    else:
+        path = Path(weights)
+        state = read_state_dict(path)
+        kwargs = dict(model_kwargs)
+        head = state.get("head.weight")
+        if head is not None and head.ndim == 2 and "num_classes" not in kwargs:
+            kwargs["num_classes"] = head.shape[0]
+        elif "head.weight" not in state and "num_classes" not in kwargs:
+            kwargs["num_classes"] = 0
+        model = timm.create_model(arch, pretrained=False, **kwargs)
+        apply_state_dict(model, state, path)
+    model.eval().to(dev)
+    check_supported(model, arch)
+    config = timm.data.resolve_model_data_config(model)
+    return LoadedModel(model, arch if weights != "pretrained" else _arch_name(model, arch),
+                       spec, weights, config, dev, class_names_for(model))
+
+
+def _arch_name(model: nn.Module, fallback: str) -> str:
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return cfg.get("architecture") or fallback
+
+
+def _is_offline_error(exc: BaseException) -> bool:
+    names = {t.__name__ for t in type(exc).__mro__}
+    hub_names = {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectionError",
+                 "ConnectError", "ConnectTimeout", "Timeout", "HTTPError", "URLError",
+                 "ReadTimeout", "gaierror"}
+    if names & hub_names:
+        return True
+    text = str(exc).lower()
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    words = ("offline", "connection", "resolve", "network", "internet", "timed out",
+             "cannot find the requested files", "name or service not known")
+    return offline or any(w in text for w in words) or (
+        exc.__cause__ is not None and _is_offline_error(exc.__cause__))
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read tensors from a weights file without ever unpickling Python objects.
+
+    ``.safetensors`` is read directly; ``.pth/.pt/.bin`` go through
+    ``torch.load(weights_only=True)``, which refuses any pickle that would run code.
+    Common wrappers (``state_dict``/``model``/``module``/``model_ema`` keys, ``module.``
+    prefixes from DataParallel) are unwrapped.
+    """
+    if not path.is_file():
+        raise ModelError(f"Weights file '{path}' does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        elif suffix in _TORCH_EXTS:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        else:
+            raise ModelError(
+                f"Weights file '{path}' has an unknown type '{suffix}': use .safetensors, "
+                ".pth, .pt or .bin"
+            )
+    except ModelError:
+        raise
+    except Exception as exc:
+        if suffix in _TORCH_EXTS and "weights_only" in str(exc).lower():
+            raise ModelError(
+                f"Refused to load '{path}': it holds Python objects other than tensors, and "
+                "unpickling them could run code. Convert it to .safetensors in a trusted "
+                "environment."
+            ) from exc
+        raise ModelError(f"Cannot read weights file '{path}': {_short(exc)}") from exc
+    return _unwrap(state, path)
+
+
+def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
+    for _ in range(3):  # checkpoint -> {"model": {...}} -> {"state_dict": {...}}
+        if not isinstance(state, dict) or any(isinstance(v, torch.Tensor) for v in state.values()):
+            break
+        inner = next((state[k] for k in _WRAPPER_KEYS if isinstance(state.get(k), dict)), None)
+        if inner is None:
+            break
+        state = inner
+    if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"Weights file '{path}' holds no tensors (not a state dict)")
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            out[key.removeprefix("module.")] = value
+    return out
+
+
+def apply_state_dict(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Load ``state`` strictly; on failure try the family's timm checkpoint filter (original
+    DINO/CLIP/DeiT layouts), then raise a :class:`ModelError` naming the mismatched keys."""
+    problems = _mismatches(model, state)
+    if problems:
+        module = sys.modules.get(type(model).__module__)
+        filt = getattr(module, "checkpoint_filter_fn", None)
+        if filt is not None:
+            try:
+                filtered = filt(dict(state), model)
+            except Exception:
+                filtered = None
+            if filtered is not None and not _mismatches(model, filtered):
+                state, problems = filtered, []
+    if problems:
+        raise ModelError(
+            f"The weights in '{path.name}' do not fit the architecture "
+            f"'{type(model).__name__}': " + "; ".join(problems)
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def _mismatches(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in own.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    out = []
+    for title, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                        ("shape mismatches", shapes)):
+        if keys:
+            more = f" (+{len(keys) - 5} more)" if len(keys) > 5 else ""
+            out.append(f"{title}: {', '.join(keys[:5])}{more}")
+    return out
+
+
+def check_supported(model: nn.Module, name: str = "") -> None:
+    """Raise :class:`UnsupportedModelError` unless every block holds a global ``attn``."""
+    blocks = getattr(model, "blocks", None)
+    name = name or type(model).__name__
+    why = None
+    if blocks is None or len(blocks) == 0:
+        why = ("it has no transformer 'blocks' (convolutional or hierarchical models such as "
+               "ConvNeXt or Swin stages have no single global attention per block)")
+    elif not all(hasattr(b, "attn") and hasattr(b.attn, "attn_drop") and
+                 hasattr(b.attn, "fused_attn") for b in blocks):
+        why = ("its blocks do not hold a global multi-head attention in 'blocks[i].attn' "
+               "(windowed or pooled attention, as in Swin, cannot be shown as one map per head)")
+    if why:
+        raise UnsupportedModelError(f"Model '{name}' is not supported, because {why}.")
+
+
+def class_names_for(model: nn.Module) -> list[str] | None:
+    """ImageNet class descriptions when the model's head is an ImageNet head, else None."""
+    n = getattr(model, "num_classes", 0)
+    if not n:
+        return None
+    try:
+        from timm.data import ImageNetInfo, infer_imagenet_subset
+
+        subset = infer_imagenet_subset(model)
+        if subset is None and n == 1000:
+            subset = "imagenet-1k"
+        if subset is None:
+            return None
+        info = ImageNetInfo(subset)
+        if info.num_classes() != n:
+            return None
+        return [info.index_to_description(i) for i in range(n)]
+    except Exception:
+        return None
+
+
+def supported_models(pretrained: bool = True) -> list[str]:
+    """Names (with pretrained tags when ``pretrained``) of the timm models we can capture."""
+    import timm
+
+    names = timm.list_models(module=list(SUPPORTED_MODULES), pretrained=pretrained)
+    bad = ("*resnet*", "*hybrid*", "*naflex*", "*xp_*", "*relpos*", "*_sw_*")
+    import fnmatch
+
+    return [n for n in names if not any(fnmatch.fnmatch(n, b) for b in bad)]
+
+
+def cached_models() -> set[str]:
+    """Hugging Face repo ids present in the local hub cache (no network)."""
+    try:
+        from huggingface_hub import constants
+
+        cache = Path(constants.HF_HUB_CACHE)
+    except Exception:
+        return set()
+    if not cache.is_dir():
+        return set()
+    out = set()
+    for d in cache.iterdir():
+        if d.name.startswith("models--") and (d / "snapshots").is_dir():
+            out.add(d.name.removeprefix("models--").replace("--", "/"))
+    return out
+
+
+def is_cached(name: str, cached: set[str] | None = None) -> bool:
+    """Whether the pretrained weights of ``name`` lie in the local Hugging Face cache."""
+    import timm
+
+    cached = cached_models() if cached is None else cached
+    if name.startswith("hf-hub:"):
+        return name.removeprefix("hf-hub:").split("@")[0] in cached
+    try:
+        cfg = timm.models.get_pretrained_cfg(name)
+    except Exception:
+        return False
+    hub = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    return bool(hub) and hub.split("@")[0] in cached

@@ -1,0 +1,109 @@
+"""Colormaps, display scaling and overlay compositing on NumPy arrays.
+
+The screen and the exported figures both use these functions, so what a user sees is what a
+figure shows. Display scaling is a render option: the maps themselves stay sum-normalised.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from vitexplorer.core.images import Geometry, map_to_image
+
+COLORMAPS = ("viridis", "magma", "inferno", "turbo", "jet", "gray")
+Scaling = Literal["minmax", "percentile"]
+SCALINGS = ("minmax", "percentile")
+
+
+@lru_cache(maxsize=16)
+def colormap_lut(name: str) -> np.ndarray:
+    """``[256, 3]`` uint8 lookup table of a matplotlib colormap."""
+    import matplotlib
+
+    if name not in COLORMAPS:
+        raise ValueError(f"unknown colormap {name!r}; choose one of {COLORMAPS}")
+    cmap = matplotlib.colormaps[name]
+    return np.round(cmap(np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+
+
+def display_range(values: np.ndarray, scaling: Scaling = "minmax") -> tuple[float, float]:
+    """``(vmin, vmax)`` used to map values onto the colormap: the full range, or the 1st-99th
+    percentile (so a single hot patch does not wash out the rest)."""
+    v = np.asarray(values, dtype=np.float64)
+    if scaling == "percentile":
+        lo, hi = np.percentile(v, [1.0, 99.0])
+    elif scaling == "minmax":
+        lo, hi = float(v.min()), float(v.max())
+    else:
+        raise ValueError(f"unknown scaling {scaling!r}; choose one of {SCALINGS}")
+    if hi <= lo:
+        hi = lo + 1e-12
+    return float(lo), float(hi)
+
+
+def normalise(values: np.ndarray, vrange: tuple[float, float]) -> np.ndarray:
+    lo, hi = vrange
+    return np.clip((np.asarray(values, np.float32) - lo) / (hi - lo), 0.0, 1.0)
+
+
+def mass_region(grid_map: np.ndarray, mass: float = 0.6) -> np.ndarray:
+    """Boolean mask of the fewest patches holding ``mass`` of the map's total
+    (Caron et al. 2021, DINO: "we keep 60% of the mass"): sort descending, keep while the
+    cumulative sum is below ``mass`` plus the patch that crosses it."""
+    m = np.asarray(grid_map, dtype=np.float64)
+    total = m.sum()
+    if total <= 0:
+        return np.zeros(m.shape, bool)
+    flat = m.ravel() / total
+    order = np.argsort(-flat, kind="stable")
+    csum = np.cumsum(flat[order])
+    keep = int(np.searchsorted(csum, mass - 1e-12) + 1)
+    out = np.zeros(flat.size, bool)
+    out[order[:keep]] = True
+    return out.reshape(m.shape)
+
+
+def colorize(unit: np.ndarray, cmap: str) -> np.ndarray:
+    """Values in [0, 1] -> uint8 RGB through the colormap's lookup table."""
+    idx = np.clip(np.round(unit * 255), 0, 255).astype(np.uint8)
+    return colormap_lut(cmap)[idx]
+
+
+def overlay(
+    image: np.ndarray,
+    grid_map: np.ndarray,
+    geometry: Geometry,
+    cmap: str = "inferno",
+    opacity: float = 0.6,
+    scaling: Scaling = "minmax",
+    upsample: Literal["bilinear", "nearest"] = "bilinear",
+    contour: float | None = None,
+    contour_color: tuple[int, int, int] = (0, 255, 255),
+) -> np.ndarray:
+    """Blend the colour-mapped ``grid_map`` over ``image`` (both placed on original pixels).
+
+    ``out = (1 - opacity) * image + opacity * cmap(scale(map))``; pixels outside the model's
+    view (centre crop) keep the image. ``contour`` (e.g. 0.6) outlines the patches holding
+    that share of the mass.
+    """
+    vrange = display_range(grid_map, scaling)
+    unit_grid = normalise(grid_map, vrange)
+    unit = map_to_image(unit_grid, geometry, upsample)
+    inside = map_to_image(np.ones_like(unit_grid), geometry, "nearest") > 0.5
+    colour = colorize(unit, cmap).astype(np.float32)
+    out = image.astype(np.float32)
+    a = np.float32(opacity)
+    out[inside] = (1 - a) * out[inside] + a * colour[inside]
+    out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    if contour is not None:
+        region = mass_region(grid_map, contour).astype(np.float32)
+        full = map_to_image(region, geometry, "nearest") > 0.5
+        contours, _ = cv2.findContours(full.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_SIMPLE)
+        thickness = max(1, round(max(image.shape[:2]) / 450))
+        cv2.drawContours(out, contours, -1, contour_color, thickness, cv2.LINE_AA)
+    return out
