@@ -79,7 +79,7 @@ def _to_rgb(im: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
         lo, hi = float(a.min()), float(a.max())
         grey = np.zeros_like(a) if hi <= lo else (a - lo) / (hi - lo) * 255.0
         return np.repeat(np.round(grey).astype(np.uint8)[:, :, None], 3, axis=2)
-    if mode == "P" and "transparency" in im.info or mode in ("LA", "PA", "La", "RGBa"):
+    if (mode == "P" and "transparency" in im.info) or mode in ("LA", "PA", "La", "RGBa"):
         im = im.convert("RGBA")
     if im.mode == "RGBA":
         base = Image.new("RGBA", im.size, (*background, 255))
@@ -174,7 +174,7 @@ def preprocess(
     elif policy == "letterbox":
         scale = min(th / h, tw / w)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        fill = pad_value or tuple(int(round(m * 255)) for m in mean)
+        fill = pad_value or tuple(round(m * 255) for m in mean)
         out = np.empty((th, tw, 3), np.uint8)
         out[:] = fill
         top, left = (th - nh) // 2, (tw - nw) // 2

@@ -135,9 +135,22 @@ def load_model(
         apply_state_dict(model, state, path)
     model.eval().to(dev)
     check_supported(model, arch)
-    config = timm.data.resolve_model_data_config(model)
+    config = model_data_config(model)
     return LoadedModel(model, arch if weights != "pretrained" else _arch_name(model, arch),
                        spec, weights, config, dev, class_names_for(model))
+
+
+def model_data_config(model: nn.Module) -> dict:
+    """timm's eval preprocessing for ``model`` (size, mean, std, interpolation, crop), with the
+    input size taken from the built model when it was created at another ``img_size``."""
+    import timm
+
+    config = dict(timm.data.resolve_model_data_config(model))
+    img_size = getattr(model.patch_embed, "img_size", None)
+    if img_size is not None:
+        h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+        config["input_size"] = (3, int(h), int(w))
+    return config
 
 
 def _arch_name(model: nn.Module, fallback: str) -> str:

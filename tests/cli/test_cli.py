@@ -1,0 +1,72 @@
+"""The console commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vitexplorer import __version__
+from vitexplorer.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["--model", "vit_tiny_patch16_224", "--weights", "random"]
+MAGIC = {"png": b"\x89PNG", "pdf": b"%PDF", "svg": b"<?xml"}
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg", "pdf"])
+def test_export_formats(tmp_path, images_dir, fmt, capsys):
+    out = tmp_path / f"fig.{fmt}"
+    rc = main(["export", str(images_dir / "chelsea.png"), "-o", str(out), *TINY,
+               "--method", "head-rollout", "--layer", "3", "--head", "1"])
+    assert rc == 0
+    assert out.read_bytes().startswith(MAGIC[fmt])
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_export_grid_and_class_methods(tmp_path, images_dir):
+    for extra in (["--grid"], ["--grid", "all"], ["--method", "relevance", "--class", "3"],
+                  ["--method", "grad-rollout"], ["--method", "rollout", "--discard", "0.5",
+                                                 "--fusion", "max"]):
+        out = tmp_path / f"{'_'.join(extra)}.png"
+        assert main(["export", str(images_dir / "coins.png"), "-o", str(out), *TINY,
+                     *extra]) == 0
+        assert out.stat().st_size > 1000
+
+
+def test_export_refuses_to_overwrite(tmp_path, images_dir, capsys):
+    out = tmp_path / "x.png"
+    out.write_bytes(b"keep me")
+    assert main(["export", str(images_dir / "horse.png"), "-o", str(out), *TINY]) == 1
+    assert out.read_bytes() == b"keep me"
+    assert "--force" in capsys.readouterr().err
+
+
+def test_export_bad_image_is_a_clear_message(tmp_path, capsys):
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("hello")
+    assert main(["export", str(bad), "-o", str(tmp_path / "o.png"), *TINY]) == 1
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "not an image" in err
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "vitexplorer", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=300, env={**os.environ, **(env or {})})
+
+
+def test_version_and_models():
+    res = _cli("--version")
+    assert res.returncode == 0 and __version__ in res.stdout
+    res = _cli("models", "dino")
+    assert res.returncode == 0 and "vit_small_patch16_224.dino" in res.stdout
+
+
+def test_offline_export_message_without_traceback(tmp_path, images_dir):
+    res = _cli("export", str(images_dir / "horse.png"), "-o", str(tmp_path / "o.png"),
+               env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)})
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr and "--weights random" in res.stderr

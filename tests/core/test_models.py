@@ -1,0 +1,143 @@
+"""Loading weights from files the tests write, refusing unsafe pickles, offline errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from vitexplorer.core.errors import ModelError, UnsupportedModelError
+from vitexplorer.core.models import (
+    is_cached,
+    load_model,
+    read_state_dict,
+    supported_models,
+)
+
+ARCH = "vit_tiny_patch16_224"
+KW = {"img_size": 64, "depth": 2}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    torch.manual_seed(3)
+    model = timm.create_model(ARCH, pretrained=False, **KW).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        y = model(x)
+    return model, x, y
+
+
+def _out(loaded, x):
+    with torch.inference_mode():
+        return loaded.model(x)
+
+
+def test_safetensors_round_trip_is_exact(tmp_path, reference):
+    model, x, y = reference
+    path = tmp_path / "weights é.safetensors"
+    save_file(model.state_dict(), str(path))
+    loaded = load_model(ARCH, path, **KW)
+    assert torch.equal(_out(loaded, x), y)
+    assert loaded.weights == str(path) and not loaded.random_weights
+    assert "weights é.safetensors" in loaded.label
+
+
+@pytest.mark.parametrize("wrap", ["plain", "model", "state_dict", "module-prefix"])
+def test_pth_round_trip_with_wrappers(tmp_path, reference, wrap):
+    model, x, y = reference
+    sd = model.state_dict()
+    obj = {"plain": sd, "model": {"model": sd, "epoch": 3},
+           "state_dict": {"state_dict": sd},
+           "module-prefix": {f"module.{k}": v for k, v in sd.items()}}[wrap]
+    path = tmp_path / "w.pth"
+    torch.save(obj, path)
+    assert torch.equal(_out(load_model(ARCH, path, **KW), x), y)
+
+
+class _Evil:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_malicious_pickle_is_refused_without_running(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"weight": torch.zeros(1), "payload": _Evil(marker)}, path)
+    with pytest.raises(ModelError, match="Refused"):
+        read_state_dict(path)
+    assert not marker.exists(), "the pickle's code must never run"
+
+
+def test_wrong_architecture_names_mismatched_keys(tmp_path, reference):
+    model, _, _ = reference
+    path = tmp_path / "tiny.safetensors"
+    save_file(model.state_dict(), str(path))
+    with pytest.raises(ModelError, match="do not fit") as info:
+        load_model("vit_small_patch16_224", path, img_size=64, depth=3)
+    msg = str(info.value)
+    assert "shape mismatches" in msg and "missing keys" in msg and "blocks.2" in msg
+
+
+def test_unknown_suffix_and_missing_file(tmp_path):
+    bad = tmp_path / "w.npz"
+    bad.write_bytes(b"x")
+    with pytest.raises(ModelError, match="unknown type"):
+        read_state_dict(bad)
+    with pytest.raises(ModelError, match="does not exist"):
+        read_state_dict(tmp_path / "nope.safetensors")
+    with pytest.raises(ModelError, match="Unknown model"):
+        load_model("not_a_model_xyz", "random")
+
+
+def test_random_weights_are_labelled(tiny_loaded):
+    assert tiny_loaded.random_weights
+    assert "random weights" in tiny_loaded.label
+    assert tiny_loaded.data_config["input_size"] == (3, 64, 64)
+    assert tiny_loaded.class_names and len(tiny_loaded.class_names) == 1000
+
+
+def test_unsupported_architecture_on_load():
+    with pytest.raises(UnsupportedModelError, match="not supported, because"):
+        load_model("swin_tiny_patch4_window7_224", "random")
+
+
+def _run(code: str, env_extra: dict) -> subprocess.CompletedProcess:
+    env = {**os.environ, **env_extra}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_offline_gives_one_message_with_three_ways_out(tmp_path):
+    code = (
+        "from vitexplorer.core.models import load_model\n"
+        "from vitexplorer.core.errors import WeightsUnavailableError\n"
+        "try:\n    load_model('vit_small_patch16_224.dino')\n"
+        "except WeightsUnavailableError as e:\n    print('CAUGHT', e)\n"
+    )
+    res = _run(code, {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)})
+    assert "CAUGHT" in res.stdout, res.stderr
+    for way in ("connect", "local weights file", "random weights"):
+        assert way in res.stdout
+    assert "Traceback" not in res.stderr
+
+
+def test_cache_marks_and_supported_list(tmp_path):
+    assert "vit_small_patch16_224.dino" in supported_models()
+    assert not any(n.startswith("swin") or n.startswith("convnext") for n in supported_models())
+    snap = tmp_path / "hub" / "models--timm--vit_small_patch16_224.dino" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    code = ("from vitexplorer.core.models import is_cached\n"
+            "print(is_cached('vit_small_patch16_224.dino'), is_cached('vit_base_patch16_224'))")
+    res = _run(code, {"HF_HUB_CACHE": str(tmp_path / "hub")})
+    assert res.stdout.split() == ["True", "False"], res.stderr
+    assert is_cached("vit_small_patch16_224.dino", set()) is False

@@ -1,0 +1,94 @@
+"""Overlay compositing, display scaling, the 60%-mass region, and the Analysis record."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from vitexplorer.core.analysis import add_gradients, analyze
+from vitexplorer.core.images import Geometry
+from vitexplorer.core.render import (
+    COLORMAPS,
+    colormap_lut,
+    display_range,
+    mass_region,
+    overlay,
+)
+
+GEOM = Geometry(image_size=(40, 60), input_size=(32, 48), grid=(2, 3), box=(0, 0, 60, 40))
+
+
+def test_mass_region_is_the_smallest_set_holding_the_mass():
+    rng = np.random.default_rng(0)
+    m = rng.random((3, 3)) ** 3
+    m /= m.sum()
+    got = mass_region(m, 0.6)
+    # brute force: the smallest subset reaching 60%, and among those the heaviest
+    best = None
+    for k in range(1, 10):
+        for sub in itertools.combinations(range(9), k):
+            if m.ravel()[list(sub)].sum() >= 0.6 and (best is None or
+                                                     m.ravel()[list(sub)].sum() >
+                                                     m.ravel()[list(best)].sum()):
+                best = sub
+        if best is not None:
+            break
+    expected = np.zeros(9, bool)
+    expected[list(best)] = True
+    assert (got.ravel() == expected).all()
+    assert not mass_region(np.zeros((2, 2))).any()
+
+
+def test_overlay_opacity_extremes_and_colormap():
+    img = np.full((40, 60, 3), 100, np.uint8)
+    grid = np.array([[0.0, 0.5, 0.5], [0.0, 0.0, 0.0]])
+    assert (overlay(img, grid, GEOM, opacity=0.0) == img).all()
+    full = overlay(img, grid, GEOM, cmap="gray", opacity=1.0, upsample="nearest")
+    assert (full[5, 5] == 0).all() and (full[5, 55] == 255).all()
+    for name in COLORMAPS:
+        assert colormap_lut(name).shape == (256, 3)
+    with pytest.raises(ValueError):
+        colormap_lut("nope")
+
+
+def test_overlay_leaves_cropped_out_pixels_alone():
+    geom = Geometry((40, 60), (32, 32), (2, 2), box=(20, 0, 60, 40))
+    img = np.full((40, 60, 3), 77, np.uint8)
+    out = overlay(img, np.ones((2, 2)) / 4, geom, opacity=1.0)
+    assert (out[:, :19] == 77).all() and (out[:, 25:] != 77).any()
+
+
+def test_contour_is_drawn():
+    img = np.zeros((40, 60, 3), np.uint8)
+    grid = np.array([[0.9, 0.05, 0.05], [0.0, 0.0, 0.0]])
+    out = overlay(img, grid, GEOM, opacity=0.0, contour=0.6)
+    assert (out != 0).any()
+
+
+def test_percentile_range_ignores_one_outlier():
+    v = np.r_[np.linspace(0, 1, 999), 1000.0]
+    assert display_range(v, "percentile")[1] < 2 < display_range(v, "minmax")[1]
+
+
+def test_analysis_maps_and_patch_query(tiny_loaded, images_dir):
+    a = analyze(tiny_loaded, images_dir / "chelsea.png")
+    assert a.image.shape == (300, 451, 3)
+    assert a.num_layers == 3 and a.num_heads == 3
+    for method in ("head", "head-rollout", "rollout"):
+        m = a.map(method, 1, 2)
+        assert m.shape == (4, 4) and abs(m.sum() - 1) < 1e-5
+    assert np.allclose(a.map("head", 1, 2), a.head_maps()[1, 2].numpy())
+    with pytest.raises(KeyError):
+        a.map("relevance")
+    t = add_gradients(tiny_loaded, a)
+    assert t == a.top_k(1)[0][0]
+    assert abs(a.map("relevance").sum() - 1) < 1e-5
+    row, col = a.patch_query(1, 0, 2, 3)
+    att = a.attentions[1, 0]
+    p = 1 + 2 * 4 + 3
+    np.testing.assert_allclose(row.ravel(), (att[p, 1:] / att[p, 1:].sum()).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(col.ravel(), (att[1:, p] / att[1:, p].sum()).numpy(), rtol=1e-5)
+    top = a.top_k(5)
+    assert len(top) == 5 and top[0][2] >= top[-1][2] and isinstance(top[0][1], str)
