@@ -14,7 +14,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_IMAGES = REPO.parent / "shared" / "images"
+TEST_IMAGES = REPO / "tests" / "data"
 SAMPLE = REPO / "resources" / "sample.png"
 
 
@@ -38,6 +38,5 @@ def tiny_loaded():
 
 @pytest.fixture(scope="session")
 def images_dir() -> Path:
-    if not SHARED_IMAGES.is_dir():
-        pytest.skip("../shared/images is not present")
-    return SHARED_IMAGES
+    """Real photos and textures (credits in tests/data/README.md)."""
+    return TEST_IMAGES
