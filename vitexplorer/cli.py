@@ -119,7 +119,7 @@ def _export(args: argparse.Namespace) -> int:
     analysis = analyze(loaded, args.image, args.resize)
     target = args.target
     if args.method in ("grad-rollout", "relevance"):
-        target = add_gradients(loaded, analysis, target, args.resize)
+        target = add_gradients(loaded, analysis, target)
     if args.grid:
         fig = grid_figure(analysis, args.method, None if args.grid == "all" else args.layer,
                           args.cmap, args.opacity, args.scaling, args.fusion, args.discard)

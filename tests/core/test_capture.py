@@ -172,3 +172,21 @@ def test_dynamic_image_size_gives_non_square_grid():
     cap = capture(model, torch.randn(1, 3, 160, 256))
     assert cap.layout.grid == (10, 16)
     assert cap.attentions.shape[-1] == 161
+
+
+def test_should_stop_abandons_the_forward_within_one_block():
+    from vitexplorer.core.errors import Cancelled
+
+    model = small_model("vit_small_patch16_224", depth=3)
+    before = [b.attn.fused_attn for b in model.blocks]
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return len(calls) >= 2
+
+    with pytest.raises(Cancelled):
+        capture(model, torch.randn(1, 3, 224, 224), should_stop=stop)
+    assert len(calls) == 2
+    assert not any(b.attn.attn_drop._forward_hooks for b in model.blocks)
+    assert [b.attn.fused_attn for b in model.blocks] == before

@@ -174,3 +174,15 @@ def test_native_policy_runs_on_dynamic_model():
     assert pre.geometry.grid[1] > pre.geometry.grid[0]
     cap = capture(model, torch.from_numpy(pre.pixels))
     assert cap.layout.grid == pre.geometry.grid
+
+
+def test_image_to_grid_inverts_the_geometry():
+    pre = preprocess(gradient_rgb(300, 451), CFG, "crop")
+    g = pre.geometry
+    x0, y0, x1, y1 = g.box
+    assert g.image_to_grid(x0 + 1, y0 + 1) == (0, 0)
+    assert g.image_to_grid(x1 - 1, y1 - 1) == (13, 13)
+    assert g.image_to_grid(x0 - 5, y0 + 1) is None
+    half = g.scaled(0.5)
+    assert half.image_size == (150, 226)
+    assert half.image_to_grid((x1 - 1) / 2, (y1 - 1) / 2) == (13, 13)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from vitexplorer.core import rollout as ro
-from vitexplorer.core.capture import TokenLayout, capture
+from vitexplorer.core.capture import StopCheck, TokenLayout, capture
 from vitexplorer.core.images import Geometry, Preprocessed, ResizePolicy, load_image, preprocess
 from vitexplorer.core.models import LoadedModel
 
@@ -30,6 +30,7 @@ class Analysis:
     logits: torch.Tensor  # [C]
     model_label: str
     class_names: list[str] | None = None
+    policy: str = "crop"
     grads: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -72,6 +73,19 @@ class Analysis:
             self._cache[key] = ro.head_rollout_maps(
                 self.attentions, self.rollouts(fusion, discard), self.layout)
         return self._cache[key]
+
+    def has_map(self, method: str, fusion: str = "mean", discard: float = 0.0,
+                target: int | None = None) -> bool:
+        """Whether :meth:`map` answers from the cache (the GUI renders those without a worker)."""
+        d = round(discard, 4)
+        if method == "head":
+            return "head" in self._cache
+        if method == "head-rollout":
+            return ("head-rollout", fusion, d) in self._cache
+        if method == "rollout":
+            return ("rollouts", fusion, d) in self._cache
+        target = self.top_k(1)[0][0] if target is None else target
+        return (method, target, fusion, d) in self._cache
 
     def prefix_share(self) -> torch.Tensor:
         return ro.prefix_share(self.attentions, self.layout)
@@ -138,22 +152,25 @@ def analyze(
     image: str | Path | np.ndarray,
     policy: ResizePolicy = "crop",
     source: str | None = None,
+    should_stop: StopCheck = None,
 ) -> Analysis:
     """Decode, preprocess and capture one image: the single forward every view reads."""
     pre = prepare(loaded, image, policy)
     pixels = torch.from_numpy(pre.pixels)[None]
-    cap = capture(loaded.model, pixels)
+    cap = capture(loaded.model, pixels, should_stop=should_stop)
     src = source or (str(image) if isinstance(image, str | Path) else "image")
     return Analysis(src, pre.display, pre.geometry, cap.layout, cap.attentions[0],
-                    cap.logits[0], loaded.label, loaded.class_names)
+                    cap.logits[0], loaded.label, loaded.class_names, policy)
 
 
 def add_gradients(loaded: LoadedModel, analysis: Analysis, target: int | None = None,
-                  policy: ResizePolicy = "crop") -> int:
+                  should_stop: StopCheck = None) -> int:
     """One forward + backward for class ``target`` (default top-1), stored in ``analysis``."""
     target = analysis.top_k(1)[0][0] if target is None else target
     if target not in analysis.grads:
-        pre = preprocess(analysis.image, loaded.data_config, policy, loaded.patch_size)
-        cap = capture(loaded.model, torch.from_numpy(pre.pixels)[None], target, with_grads=True)
+        pre = preprocess(analysis.image, loaded.data_config, analysis.policy,
+                         loaded.patch_size)
+        cap = capture(loaded.model, torch.from_numpy(pre.pixels)[None], target,
+                      with_grads=True, should_stop=should_stop)
         analysis.grads[target] = cap.grads[0]
     return target

@@ -9,14 +9,17 @@ softmax in every timm ViT family) reads ``softmax(q k^T * scale + bias)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from vitexplorer.core.errors import Cancelled
 from vitexplorer.core.models import check_supported
+
+StopCheck = Callable[[], bool] | None
 
 
 @dataclass(frozen=True)
@@ -80,11 +83,15 @@ def token_layout(model: nn.Module, input_hw: tuple[int, int]) -> TokenLayout:
 
 
 @contextmanager
-def recording(model: nn.Module, keep_grad: bool = False) -> Iterator[list[torch.Tensor | None]]:
+def recording(
+    model: nn.Module, keep_grad: bool = False, should_stop: StopCheck = None
+) -> Iterator[list[torch.Tensor | None]]:
     """Record each block's attention probabilities during forwards inside the ``with``.
 
     Yields a list filled in block order. Non-fused attention and the hooks live only inside
     the context; every module's ``fused_attn`` is restored to its own previous value.
+    ``should_stop`` is polled after every block; when it returns True the forward is
+    abandoned by raising :class:`Cancelled` (a user's Cancel takes effect within one block).
     """
     modules = attention_modules(model)
     store: list[torch.Tensor | None] = [None] * len(modules)
@@ -98,6 +105,8 @@ def recording(model: nn.Module, keep_grad: bool = False) -> Iterator[list[torch.
                 store[i] = out
             else:
                 store[i] = out.detach()
+            if should_stop is not None and should_stop():
+                raise Cancelled("cancelled")
         return hook
 
     try:
@@ -117,6 +126,7 @@ def capture(
     pixels: torch.Tensor,
     target: int | list[int] | None = None,
     with_grads: bool = False,
+    should_stop: StopCheck = None,
 ) -> Capture:
     """Run ``model`` on ``pixels`` ``[B, 3, H, W]`` and return every head's attention.
 
@@ -132,7 +142,7 @@ def capture(
     layout = token_layout(model, tuple(pixels.shape[-2:]))
     if with_grads and not getattr(model, "num_classes", 0):
         raise ValueError("class-specific maps need a model with a classifier head")
-    with recording(model, keep_grad=with_grads) as store:
+    with recording(model, keep_grad=with_grads, should_stop=should_stop) as store:
         if with_grads:
             with torch.enable_grad():
                 logits = model(pixels)

@@ -28,3 +28,7 @@ class WeightsUnavailableError(ModelError):
 
 class UnsupportedModelError(ModelError):
     """The model has no global attention in ``blocks[i].attn`` that can be captured."""
+
+
+class Cancelled(VitexplorerError):
+    """The user cancelled a running job (raised from inside the forward, between blocks)."""

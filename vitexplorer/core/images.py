@@ -102,6 +102,20 @@ class Geometry:
     grid: tuple[int, int]
     box: tuple[float, float, float, float]
 
+    def scaled(self, factor: float) -> Geometry:
+        """The same geometry on the image resized by ``factor`` (for a display-sized copy)."""
+        h, w = self.image_size
+        return Geometry((max(1, round(h * factor)), max(1, round(w * factor))), self.input_size,
+                        self.grid, tuple(v * factor for v in self.box))
+
+    def image_to_grid(self, x: float, y: float) -> tuple[int, int] | None:
+        """The (row, col) token under original-image pixel (x, y), None outside the input."""
+        x0, y0, x1, y1 = self.box
+        gh, gw = self.grid
+        col = int((x + 0.5 - x0) / (x1 - x0) * gw)
+        row = int((y + 0.5 - y0) / (y1 - y0) * gh)
+        return (row, col) if 0 <= row < gh and 0 <= col < gw else None
+
     def grid_to_image_affine(self) -> np.ndarray:
         """2x3 affine matrix taking token-grid coordinates (cell edges) to original pixels."""
         x0, y0, x1, y1 = self.box
