@@ -49,9 +49,9 @@ def case_capture(name: str, repeats: int, device: str) -> list[dict]:
     x = torch.randn(1, 3, *model.pretrained_cfg["input_size"][1:], device=device)
     fns = {"ref": plain_forward(model, x), "ours": lambda: capture(model, x)}
     try:
-        from timm.utils import AttentionExtract
-
         import copy
+
+        from timm.utils import AttentionExtract
 
         peer_model = copy.deepcopy(model)
         for b in peer_model.blocks:  # the peer needs non-fused attention too

@@ -112,8 +112,8 @@ class Geometry:
         """The (row, col) token under original-image pixel (x, y), None outside the input."""
         x0, y0, x1, y1 = self.box
         gh, gw = self.grid
-        col = int((x + 0.5 - x0) / (x1 - x0) * gw)
-        row = int((y + 0.5 - y0) / (y1 - y0) * gh)
+        col = math.floor((x + 0.5 - x0) / (x1 - x0) * gw)
+        row = math.floor((y + 0.5 - y0) / (y1 - y0) * gh)
         return (row, col) if 0 <= row < gh and 0 <= col < gw else None
 
     def grid_to_image_affine(self) -> np.ndarray:
