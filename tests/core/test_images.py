@@ -185,4 +185,4 @@ def test_image_to_grid_inverts_the_geometry():
     assert g.image_to_grid(x0 - 5, y0 + 1) is None
     half = g.scaled(0.5)
     assert half.image_size == (150, 226)
-    assert half.image_to_grid((x1 - 1) / 2, (y1 - 1) / 2) == (13, 13)
+    assert half.image_to_grid((x1 - 4) / 2, (y1 - 4) / 2) == (13, 13)
