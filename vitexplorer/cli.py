@@ -15,7 +15,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    from vitexplorer.core.models import DEFAULT_MODEL
+    from vitexplorer.core.constants import DEFAULT_MODEL
 
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"timm name[.tag] or hf-hub:org/name (default {DEFAULT_MODEL})")
@@ -30,8 +30,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vitexplorer.core.constants import METHODS
     from vitexplorer.core.render import COLORMAPS, SCALINGS
-    from vitexplorer.core.rollout import METHODS
 
     parser = argparse.ArgumentParser(
         prog="vitexplorer",

@@ -14,6 +14,7 @@ import torch
 
 from vitexplorer.core import rollout as ro
 from vitexplorer.core.capture import StopCheck, TokenLayout, capture
+from vitexplorer.core.constants import METHODS
 from vitexplorer.core.images import Geometry, Preprocessed, ResizePolicy, load_image, preprocess
 from vitexplorer.core.models import LoadedModel
 
@@ -125,7 +126,7 @@ class Analysis:
                     m = ro.relevance_map(self.attentions, g, self.layout)
                 self._cache[key] = m.numpy()
             return self._cache[key]
-        raise ValueError(f"unknown method {method!r}; choose one of {ro.METHODS}")
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
 
     def patch_query(self, layer: int, head: int | None, row: int, col: int) -> tuple[np.ndarray,
                                                                                    np.ndarray]:

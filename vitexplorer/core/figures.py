@@ -16,8 +16,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from vitexplorer.core.analysis import Analysis
+from vitexplorer.core.constants import METHOD_LABELS
 from vitexplorer.core.render import display_range, overlay
-from vitexplorer.core.rollout import METHOD_LABELS
 
 FORMATS = ("png", "svg", "pdf")
 

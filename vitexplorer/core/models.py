@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vitexplorer.core.constants import DEFAULT_MODEL
 from vitexplorer.core.errors import ModelError, UnsupportedModelError, WeightsUnavailableError
 
-DEFAULT_MODEL = "vit_small_patch16_224.dino"
 #: timm modules whose models keep one global attention per block in ``blocks[i].attn``.
 SUPPORTED_MODULES = ("vision_transformer", "deit", "eva", "beit")
 _TORCH_EXTS = (".pth", ".pt", ".bin")

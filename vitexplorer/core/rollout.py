@@ -17,14 +17,6 @@ import torch
 from vitexplorer.core.capture import TokenLayout
 
 Fusion = Literal["mean", "max", "min"]
-METHODS = ("head", "head-rollout", "rollout", "grad-rollout", "relevance")
-METHOD_LABELS = {
-    "head": "head attention",
-    "head-rollout": "per-head rollout",
-    "rollout": "attention rollout",
-    "grad-rollout": "gradient rollout",
-    "relevance": "relevance (Chefer)",
-}
 
 
 def map_row(m: torch.Tensor, layout: TokenLayout) -> torch.Tensor:

@@ -1,0 +1,62 @@
+"""Every persisted preference in one place (QSettings), with its default and type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from vitexplorer.core.constants import DEFAULT_MODEL
+
+DEFAULTS: dict[str, Any] = {
+    "model/spec": DEFAULT_MODEL,
+    "model/weights": "pretrained",
+    "view/cmap": "inferno",
+    "view/opacity": 0.6,
+    "view/scaling": "minmax",
+    "view/contour": True,
+    "files/recent": [],
+    "files/last_dir": str(Path.home()),
+    "window/geometry": QByteArray(),
+    "window/state": QByteArray(),
+}
+MAX_RECENT = 10
+
+
+class Settings:
+    """Typed access to QSettings; ``path`` gives an INI file (tests, portable installs)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        if path is None:
+            self._qs = QSettings("vitexplorer", "vitexplorer")
+        else:
+            self._qs = QSettings(str(path), QSettings.Format.IniFormat)
+
+    def get(self, key: str) -> Any:
+        default = DEFAULTS[key]
+        value = self._qs.value(key, default)
+        if isinstance(default, bool):
+            return value in (True, "true", "True", "1", 1)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, list):
+            if value in (None, ""):
+                return []
+            return [value] if isinstance(value, str) else list(value)
+        return value
+
+    def set(self, key: str, value: Any) -> None:
+        if key not in DEFAULTS:
+            raise KeyError(key)
+        self._qs.setValue(key, value)
+
+    def add_recent(self, path: str) -> list[str]:
+        recent = [p for p in self.get("files/recent") if p != path]
+        recent.insert(0, path)
+        recent = recent[:MAX_RECENT]
+        self.set("files/recent", recent)
+        return recent
+
+    def sync(self) -> None:
+        self._qs.sync()
