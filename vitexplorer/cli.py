@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="all heads of --layer in one figure, or of every layer ('all')")
     ex.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
+    gui = sub.add_parser("gui", help="open the desktop application (the default)")
+    gui.add_argument("path", nargs="?", help="image or folder to open")
+    gui.add_argument("--model", default=None, help="model spec (default: the last one used)")
+    gui.add_argument("--weights", default=None, help="pretrained, random or a weights file")
+
     mo = sub.add_parser("models", help="list supported timm models; * marks cached weights")
     mo.add_argument("filter", nargs="?", default="", help="substring to match")
     mo.add_argument("--cached", action="store_true", help="only models with cached weights")
@@ -70,11 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMANDS = ("export", "models", "gui")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        argv.insert(0, "gui")  # `vitexplorer photo.jpg` (file managers' "Open with")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        return _gui()
+    if args.command in (None, "gui"):
+        return _gui(getattr(args, "path", None), getattr(args, "model", None),
+                    getattr(args, "weights", None))
     from vitexplorer.core.errors import VitexplorerError
 
     try:
@@ -92,14 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _gui() -> int:
+def _gui(path: str | None, model: str | None, weights: str | None) -> int:
     try:
         from vitexplorer.gui.app import run
     except ImportError as exc:
-        print(f"vitexplorer: the desktop application is not available ({exc}). "
+        print(f"vitexplorer: the desktop application cannot start ({exc}). "
               "Use 'vitexplorer export' or 'vitexplorer models'.", file=sys.stderr)
         return EXIT_ERROR
-    return run()
+    return run(path=path, model=model, weights=weights)
 
 
 def _export(args: argparse.Namespace) -> int:

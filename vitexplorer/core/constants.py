@@ -14,3 +14,6 @@ METHOD_LABELS = {
 PER_HEAD_METHODS = ("head", "head-rollout")
 #: methods that need the gradient of a class score (a forward + backward)
 CLASS_METHODS = ("grad-rollout", "relevance")
+
+#: figure formats written by core.figures
+FORMATS = ("png", "svg", "pdf")

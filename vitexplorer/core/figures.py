@@ -16,10 +16,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from vitexplorer.core.analysis import Analysis
-from vitexplorer.core.constants import METHOD_LABELS
+from vitexplorer.core.constants import FORMATS, METHOD_LABELS
 from vitexplorer.core.render import display_range, overlay
-
-FORMATS = ("png", "svg", "pdf")
 
 
 def describe(analysis: Analysis, method: str, layer: int | None, head: int | None,

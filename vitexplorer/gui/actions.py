@@ -1,0 +1,180 @@
+"""Menus, toolbar and shortcuts of the main window, and the dialogs they open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QStyle, QToolBar
+
+from vitexplorer import __version__
+from vitexplorer.gui import jobs
+from vitexplorer.gui.dialogs import ExportDialog, ModelPicker, model_info_text
+
+if TYPE_CHECKING:
+    from vitexplorer.gui.main_window import MainWindow
+
+IMAGE_FILTER = ("Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;"
+                "All files (*)")
+WEIGHTS_FILTER = "Weights (*.safetensors *.pth *.pt *.bin)"
+
+
+class RecentMenu(QMenu):
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__("Open &Recent", window)
+        self._window = window
+
+    def set_files(self, files: list[str]) -> None:
+        self.clear()
+        for i, f in enumerate(files):
+            act = self.addAction(f"&{(i + 1) % 10} {Path(f).name}")
+            act.setToolTip(f)
+            act.triggered.connect(lambda _c=False, f=f: self._window.open_path(f))
+        self.setEnabled(bool(files))
+
+
+def build_actions(w: MainWindow) -> dict:
+    """Create every action with its shortcut (shown in menus and tooltips)."""
+    style = w.style()
+    acts: dict = {}
+
+    def act(key, text, slot, shortcut=None, icon=None, tip=None):
+        a = QAction(text, w)
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+        if icon is not None:
+            a.setIcon(style.standardIcon(icon))
+        sc = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        base = tip or text.replace("&", "").rstrip("…")
+        a.setToolTip(f"{base} ({sc})" if sc else base)
+        a.triggered.connect(slot)
+        acts[key] = a
+        return a
+
+    sp = QStyle.StandardPixmap
+    act("open", "&Open Image…", lambda: _open(w), QKeySequence.StandardKey.Open,
+        sp.SP_DialogOpenButton)
+    act("open_folder", "Open &Folder…", lambda: _open_folder(w), "Ctrl+Shift+O",
+        sp.SP_DirOpenIcon)
+    act("paste", "&Paste Image", w.paste, QKeySequence.StandardKey.Paste)
+    act("next", "&Next Image in Folder", lambda: w.step_folder(1), "PgDown",
+        sp.SP_ArrowForward)
+    act("previous", "P&revious Image in Folder", lambda: w.step_folder(-1), "PgUp",
+        sp.SP_ArrowBack)
+    act("export", "&Export Figure…", lambda: _export(w), "Ctrl+E", sp.SP_DialogSaveButton)
+    act("copy", "&Copy View", w.copy_view, "Ctrl+Shift+C")
+    act("quit", "&Quit", w.close, QKeySequence.StandardKey.Quit)
+    act("choose_model", "&Choose Model…", lambda: _choose_model(w), "Ctrl+M",
+        sp.SP_ComputerIcon)
+    act("load_weights", "Load &Weights from File…", lambda: _load_weights(w), "Ctrl+Shift+W")
+    act("random", "Use &Random Weights", w.use_random_weights)
+    act("info", "Model &Info", lambda: _model_info(w), "Ctrl+I", sp.SP_MessageBoxInformation)
+    act("fit", "&Fit to Window", w.view.fit, "F")
+    act("zoom_in", "Zoom &In", lambda: w.view.zoom(1.25), QKeySequence.StandardKey.ZoomIn)
+    act("zoom_out", "Zoom &Out", lambda: w.view.zoom(0.8), QKeySequence.StandardKey.ZoomOut)
+    act("actual", "&Actual Size", w.view.actual_size, "Ctrl+0")
+    act("query", "&Query Patch Mode", w.toggle_query, "Q",
+        tip="Click a patch to see where it looks")
+    act("cancel", "&Cancel Running Job", w.cancel, "Esc", sp.SP_BrowserStop)
+    act("about", "&About vitexplorer", lambda: _about(w))
+
+    recent = RecentMenu(w)
+    recent.set_files(w.settings.get("files/recent"))
+    acts["recent"] = recent
+
+    mb = w.menuBar()
+    m = mb.addMenu("&File")
+    for k in ("open", "open_folder", "paste"):
+        m.addAction(acts[k])
+    m.addMenu(recent)
+    m.addSeparator()
+    for k in ("next", "previous"):
+        m.addAction(acts[k])
+    m.addSeparator()
+    m.addAction(acts["export"])
+    m.addAction(acts["copy"])
+    m.addSeparator()
+    m.addAction(acts["quit"])
+    m = mb.addMenu("&Model")
+    for k in ("choose_model", "load_weights", "random", "info", "cancel"):
+        m.addAction(acts[k])
+    m = mb.addMenu("&View")
+    for k in ("fit", "zoom_in", "zoom_out", "actual", "query"):
+        m.addAction(acts[k])
+    m.addSeparator()
+    from PySide6.QtWidgets import QDockWidget
+
+    for dock in w.findChildren(QDockWidget):
+        m.addAction(dock.toggleViewAction())
+    m = mb.addMenu("&Help")
+    m.addAction(acts["about"])
+
+    tb = QToolBar("Main", w)
+    tb.setObjectName("toolbar-main")
+    for k in ("open", "open_folder", "previous", "next", "export", "choose_model", "info"):
+        tb.addAction(acts[k])
+    w.addToolBar(tb)
+    return acts
+
+
+def _open(w: MainWindow) -> None:
+    path, _ = QFileDialog.getOpenFileName(w, "Open image", w.settings.get("files/last_dir"),
+                                          IMAGE_FILTER)
+    if path:
+        w.settings.set("files/last_dir", str(Path(path).parent))
+        w.open_path(path)
+
+
+def _open_folder(w: MainWindow) -> None:
+    path = QFileDialog.getExistingDirectory(w, "Open folder", w.settings.get("files/last_dir"))
+    if path:
+        w.settings.set("files/last_dir", path)
+        w.open_folder(Path(path))
+
+
+def _export(w: MainWindow) -> None:
+    if w.prepared is None:
+        w.message("Nothing to export yet.")
+        return
+    stem = Path(w.prepared.analysis.source).stem
+    o = w.controls.options()
+    suggested = str(Path(w.settings.get("files/last_dir")) / f"{stem}_{o.method}.png")
+    dlg = ExportDialog(suggested, w)
+    if dlg.exec():
+        w.export(dlg.kind(), dlg.target())
+
+
+def _choose_model(w: MainWindow) -> None:
+    def show(models):
+        current = w.loaded.spec if w.loaded else w.settings.get("model/spec")
+        dlg = ModelPicker(models, current, w)
+        if dlg.exec() and dlg.choice():
+            w.load_model(*dlg.choice())
+
+    w.tasks.run("list-models", jobs.list_models_job, on_done=show,
+                message="Reading the model registry…")
+
+
+def _load_weights(w: MainWindow) -> None:
+    from vitexplorer.core.models import architecture_of
+
+    path, _ = QFileDialog.getOpenFileName(w, "Load weights", w.settings.get("files/last_dir"),
+                                          WEIGHTS_FILTER)
+    if path:
+        spec = w.loaded.spec if w.loaded else w.settings.get("model/spec")
+        w.load_model(architecture_of(spec), path)
+
+
+def _model_info(w: MainWindow) -> None:
+    if w.loaded is None:
+        w.message("No model loaded.")
+        return
+    QMessageBox.information(w, "Model info", model_info_text(w.loaded))
+
+
+def _about(w: MainWindow) -> None:
+    QMessageBox.about(w, "About vitexplorer",
+                      f"<b>vitexplorer {__version__}</b><br>See what every attention head of a "
+                      "Vision Transformer looks at.<br>Sample image: 'Chelsea' by Stefan van "
+                      "der Walt, CC0.")

@@ -1,0 +1,164 @@
+"""All layers x heads as thumbnails in one painted widget, framed in each head's group colour.
+
+One widget paints every thumbnail (not L x H labels), so a ViT-L grid of 384 cells stays fast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from vitexplorer.gui.qimage import to_pixmap
+
+MARGIN, GAP, LABEL = 4, 3, 22
+
+
+class HeadGrid(QWidget):
+    """Click or use the arrow keys to select a head; emits ``selected(layer, head)``."""
+
+    selected = Signal(int, int)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self._pix: list[list[QPixmap]] = []
+        self._frames: dict[tuple[int, int], QColor] = {}
+        self._order: list[tuple[int, int]] | None = None  # cluster order (row-major cells)
+        self._visible: set[tuple[int, int]] | None = None
+        self._cur = (0, 0)
+        self._cell = QSize(48, 48)
+        self.setToolTip("Click a head to show it large · arrow keys: head (←→) and layer (↑↓)")
+
+    # --- data -----------------------------------------------------------------------------
+    def set_thumbnails(self, thumbs: np.ndarray) -> None:
+        self._pix = [[to_pixmap(t) for t in row] for row in thumbs]
+        h, w = thumbs.shape[2:4]
+        self._cell = QSize(w, h)
+        self.updateGeometry()
+        self.update()
+
+    def set_frames(self, colours: dict[tuple[int, int], QColor]) -> None:
+        self._frames = dict(colours)
+        self.update()
+
+    def set_order(self, order: list[tuple[int, int]] | None) -> None:
+        """None: layers as rows, heads as columns; else cells in this order, H per row."""
+        self._order = order
+        self.update()
+
+    def set_filter(self, cells: set[tuple[int, int]] | None) -> None:
+        self._visible = cells
+        self.update()
+
+    def set_current(self, layer: int, head: int) -> None:
+        self._cur = (layer, head)
+        self.update()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self._pix), len(self._pix[0]) if self._pix else 0)
+
+    # --- geometry -------------------------------------------------------------------------
+    def _positions(self) -> list[tuple[int, int, int, int]]:
+        """(layer, head, row, col) of each cell as laid out now."""
+        n_l, n_h = self.shape
+        cells = self._order or [(li, h) for li in range(n_l) for h in range(n_h)]
+        return [(li, h, i // max(n_h, 1), i % max(n_h, 1)) for i, (li, h) in enumerate(cells)]
+
+    def _rect(self, row: int, col: int) -> QRect:
+        s = self._scale()
+        w, h = int(self._cell.width() * s), int(self._cell.height() * s)
+        return QRect(LABEL + MARGIN + col * (w + GAP), LABEL + MARGIN + row * (h + GAP), w, h)
+
+    def _scale(self) -> float:
+        """Thumbnail scale that fits the whole grid in the widget (width and height)."""
+        n_l, n_h = self.shape
+        if not n_h:
+            return 1.0
+        avail_w = self.width() - LABEL - 2 * MARGIN - GAP * n_h
+        avail_h = self.height() - LABEL - 2 * MARGIN - GAP * n_l
+        fit = min(avail_w / (n_h * self._cell.width()), avail_h / (n_l * self._cell.height()))
+        return max(0.25, min(2.0, fit))
+
+    def sizeHint(self) -> QSize:
+        n_l, n_h = self.shape
+        return QSize(LABEL + 2 * MARGIN + max(n_h, 6) * (self._cell.width() + GAP),
+                     LABEL + 2 * MARGIN + max(n_l, 6) * (self._cell.height() + GAP))
+
+    def heightForWidth(self, _w: int) -> int:
+        n_l, _ = self.shape
+        return LABEL + 2 * MARGIN + n_l * int(self._cell.height() * self._scale() + GAP)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(200, self.heightForWidth(self.width()))
+
+    # --- painting and input ---------------------------------------------------------------
+    def paintEvent(self, _event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        pal = self.palette()
+        font = QFont(self.font())
+        font.setPointSizeF(max(6.5, font.pointSizeF() * 0.85))
+        p.setFont(font)
+        if not self._pix:
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Heads appear here")
+            return
+        n_h = self.shape[1]
+        p.setPen(pal.text().color())
+        for c in range(n_h):
+            r = self._rect(0, c)
+            p.drawText(QRect(r.x(), MARGIN, r.width(), LABEL - 2), Qt.AlignmentFlag.AlignCenter,
+                       f"h{c}" if self._order is None else "")
+        for li, h, row, col in self._positions():
+            r = self._rect(row, col)
+            if col == 0:
+                label = f"L{li}" if self._order is None else ""
+                p.setPen(pal.text().color())
+                p.drawText(QRect(0, r.y(), LABEL + MARGIN - 2, r.height()),
+                           Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
+            hidden = self._visible is not None and (li, h) not in self._visible
+            p.setOpacity(0.18 if hidden else 1.0)
+            p.drawPixmap(r, self._pix[li][h])
+            p.setOpacity(1.0)
+            colour = self._frames.get((li, h))
+            if colour is not None:
+                p.setPen(QPen(colour, 3))
+                p.drawRect(r.adjusted(1, 1, -1, -1))
+            if (li, h) == self._cur:
+                p.setPen(QPen(pal.highlight().color(), 3))
+                p.drawRect(r.adjusted(-2, -2, 2, 2))
+        p.end()
+
+    def cell_at(self, x: int, y: int) -> tuple[int, int] | None:
+        for li, h, row, col in self._positions():
+            if self._rect(row, col).contains(x, y):
+                return li, h
+        return None
+
+    def mousePressEvent(self, event) -> None:
+        cell = self.cell_at(int(event.position().x()), int(event.position().y()))
+        if cell is not None:
+            self._cur = cell
+            self.update()
+            self.selected.emit(*cell)
+
+    def keyPressEvent(self, event) -> None:
+        step = {Qt.Key.Key_Left: (0, -1), Qt.Key.Key_Right: (0, 1),
+                Qt.Key.Key_Up: (-1, 0), Qt.Key.Key_Down: (1, 0)}.get(event.key())
+        if step is None or not self._pix:
+            super().keyPressEvent(event)
+            return
+        self.move(*step)
+
+    def move(self, d_layer: int, d_head: int) -> None:
+        n_l, n_h = self.shape
+        if not n_l:
+            return
+        li = (self._cur[0] + d_layer) % n_l
+        h = (self._cur[1] + d_head) % n_h
+        self._cur = (li, h)
+        self.update()
+        self.selected.emit(li, h)

@@ -1,0 +1,63 @@
+"""The selected head's numbers: map statistics, attention sinks and the top-5 predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
+
+from vitexplorer.core.constants import METHOD_LABELS, PER_HEAD_METHODS
+from vitexplorer.core.render import mass_region
+
+
+def normalised_entropy(m: np.ndarray) -> float:
+    """``H(p) / log(n)`` of a map over n patches: 1 = uniform, 0 = one patch."""
+    p = np.asarray(m, np.float64).ravel()
+    p = p[p > 0] / p.sum()
+    return float(-(p * np.log(p)).sum() / np.log(max(m.size, 2)))
+
+
+class HeadPanel(QWidget):
+    """Read-only numbers for what the view shows."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        self.title = QLabel("No image yet")
+        self.title.setWordWrap(True)
+        lay.addWidget(self.title)
+        form = QFormLayout()
+        self.fields: dict[str, QLabel] = {}
+        for key, tip in (("entropy", "Normalised entropy of the map: 1 = uniform, 0 = one patch"),
+                         ("area", "Share of patches holding 60% of the map's mass"),
+                         ("sink", "Share of the head's attention that goes to class/register "
+                                  "tokens instead of patches (attention sink)")):
+            label = QLabel("–")
+            label.setToolTip(tip)
+            self.fields[key] = label
+        form.addRow("Entropy", self.fields["entropy"])
+        form.addRow("60%-mass area", self.fields["area"])
+        form.addRow("To prefix tokens", self.fields["sink"])
+        lay.addLayout(form)
+        self.predictions = QLabel()
+        self.predictions.setWordWrap(True)
+        lay.addWidget(self.predictions)
+        lay.addStretch(1)
+
+    def show_map(self, analysis, options, grid_map: np.ndarray) -> None:
+        o = options
+        per_head = o.method in PER_HEAD_METHODS
+        where = f"layer {o.layer}, head {o.head}" if per_head else (
+            f"up to layer {o.layer}" if o.method == "rollout" else "whole model")
+        query = "" if o.query == "off" else f" · patch query ({o.query})"
+        self.title.setText(f"<b>{METHOD_LABELS[o.method]}</b> — {where}{query}")
+        self.fields["entropy"].setText(f"{normalised_entropy(grid_map):.3f}")
+        self.fields["area"].setText(f"{mass_region(grid_map, 0.6).mean():.1%}")
+        if per_head:
+            share = analysis.prefix_share()[o.layer, o.head].item()
+            self.fields["sink"].setText(f"{share:.1%}")
+        else:
+            self.fields["sink"].setText("–")
+
+    def set_predictions(self, top: list[tuple[int, str, float]]) -> None:
+        rows = "".join(f"<tr><td>{p:.1%}</td><td>{name}</td></tr>" for _i, name, p in top)
+        self.predictions.setText(f"<b>Top-5 predictions</b><table>{rows}</table>")

@@ -1,0 +1,126 @@
+"""The functions the GUI runs in worker threads: thin calls into the core, no widgets.
+
+Each takes ``should_stop`` (polled by the core between blocks) and returns plain data; the
+conversion to pixmaps happens on the GUI thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vitexplorer.core.render import overlay
+
+if TYPE_CHECKING:
+    from vitexplorer.core.analysis import Analysis
+    from vitexplorer.core.models import LoadedModel
+
+THUMB = 72  # head-grid thumbnail size (longest side, pixels)
+DISPLAY_MAX = 1600  # longest side of the image the view renders on
+
+
+@dataclass
+class Prepared:
+    """A finished analysis plus what the views show without further computing."""
+
+    analysis: Analysis
+    display: np.ndarray  # RGB, longest side <= DISPLAY_MAX
+    display_scale: float
+    thumbnails: np.ndarray  # [L, H, h, w, 3] uint8 for the per-head method shown
+
+
+def load_model_job(spec: str, weights: str, model_kwargs: dict | None = None,
+                   should_stop=None) -> LoadedModel:
+    from vitexplorer.core.models import load_model
+
+    return load_model(spec, weights, **(model_kwargs or {}))
+
+
+def decode_job(path: str, should_stop=None) -> np.ndarray:
+    from vitexplorer.core.images import load_image
+
+    return load_image(path)
+
+
+def resized(image: np.ndarray, longest: int) -> tuple[np.ndarray, float]:
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, longest / max(h, w))
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def head_thumbnails(analysis: Analysis, method: str, cmap: str, fusion: str = "mean",
+                    discard: float = 0.0) -> np.ndarray:
+    """Overlays of every (layer, head) map on a thumbnail-sized copy of the image."""
+    small, scale = resized(analysis.image, THUMB)
+    geom = analysis.geometry.scaled(scale)
+    if geom.image_size != small.shape[:2]:
+        geom = type(geom)(small.shape[:2], geom.input_size, geom.grid, geom.box)
+    maps = (analysis.head_maps() if method == "head"
+            else analysis.head_rollout_maps(fusion, discard)).numpy()
+    out = np.empty((*maps.shape[:2], *small.shape), np.uint8)
+    for li in range(maps.shape[0]):
+        for h in range(maps.shape[1]):
+            out[li, h] = overlay(small, maps[li, h], geom, cmap, 0.75)
+    return out
+
+
+def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, policy: str,
+                cmap: str, should_stop=None) -> Prepared:
+    """Forward + the maps every view needs at once (head maps, rollouts, thumbnails)."""
+    from vitexplorer.core.analysis import analyze
+
+    analysis = analyze(loaded, image, policy, source=source, should_stop=should_stop)
+    analysis.head_maps()
+    analysis.head_rollout_maps()
+    display, scale = resized(analysis.image, DISPLAY_MAX)
+    return Prepared(analysis, display, scale, head_thumbnails(analysis, "head", cmap))
+
+
+def thumbnails_job(analysis: Analysis, method: str, cmap: str, fusion: str, discard: float,
+                   should_stop=None) -> np.ndarray:
+    return head_thumbnails(analysis, method, cmap, fusion, discard)
+
+
+def maps_job(analysis: Analysis, method: str, fusion: str, discard: float,
+             should_stop=None) -> None:
+    """Fill the analysis cache for a rollout setting (L matrix products; may take a moment)."""
+    analysis.map(method, -1, 0, fusion, discard)
+
+
+def gradients_job(loaded: LoadedModel, analysis: Analysis, target: int | None,
+                  should_stop=None) -> int:
+    from vitexplorer.core.analysis import add_gradients
+
+    return add_gradients(loaded, analysis, target, should_stop=should_stop)
+
+
+def export_job(analysis: Analysis, kind: str, path: str, options: dict,
+               should_stop=None) -> Path:
+    """Write a figure through the same core code as ``vitexplorer export``."""
+    from vitexplorer.core.figures import grid_figure, overlay_figure, save_figure
+
+    o = options
+    if kind == "view":
+        fig = overlay_figure(analysis, o["method"], o["layer"], o["head"], o.get("target"),
+                             o["cmap"], o["opacity"], o["scaling"],
+                             0.6 if o.get("contour") else None, o["fusion"], o["discard"])
+    else:
+        method = o["method"] if o["method"] in ("head", "head-rollout") else "head"
+        fig = grid_figure(analysis, method, None if kind == "grid" else o["layer"], o["cmap"],
+                          o["opacity"], o["scaling"], o["fusion"], o["discard"])
+    return save_figure(fig, path)
+
+
+def list_models_job(should_stop=None) -> list[tuple[str, bool]]:
+    from vitexplorer.core.models import cached_models, is_cached, supported_models
+
+    cached = cached_models()
+    return [(n, is_cached(n, cached)) for n in supported_models(pretrained=True)]
