@@ -190,3 +190,23 @@ def test_should_stop_abandons_the_forward_within_one_block():
     assert len(calls) == 2
     assert not any(b.attn.attn_drop._forward_hooks for b in model.blocks)
     assert [b.attn.fused_attn for b in model.blocks] == before
+
+
+def test_concurrent_captures_on_one_model_do_not_mix():
+    import threading
+
+    model = small_model("vit_small_patch16_224", depth=3)
+    xs = [torch.randn(1, 3, 224, 224) for _ in range(4)]
+    expected = [capture(model, x).attentions for x in xs]
+    got: dict[int, torch.Tensor] = {}
+
+    def run(i):
+        got[i] = capture(model, xs[i]).attentions
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        torch.testing.assert_close(got[i], expected[i])

@@ -9,6 +9,8 @@ softmax in every timm ViT family) reads ``softmax(q k^T * scale + bias)``.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,6 +65,20 @@ class Capture:
     target: list[int] | None = None
 
 
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: nn.Module) -> threading.Lock:
+    """One lock per model: hooks and the fused flag are per module, so two threads must not
+    record on the same model at once (a superseded GUI job finishes or cancels first)."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.Lock()
+        return lock
+
+
 def attention_modules(model: nn.Module) -> list[nn.Module]:
     check_supported(model)
     return [b.attn for b in model.blocks]
@@ -95,7 +111,6 @@ def recording(
     """
     modules = attention_modules(model)
     store: list[torch.Tensor | None] = [None] * len(modules)
-    previous = [m.fused_attn for m in modules]
     handles = []
 
     def make_hook(i: int):
@@ -109,16 +124,18 @@ def recording(
                 raise Cancelled("cancelled")
         return hook
 
-    try:
-        for i, m in enumerate(modules):
-            m.fused_attn = False
-            handles.append(m.attn_drop.register_forward_hook(make_hook(i)))
-        yield store
-    finally:
-        for h in handles:
-            h.remove()
-        for m, prev in zip(modules, previous, strict=True):
-            m.fused_attn = prev
+    with model_lock(model):
+        previous = [m.fused_attn for m in modules]
+        try:
+            for i, m in enumerate(modules):
+                m.fused_attn = False
+                handles.append(m.attn_drop.register_forward_hook(make_hook(i)))
+            yield store
+        finally:
+            for h in handles:
+                h.remove()
+            for m, prev in zip(modules, previous, strict=True):
+                m.fused_attn = prev
 
 
 def capture(

@@ -90,9 +90,9 @@ def thumbnails_job(analysis: Analysis, method: str, cmap: str, fusion: str, disc
 
 
 def maps_job(analysis: Analysis, method: str, fusion: str, discard: float,
-             should_stop=None) -> None:
+             target: int | None = None, should_stop=None) -> None:
     """Fill the analysis cache for a rollout setting (L matrix products; may take a moment)."""
-    analysis.map(method, -1, 0, fusion, discard)
+    analysis.map(method, -1, 0, fusion, discard, target)
 
 
 def gradients_job(loaded: LoadedModel, analysis: Analysis, target: int | None,

@@ -351,7 +351,7 @@ class MainWindow(QMainWindow):
                                message=f"Gradients for {a.class_name(target)}…")
                 return None
         if not a.has_map(o.method, o.fusion, o.discard, o.target):
-            self.tasks.run("maps", jobs.maps_job, a, o.method, o.fusion, o.discard,
+            self.tasks.run("maps", jobs.maps_job, a, o.method, o.fusion, o.discard, o.target,
                            on_done=lambda _r: self.render(), message="Computing rollout…")
             return None
         return a.map(o.method, o.layer, o.head, o.fusion, o.discard, o.target)

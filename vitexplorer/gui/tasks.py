@@ -2,6 +2,11 @@
 
 A new task of a kind supersedes the running one (its cancel flag is set and its result is
 dropped), so results never land on the wrong image. Callbacks run on the GUI thread.
+
+No Python object travels through a Qt signal: the worker stores its result in a plain
+``_Outcome`` box and only the argument-free ``finished`` signal crosses threads, to a
+``@Slot`` of a QObject on the GUI thread. Why: cross-thread conversion of Python objects
+is where PySide6 has had reference-count bugs (PYSIDE-3124), and a box cannot be lost.
 """
 
 from __future__ import annotations
@@ -10,13 +15,20 @@ import itertools
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, Slot
 from superqt.utils import create_worker
 
 from vitexplorer.core.errors import Cancelled
+
+
+@dataclass
+class _Outcome:
+    result: Any = None
+    error: BaseException | None = None
+    details: str = ""
 
 
 @dataclass
@@ -25,6 +37,31 @@ class _Task:
     worker: Any
     cancel: threading.Event
     message: str
+    receiver: QObject
+    outcome: _Outcome = field(default_factory=_Outcome)
+
+
+class _Receiver(QObject):
+    """Lives on the GUI thread; its slot runs there when the worker has finished."""
+
+    def __init__(self, callback: Callable[[], None], parent: QObject) -> None:
+        super().__init__(parent)
+        self._callback = callback
+
+    @Slot()
+    def finished(self) -> None:
+        self._callback()
+        self.deleteLater()
+
+
+def _call(fn: Callable[..., Any], args: tuple, kwargs: dict, outcome: _Outcome) -> None:
+    """Runs in the worker thread: every result and error goes into ``outcome``."""
+    try:
+        outcome.result = fn(*args, **kwargs)
+    except BaseException as exc:  # reported on the GUI thread, never lost
+        outcome.error = exc
+        outcome.details = "".join(traceback.format_exception(type(exc), exc,
+                                                             exc.__traceback__))
 
 
 class TaskRunner(QObject):
@@ -59,11 +96,14 @@ class TaskRunner(QObject):
         self.cancel(kind)
         token = next(self._ids)
         cancel = threading.Event()
-        worker = create_worker(fn, *args, should_stop=cancel.is_set, _start_thread=False,
-                               **kwargs)
-        worker.returned.connect(lambda result: self._finished(kind, token, result, on_done))
-        worker.errored.connect(lambda exc: self._errored(kind, token, exc, on_error))
-        self._active[kind] = _Task(token, worker, cancel, message)
+        outcome = _Outcome()
+        kwargs["should_stop"] = cancel.is_set
+        worker = create_worker(_call, fn, args, kwargs, outcome, _start_thread=False,
+                               _ignore_errors=True)
+        receiver = _Receiver(lambda: self._finished(kind, token, outcome, on_done, on_error),
+                             self)
+        worker.finished.connect(receiver.finished)
+        self._active[kind] = _Task(token, worker, cancel, message, receiver, outcome)
         self._emit()
         worker.start()
         return token
@@ -83,26 +123,19 @@ class TaskRunner(QObject):
         if changed:
             self._emit()
 
-    def _current(self, kind: str, token: int) -> bool:
+    def _finished(self, kind: str, token: int, outcome: _Outcome,
+                  on_done: Callable[[Any], None],
+                  on_error: Callable[[BaseException], bool] | None) -> None:
         task = self._active.get(kind)
         if task is None or task.token != token:
-            return False
+            return  # superseded or cancelled: drop the result
         del self._active[kind]
         self._emit()
-        return True
-
-    def _finished(self, kind: str, token: int, result: Any, on_done: Callable) -> None:
-        if self._current(kind, token):
-            on_done(result)
-
-    def _errored(self, kind: str, token: int, exc: BaseException,
-                 on_error: Callable[[BaseException], bool] | None) -> None:
-        if not self._current(kind, token) or isinstance(exc, Cancelled):
-            return
-        if on_error is not None and on_error(exc):
-            return
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self.failed.emit(kind, exc, tb)
+        exc = outcome.error
+        if exc is None:
+            on_done(outcome.result)
+        elif not isinstance(exc, Cancelled) and not (on_error is not None and on_error(exc)):
+            self.failed.emit(kind, exc, outcome.details)
 
     def _emit(self) -> None:
         newest = max(self._active.values(), key=lambda t: t.token, default=None)
