@@ -32,6 +32,7 @@ class Analysis:
     model_label: str
     class_names: list[str] | None = None
     policy: str = "crop"
+    model_view: np.ndarray | None = field(default=None, repr=False)
     grads: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -128,6 +129,52 @@ class Analysis:
             return self._cache[key]
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
 
+    @property
+    def patch_size(self) -> tuple[int, int]:
+        (ih, iw), (gh, gw) = self.geometry.input_size, self.layout.grid
+        return ih // gh, iw // gw
+
+    def valid_tokens(self) -> np.ndarray:
+        """bool ``[gh, gw]``: tokens at least half on image pixels (not letterbox padding)."""
+        from vitexplorer.core.images import grid_coverage
+
+        ones = np.ones(self.geometry.image_size, np.float32)
+        return grid_coverage(ones, self.geometry) >= 0.5
+
+    def foreground_mask(self, mode: str = "rollout", mask: np.ndarray | None = None
+                        ) -> np.ndarray:
+        """bool ``[H, W]`` foreground on the original image: the given ``mask``, or from
+        the model's own fused rollout (``rollout``: its 60%-mass region; ``grabcut``)."""
+        from vitexplorer.core import masks
+
+        if mask is not None:
+            return mask
+        fused = self.map("rollout")
+        if mode == "grabcut":
+            return masks.grabcut_mask(self.image, fused, self.geometry)
+        if mode == "rollout":
+            return masks.rollout_mask(fused, self.geometry)
+        raise ValueError(f"unknown mask mode {mode!r}: use rollout, grabcut or a mask file")
+
+    def head_table(self, mode: str = "rollout", mask: np.ndarray | None = None,
+                   mask_name: str | None = None):
+        """Scores and labels of every head (:func:`vitexplorer.core.heads.score_heads`),
+        cached per mask source."""
+        from vitexplorer.core.heads import score_heads
+        from vitexplorer.core.images import grid_coverage
+
+        key = ("table", mask_name or mode)
+        if key not in self._cache:
+            fg = self.foreground_mask(mode, mask)
+            meta = {"source": self.source, "model": self.model_label,
+                    "mask": mask_name or mode, "layers": self.num_layers,
+                    "heads": self.num_heads}
+            self._cache[key] = score_heads(
+                self.head_maps().numpy(), self.attentions, self.layout, self.model_view,
+                grid_coverage(fg, self.geometry), self.patch_size, self.valid_tokens(),
+                self.prefix_share().numpy(), meta)
+        return self._cache[key]
+
     def patch_query(self, layer: int, head: int | None, row: int, col: int) -> tuple[np.ndarray,
                                                                                    np.ndarray]:
         """Where patch (row, col) attends (its attention row) and what attends to it (its
@@ -161,7 +208,7 @@ def analyze(
     cap = capture(loaded.model, pixels, should_stop=should_stop)
     src = source or (str(image) if isinstance(image, str | Path) else "image")
     return Analysis(src, pre.display, pre.geometry, cap.layout, cap.attentions[0],
-                    cap.logits[0], loaded.label, loaded.class_names, policy)
+                    cap.logits[0], loaded.label, loaded.class_names, policy, pre.model_view)
 
 
 def add_gradients(loaded: LoadedModel, analysis: Analysis, target: int | None = None,

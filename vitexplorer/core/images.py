@@ -130,6 +130,7 @@ class Preprocessed:
     pixels: np.ndarray
     geometry: Geometry
     display: np.ndarray  # the original RGB image the maps are placed on
+    model_view: np.ndarray  # uint8 [H, W, 3]: what the model sees, before normalisation
 
 
 _PIL_FILTERS = {
@@ -208,7 +209,28 @@ def preprocess(
     pixels = (out.astype(np.float32) / 255.0 - mean) / std
     grid = (th // patch_size[0], tw // patch_size[1])
     geometry = Geometry(image_size=(h, w), input_size=(th, tw), grid=grid, box=box)
-    return Preprocessed(np.ascontiguousarray(pixels.transpose(2, 0, 1)), geometry, rgb)
+    return Preprocessed(np.ascontiguousarray(pixels.transpose(2, 0, 1)), geometry, rgb,
+                        np.ascontiguousarray(out))
+
+
+def grid_coverage(mask: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Share of each token's rectangle of the original image covered by ``mask``,
+    ``[rows, cols]`` float32 in [0, 1] (parts of a token outside the image count as 0).
+
+    Exact box integrals over an integral image, so it does not depend on the image size.
+    """
+    import cv2
+
+    h, w = geometry.image_size
+    integral = cv2.integral(np.ascontiguousarray(mask, dtype=np.float64))
+    x0, y0, x1, y1 = geometry.box
+    gh, gw = geometry.grid
+    xs = np.clip(np.round(x0 + (x1 - x0) * np.arange(gw + 1) / gw).astype(int), 0, w)
+    ys = np.clip(np.round(y0 + (y1 - y0) * np.arange(gh + 1) / gh).astype(int), 0, h)
+    total = (integral[ys[1:, None], xs[None, 1:]] - integral[ys[:-1, None], xs[None, 1:]]
+             - integral[ys[1:, None], xs[None, :-1]] + integral[ys[:-1, None], xs[None, :-1]])
+    cell = ((x1 - x0) / gw) * ((y1 - y0) / gh)
+    return np.clip(total / cell, 0.0, 1.0).astype(np.float32)
 
 
 def map_to_image(grid_map: np.ndarray, geometry: Geometry, mode: str = "bilinear") -> np.ndarray:

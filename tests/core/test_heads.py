@@ -1,0 +1,175 @@
+"""Head scores against constructed maps whose right answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import TEST_IMAGES
+from vitexplorer.core.capture import TokenLayout
+from vitexplorer.core.heads import (
+    HeadTable,
+    colour_scores,
+    distance_scores,
+    edge_texture_scores,
+    foreground_scores,
+    map_entropy,
+    patch_features,
+)
+from vitexplorer.core.images import grid_coverage, load_image, preprocess
+
+CFG = {"input_size": (3, 224, 224), "mean": (0.5,) * 3, "std": (0.5,) * 3,
+       "interpolation": "bicubic", "crop_pct": 1.0, "crop_mode": "center"}
+
+
+def horse_composite(scale: float = 1.0, extra_width: int = 0):
+    """The horse silhouette filled with brightened gravel over darkened grass.
+
+    Grey levels: grass 10..112, gravel 140..242, so the outline is an intensity edge while
+    both regions carry fine texture. ``extra_width`` widens the canvas with more grass
+    (another aspect ratio); ``scale`` resizes everything (another image size).
+    """
+    import cv2
+
+    horse = load_image(TEST_IMAGES / "horse.png").mean(2) < 128
+    h, w = horse.shape
+    horse = np.pad(horse, ((0, 0), (0, extra_width)))
+    w += extra_width
+    grass = load_image(TEST_IMAGES / "grass.png")
+    grass = np.tile(grass, (1, 2, 1))[:h, :w].astype(np.float32)
+    fill = load_image(TEST_IMAGES / "gravel.png")[:h, :w].astype(np.float32)
+    fill = np.pad(fill, ((0, 0), (0, max(0, w - fill.shape[1])), (0, 0)),
+                   mode="reflect")[:, :w]
+    img = np.where(horse[..., None], fill * 0.4 + 140, grass * 0.4 + 10).astype(np.uint8)
+    if scale != 1.0:
+        size = (round(w * scale), round(h * scale))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        horse = cv2.resize(horse.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    return img, horse
+
+
+def planted_maps(cover: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
+    """Maps whose right label is known from the mask coverage alone (on image tokens)."""
+    import cv2
+
+    inside = cover > 0.9
+    outline = (cover > 0.05) & (cover < 0.95)
+    far = (cv2.dilate((cover > 0.01).astype(np.uint8), np.ones((3, 3), np.uint8)) == 0) & valid
+    maps = {"object": inside, "background": far, "outline": outline, "uniform": valid}
+    return {k: v.astype(np.float64) / v.sum() for k, v in maps.items()}
+
+
+def labels_for(img, mask, policy="stretch"):
+    pre = preprocess(img, CFG, policy)
+    cover = grid_coverage(mask, pre.geometry)
+    valid = grid_coverage(np.ones(mask.shape), pre.geometry) >= 0.5
+    feats = patch_features(pre.model_view, pre.geometry.grid, valid)
+    maps = planted_maps(cover, valid)
+    stack = np.stack(list(maps.values()))
+    fg = foreground_scores(stack, cover, valid)
+    et = edge_texture_scores(stack, feats)
+    return {k: (fg["_label"][i], et["_label"][i]) for i, k in enumerate(maps)}, fg, et
+
+
+def test_constructed_maps_on_the_horse_composite():
+    img, mask = horse_composite()
+    labels, fg, et = labels_for(img, mask)
+    assert labels["object"] == ("foreground", "texture")
+    assert labels["background"] == ("background", "texture")
+    assert labels["outline"][1] == "edge"
+    assert labels["uniform"] == ("mixed", "neither")
+    assert abs(fg["fg_score"][3]) < 1e-6 and abs(et["edge_lift"][3] - 1) < 1e-6
+    assert fg["fg_jaccard"][0] > fg["fg_jaccard"][1]
+
+
+@pytest.mark.parametrize("scale,extra,policy", [(2.0, 0, "stretch"), (0.6, 0, "stretch"),
+                                                (1.0, 250, "letterbox"), (1.5, 120, "crop")])
+def test_labels_do_not_depend_on_image_size_or_aspect(scale, extra, policy):
+    img, mask = horse_composite(scale, extra)
+    labels, _, _ = labels_for(img, mask, policy)
+    assert labels["object"] == ("foreground", "texture")
+    assert labels["background"] == ("background", "texture")
+    assert labels["outline"][1] == "edge"
+    assert labels["uniform"] == ("mixed", "neither")
+
+
+def test_smooth_image_has_no_texture_and_a_square_has_an_edge():
+    img = np.full((224, 224, 3), 60, np.uint8)
+    img[64:160, 64:160] = 200
+    feats = patch_features(img, (14, 14))
+    assert feats.texture.max() == 0
+    ring = np.zeros((14, 14))
+    ring[4:10, 4:10] = 1
+    ring[5:9, 5:9] = 0
+    centre = np.zeros((14, 14))
+    centre[6:8, 6:8] = 1
+    maps = np.stack([ring / ring.sum(), centre / centre.sum()])
+    et = edge_texture_scores(maps, feats)
+    assert list(et["_label"]) == ["edge", "neither"]
+
+
+def test_colour_selectivity():
+    img = np.full((224, 224, 3), 128, np.uint8)
+    img[32:96, 128:192] = (220, 30, 30)
+    feats = patch_features(img, (14, 14))
+    red = np.zeros((14, 14))
+    red[2:6, 8:12] = 1
+    maps = np.stack([red / red.sum(), np.full((14, 14), 1 / 196)])
+    c = colour_scores(maps, feats)
+    assert c["_label"][0] == "colour" and c["colour_score"][0] > 0.9
+    assert c["_label"][1] == "none"
+
+
+def _layout(g=6):
+    return TokenLayout(1, True, 0, 0, (g, g))
+
+
+def test_mean_attention_distance_against_a_loop():
+    g, n = 4, 17
+    rng = np.random.default_rng(0)
+    a = torch.softmax(torch.from_numpy(rng.normal(size=(1, 2, n, n)) * 3), -1)
+    d = distance_scores(a, _layout(g), (16, 16))
+    centres = [((i // g + 0.5) * 16, (i % g + 0.5) * 16) for i in range(g * g)]
+    for h in range(2):
+        total = 0.0
+        for i in range(g * g):
+            row = a[0, h, 1 + i, 1:].numpy()
+            row = row / row.sum()
+            total += sum(row[j] * np.hypot(centres[i][0] - centres[j][0],
+                                           centres[i][1] - centres[j][1])
+                         for j in range(g * g))
+        assert d["distance_px"][0, h] == pytest.approx(total / (g * g), rel=1e-9)
+
+
+def test_local_global_and_uniform_heads():
+    g = 6
+    n = g * g + 1
+    local = torch.zeros(n, n)
+    far = torch.zeros(n, n)
+    for i in range(g * g):
+        r, c = divmod(i, g)
+        for dr, dc in ((0, 0), (0, 1), (1, 0), (0, -1), (-1, 0)):
+            if 0 <= r + dr < g and 0 <= c + dc < g:
+                local[1 + i, 1 + (r + dr) * g + c + dc] = 1
+        far[1 + i, 1 + (g - 1 - r) * g + (g - 1 - c)] = 1  # the mirrored patch
+    local[0] = far[0] = 1
+    uniform = torch.ones(n, n)
+    a = torch.stack([local, far, uniform])
+    a = (a / a.sum(-1, keepdim=True))[None]
+    d = distance_scores(a, _layout(g), (16, 16))
+    assert list(d["_label"][0]) == ["local", "global", "uniform"]
+
+
+def test_entropy_and_table_round_trip():
+    maps = np.stack([np.full((2, 2), 0.25), np.array([[1.0, 0, 0, 0]]).reshape(2, 2)])[None]
+    np.testing.assert_allclose(map_entropy(maps)[0], [1.0, 0.0], atol=1e-9)
+    table = HeadTable({"x": np.array([[0.5, 1.5]])},
+                      {"fg_bg": np.array([["foreground", "mixed"]], dtype=object),
+                       "edge_texture": np.array([["neither", "edge"]], dtype=object),
+                       "colour": np.array([["none", "none"]], dtype=object),
+                       "range": np.array([["uniform", "local"]], dtype=object)})
+    assert table.group(0, 0) == "foreground" and table.group(0, 1) == "edge"
+    back = HeadTable.from_rows(table.rows())
+    assert back.rows() == table.rows()
+    assert "layer,head,x" in table.to_csv().splitlines()[0]

@@ -1,0 +1,345 @@
+"""Per-head scores and labels for one image: what each attention head looks at.
+
+Every score is computed from the head's map over patches (class-token row; for models
+without a class token the mean attention received, see :mod:`vitexplorer.core.rollout`),
+prefix/register tokens excluded and the map renormalised over patches. Per-patch image
+features are measured on ``model_view`` (the pixels the model saw), so labels do not depend
+on the original image's size. All scores land in one :class:`HeadTable`.
+
+Labels and thresholds (each a documented constant below):
+
+- foreground / background / mixed: ``fg_score`` in [-1, 1] (see :func:`foreground_scores`);
+- edge / texture / neither: ``edge_lift`` and ``texture_share`` (:func:`edge_texture_scores`);
+- colour / none: ``colour_score``, a correlation (:func:`colour_scores`);
+- local / global / uniform: ``distance_ratio`` and ``row_entropy`` (:func:`distance_scores`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from vitexplorer.core.capture import TokenLayout
+from vitexplorer.core.render import mass_region
+
+FG_THRESHOLD = 0.5  # |fg_score| >= 0.5: at least half of the possible excess mass
+EDGE_LIFT = 2.0  # mass on contour pixels at least twice the uniform map's
+TEXTURE_SHARE = 0.6  # >= 60% of the mass on textured patches ...
+TEXTURE_MAX_EDGE_LIFT = 0.75  # ... while avoiding contours
+COLOUR_THRESHOLD = 0.5  # Pearson r between the map and saturation / dominant hue
+LOCAL_RATIO = 0.5  # mean attention distance <= half of the uniform head's
+GLOBAL_RATIO = 0.85
+UNIFORM_ENTROPY = 0.95  # mean normalised row entropy >= 0.95: attends everywhere alike
+CONTOUR_SIGMA = 2.0  # px at model input: blur that removes fine texture before Canny
+CONTOUR_HIGH = 60.0  # Sobel units on the blurred image (a ~100 grey-level step gives ~80)
+CONTOUR_MIN_LENGTH = 24  # px: shorter edge fragments are texture, not contours
+TEXTURE_LOW, TEXTURE_HIGH = 2.0, 6.0  # mean |Laplacian| (grey levels) for texture share 0 .. 1
+
+GROUP_COLOURS = {
+    "foreground": "#e6194b", "background": "#4363d8", "edge": "#f58231",
+    "texture": "#3cb44b", "colour": "#911eb4", "local": "#42d4f4", "global": "#f032e6",
+    "none": "#9e9e9e",
+}
+AXES = ("fg_bg", "edge_texture", "colour", "range")
+NULL_LABELS = {"fg_bg": "mixed", "edge_texture": "neither", "colour": "none",
+               "range": "uniform"}
+#: labels that say "nothing strong" on their axis (never a group)
+NULL_SET = {"mixed", "neither", "none", "uniform", "mid"}
+
+
+@dataclass
+class HeadTable:
+    """Scores ``[L, H]`` per column and labels ``[L, H]`` per axis; one row per head."""
+
+    scores: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return next(iter(self.scores.values())).shape
+
+    def group(self, layer: int, head: int) -> str:
+        """The head's primary group (frame colour): the first non-null label in AXES order."""
+        for axis in AXES:
+            label = str(self.labels[axis][layer, head])
+            if label not in NULL_SET:
+                return label
+        return "none"
+
+    def groups(self) -> np.ndarray:
+        n_l, n_h = self.shape
+        return np.array([[self.group(li, h) for h in range(n_h)] for li in range(n_l)])
+
+    def rows(self) -> list[dict]:
+        """One dict per head: layer, head, every score, every label, the primary group."""
+        n_l, n_h = self.shape
+        out = []
+        for li in range(n_l):
+            for h in range(n_h):
+                row: dict = {"layer": li, "head": h}
+                row.update({k: float(v[li, h]) for k, v in self.scores.items()})
+                row.update({k: str(v[li, h]) for k, v in self.labels.items()})
+                row["group"] = self.group(li, h)
+                out.append(row)
+        return out
+
+    def to_csv(self) -> str:
+        rows = self.rows()
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue()
+
+    def to_json(self) -> str:
+        return json.dumps({"meta": self.meta, "heads": self.rows()}, indent=1)
+
+    @classmethod
+    def from_rows(cls, rows: list[dict], meta: dict | None = None) -> HeadTable:
+        n_l = max(r["layer"] for r in rows) + 1
+        n_h = max(r["head"] for r in rows) + 1
+        score_keys = [k for k, v in rows[0].items() if isinstance(v, float)]
+        scores = {k: np.full((n_l, n_h), np.nan) for k in score_keys}
+        labels = {k: np.full((n_l, n_h), NULL_LABELS[k], dtype=object) for k in AXES}
+        for r in rows:
+            for k in score_keys:
+                scores[k][r["layer"], r["head"]] = r[k]
+            for k in AXES:
+                labels[k][r["layer"], r["head"]] = r[k]
+        return cls(scores, labels, meta or {})
+
+
+# ------------------------------------------------------------------ per-patch image features
+@dataclass
+class PatchFeatures:
+    """Per-token image measurements on the model's input, each ``[rows, cols]``."""
+
+    contour: np.ndarray  # share of the patch's pixels on (dilated) long contours
+    texture: np.ndarray  # 0..1 fine-structure energy away from contours
+    saturation: np.ndarray  # mean HSV saturation, 0..1
+    hue: np.ndarray  # share of pixels of the image's dominant hue (saturated ones)
+    valid: np.ndarray  # bool: the token shows image pixels (not letterbox padding)
+    contour_pixels: np.ndarray = field(repr=False, default=None)
+
+
+def _pool(a: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    gh, gw = grid
+    h, w = a.shape[:2]
+    ph, pw = h // gh, w // gw
+    return a[: gh * ph, : gw * pw].reshape(gh, ph, gw, pw).mean(axis=(1, 3))
+
+
+def contour_pixels(grey: np.ndarray) -> np.ndarray:
+    """Long contours: Canny (Canny 1986) on the image blurred by ``CONTOUR_SIGMA`` with
+    hysteresis thresholds (CONTOUR_HIGH / 2, CONTOUR_HIGH), keeping connected edges of at
+    least ``CONTOUR_MIN_LENGTH`` pixels. Fine texture (grass, gravel) blurs away or leaves
+    short fragments; object outlines survive as long curves."""
+    blur = cv2.GaussianBlur(grey, (0, 0), CONTOUR_SIGMA)
+    edges = cv2.Canny(np.clip(blur, 0, 255).astype(np.uint8), CONTOUR_HIGH / 2, CONTOUR_HIGH,
+                      L2gradient=True)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((edges > 0).astype(np.uint8), 8)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= CONTOUR_MIN_LENGTH
+    return keep[lab]
+
+
+def patch_features(view: np.ndarray, grid: tuple[int, int],
+                   valid: np.ndarray | None = None) -> PatchFeatures:
+    """Contour, texture and colour measurements of each token's pixels.
+
+    - contour_p: share of the patch within 2 px of a long contour (:func:`contour_pixels`);
+    - texture_p: mean |Laplacian| of the lightly smoothed (sigma 0.7 px) grey image over the
+      patch's pixels farther than 4 px from any contour (a measure of fine, repeated
+      high-frequency structure; cf. Laws 1980 texture energy), mapped linearly from
+      TEXTURE_LOW..TEXTURE_HIGH grey levels to 0..1; patches that are mostly contour get 0;
+    - saturation_p: mean HSV saturation; hue_p: share of pixels with saturation > 0.2
+      whose hue lies within 20 degrees of the image's dominant hue (saturation-weighted
+      hue histogram).
+    """
+    grey = cv2.cvtColor(view, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    contours = contour_pixels(grey)
+    if valid is not None and not valid.all():  # the border of letterbox padding is no contour
+        ph, pw = grey.shape[0] // grid[0], grey.shape[1] // grid[1]
+        inside = np.kron(valid.astype(np.uint8), np.ones((ph, pw), np.uint8))
+        inside = cv2.erode(inside, np.ones((7, 7), np.uint8)) > 0
+        contours &= inside[: contours.shape[0], : contours.shape[1]]
+    near = cv2.dilate(contours.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    far = cv2.dilate(contours.astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
+    lap = np.abs(cv2.Laplacian(cv2.GaussianBlur(grey, (0, 0), 0.7), cv2.CV_32F))
+    far_share = _pool(far.astype(np.float32), grid)
+    energy = _pool(lap * far, grid) / np.maximum(far_share, 1e-6)
+    texture = np.clip((energy - TEXTURE_LOW) / (TEXTURE_HIGH - TEXTURE_LOW), 0, 1)
+    texture[far_share < 0.25] = 0.0
+    hsv = cv2.cvtColor(view, cv2.COLOR_RGB2HSV_FULL).astype(np.float32)
+    hue, sat = hsv[..., 0] * (360.0 / 256.0), hsv[..., 1] / 255.0
+    hist, _ = np.histogram(hue, bins=18, range=(0, 360), weights=sat)
+    dominant = (np.argmax(hist) + 0.5) * 20.0
+    diff = np.abs((hue - dominant + 180.0) % 360.0 - 180.0)
+    in_hue = ((diff <= 20.0) & (sat > 0.2)).astype(np.float32)
+    if valid is None:
+        valid = np.ones(grid, bool)
+    texture = texture * valid
+    return PatchFeatures(_pool(near.astype(np.float32), grid), texture.astype(np.float32),
+                         _pool(sat, grid), _pool(in_hue, grid), valid, contours)
+
+
+# ---------------------------------------------------------------------------- the scores
+def _normalise(maps: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    m = np.asarray(maps, np.float64) * valid
+    return m / np.maximum(m.sum(axis=(-1, -2), keepdims=True), 1e-12)
+
+
+def foreground_scores(maps: np.ndarray, cover: np.ndarray, valid: np.ndarray) -> dict:
+    """Foreground vs background from a mask's per-token coverage ``c_p``.
+
+    With ``a = mean_p c_p`` (mask area share) and ``m = sum_p A_p c_p`` (head mass inside):
+    ``fg_lift = m / a``; ``fg_score = (m - a) / (1 - a)`` when ``m >= a`` else ``(m - a) / a``,
+    in [-1, 1]: +1 all mass on the mask, 0 as a uniform map, -1 all mass off it.
+    ``fg_jaccard`` = |mask ∩ R60| / |mask ∪ R60| with R60 the head's 60%-mass region and the
+    mask taken as tokens at least half covered (Caron et al. 2021, DINO, Table 8's measure).
+    Labels: foreground if fg_score >= FG_THRESHOLD, background if <= -FG_THRESHOLD.
+    """
+    m = _normalise(maps, valid)
+    c = cover * valid
+    a = float(c.sum() / max(valid.sum(), 1))
+    inside = (m * c).sum(axis=(-1, -2))
+    if a <= 0 or a >= 1:
+        score = np.zeros_like(inside)
+    else:
+        score = np.where(inside >= a, (inside - a) / (1 - a), (inside - a) / a)
+    mask = (c >= 0.5)
+    jac = np.zeros(inside.shape)
+    for idx in np.ndindex(inside.shape):
+        r = mass_region(m[idx], 0.6) & valid
+        union = (r | mask).sum()
+        jac[idx] = (r & mask).sum() / union if union else 0.0
+    label = np.where(score >= FG_THRESHOLD, "foreground",
+                     np.where(score <= -FG_THRESHOLD, "background", "mixed")).astype(object)
+    return {"fg_score": score, "fg_lift": inside / a if a > 0 else np.ones_like(inside),
+            "fg_jaccard": jac, "_label": label}
+
+
+def edge_texture_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
+    """Edge vs texture: where the head's mass falls relative to contours and texture.
+
+    ``edge_lift = sum_p A_p contour_p / mean_p contour_p`` (1 for a uniform map, > 1 when
+    the head concentrates on outlines; 0 when the image has no contour);
+    ``texture_share = sum_p A_p texture_p`` and ``texture_lift`` likewise relative to the mean.
+    Labels: edge if edge_lift >= EDGE_LIFT; texture if texture_share >= TEXTURE_SHARE and
+    edge_lift <= TEXTURE_MAX_EDGE_LIFT (mass on textured patches, away from outlines);
+    neither otherwise. A uniform map is neither: its edge_lift is 1.
+    """
+    v = feats.valid
+    m = _normalise(maps, v)
+    mean_c = feats.contour[v].mean() if v.any() else 0.0
+    mean_t = feats.texture[v].mean() if v.any() else 0.0
+    e_mass = (m * feats.contour).sum(axis=(-1, -2))
+    t_mass = (m * feats.texture).sum(axis=(-1, -2))
+    e_lift = e_mass / mean_c if mean_c > 0 else np.zeros_like(e_mass)
+    t_lift = t_mass / mean_t if mean_t > 0 else np.zeros_like(t_mass)
+    edge = e_lift >= EDGE_LIFT
+    texture = ~edge & (t_mass >= TEXTURE_SHARE) & (e_lift <= TEXTURE_MAX_EDGE_LIFT)
+    label = np.where(edge, "edge", np.where(texture, "texture", "neither")).astype(object)
+    return {"edge_lift": e_lift, "texture_share": t_mass, "texture_lift": t_lift,
+            "_label": label}
+
+
+def _pearson(m: np.ndarray, f: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    x = m[..., valid]
+    y = f[valid]
+    xc = x - x.mean(axis=-1, keepdims=True)
+    yc = y - y.mean()
+    den = np.sqrt((xc ** 2).sum(-1) * (yc ** 2).sum())
+    return np.where(den > 1e-12, (xc * yc).sum(-1) / np.maximum(den, 1e-12), 0.0)
+
+
+def colour_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
+    """Colour selectivity: ``colour_score = max(r(A, saturation_p), r(A, hue_p))``, Pearson
+    correlations over the valid tokens; label colour if >= COLOUR_THRESHOLD."""
+    m = _normalise(maps, feats.valid)
+    r_sat = _pearson(m, feats.saturation, feats.valid)
+    r_hue = _pearson(m, feats.hue, feats.valid)
+    score = np.maximum(r_sat, r_hue)
+    label = np.where(score >= COLOUR_THRESHOLD, "colour", "none").astype(object)
+    return {"colour_score": score, "saturation_r": r_sat, "hue_r": r_hue, "_label": label}
+
+
+def distance_scores(attn: torch.Tensor, layout: TokenLayout,
+                    patch_size: tuple[int, int]) -> dict:
+    """Mean attention distance (Raghu et al. 2021, "Do Vision Transformers See Like
+    Convolutional Neural Networks?", Fig. 3): for each head,
+    ``d = mean_i sum_j A'_ij ||p_i - p_j||`` over patch queries i and patch keys j, with
+    A' the rows renormalised over patches and p the patch centres in input pixels.
+    ``distance_ratio = d / d_uniform`` (d_uniform: the same for uniform attention);
+    ``row_entropy`` = mean over patch queries of H(A'_i) / log(n_patches).
+    Labels: uniform if row_entropy >= UNIFORM_ENTROPY (no selectivity, whatever the
+    distance); else local if distance_ratio <= LOCAL_RATIO, global if >= GLOBAL_RATIO, and
+    mid in between. Uniform and mid are this axis's null labels.
+    """
+    p = layout.num_prefix
+    a = attn[:, :, p:, p:].double()
+    a = a / a.sum(-1, keepdim=True).clamp_min(1e-12)
+    gh, gw = layout.grid
+    ys, xs = np.meshgrid((np.arange(gh) + 0.5) * patch_size[0],
+                         (np.arange(gw) + 0.5) * patch_size[1], indexing="ij")
+    pos = torch.from_numpy(np.stack([ys.ravel(), xs.ravel()], -1))
+    dist = torch.cdist(pos, pos)
+    d = (a * dist).sum(-1).mean(-1).numpy()
+    d_uniform = float(dist.mean())
+    ent = -(a * torch.log(a.clamp_min(1e-30))).sum(-1).mean(-1).numpy() / np.log(gh * gw)
+    ratio = d / max(d_uniform, 1e-12)
+    label = np.where(ent >= UNIFORM_ENTROPY, "uniform",
+                     np.where(ratio <= LOCAL_RATIO, "local",
+                              np.where(ratio >= GLOBAL_RATIO, "global", "mid"))
+                     ).astype(object)
+    return {"distance_px": d, "distance_ratio": ratio, "row_entropy": ent, "_label": label}
+
+
+def map_entropy(maps: np.ndarray) -> np.ndarray:
+    """Normalised entropy ``H(A) / log(n)`` of each map over its n patches (1 = uniform)."""
+    m = np.asarray(maps, np.float64)
+    flat = m.reshape(*m.shape[:-2], -1)
+    flat = flat / np.maximum(flat.sum(-1, keepdims=True), 1e-12)
+    h = -(flat * np.log(np.maximum(flat, 1e-30))).sum(-1)
+    return h / np.log(flat.shape[-1])
+
+
+def score_heads(
+    maps: np.ndarray,
+    attn: torch.Tensor,
+    layout: TokenLayout,
+    view: np.ndarray,
+    cover: np.ndarray,
+    patch_size: tuple[int, int],
+    valid: np.ndarray | None = None,
+    prefix_share: np.ndarray | None = None,
+    meta: dict | None = None,
+) -> HeadTable:
+    """Every score and label of every head.
+
+    ``maps`` ``[L, H, gh, gw]`` head maps; ``attn`` ``[L, H, N, N]``; ``view`` the model's
+    input pixels; ``cover`` the foreground mask's per-token coverage; ``valid`` tokens that
+    show image pixels.
+    """
+    valid = np.ones(layout.grid, bool) if valid is None else valid
+    feats = patch_features(view, layout.grid, valid)
+    parts = [("fg_bg", foreground_scores(maps, cover, valid)),
+             ("edge_texture", edge_texture_scores(maps, feats)),
+             ("colour", colour_scores(maps, feats)),
+             ("range", distance_scores(attn, layout, patch_size))]
+    scores: dict[str, np.ndarray] = {}
+    labels: dict[str, np.ndarray] = {}
+    for axis, d in parts:
+        labels[axis] = d.pop("_label")
+        scores.update({k: np.asarray(v, np.float64) for k, v in d.items()})
+    scores["entropy"] = map_entropy(maps)
+    if prefix_share is not None:
+        scores["prefix_share"] = np.asarray(prefix_share, np.float64)
+    return HeadTable(scores, labels, dict(meta or {}))
