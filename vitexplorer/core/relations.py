@@ -17,8 +17,9 @@ def js_distances(maps: np.ndarray) -> np.ndarray:
     """
     flat = np.asarray(maps, np.float64).reshape(-1, maps.shape[-2] * maps.shape[-1])
     flat = flat / np.maximum(flat.sum(-1, keepdims=True), 1e-12)
-    # vectorised over pairs: scipy's jensenshannon broadcasts over leading axes
-    d = jensenshannon(flat[:, None, :], flat[None, :, :], base=2, axis=-1)
+    # vectorised over pairs; identical maps can give sqrt(-1e-17): NaN, set to 0 below
+    with np.errstate(invalid="ignore"):
+        d = jensenshannon(flat[:, None, :], flat[None, :, :], base=2, axis=-1)
     d = np.nan_to_num(d, nan=0.0)
     np.fill_diagonal(d, 0.0)
     return (d + d.T) / 2
