@@ -62,6 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="all heads of --layer in one figure, or of every layer ('all')")
     ex.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
+    hd = sub.add_parser("heads", help="score and group every head of one image")
+    hd.add_argument("image", type=Path)
+    _model_args(hd)
+    hd.add_argument("--mask", type=Path, help="foreground mask image (white = object); "
+                    "default: IMAGE_mask.png next to the image, else --mask-mode")
+    hd.add_argument("--mask-mode", default="rollout", choices=("rollout", "grabcut"),
+                    help="foreground from the model's own rollout (60%% of its mass) or "
+                         "GrabCut seeded by it, when there is no mask file")
+    hd.add_argument("--json", type=Path, help="write the head table as JSON")
+    hd.add_argument("--csv", type=Path, help="write the head table as CSV")
+    hd.add_argument("--figure", type=Path, help="L x H grid framed by group (png/svg/pdf); "
+                    "the similarity figure goes next to it as *_similarity.*")
+    hd.add_argument("--importance", action="store_true",
+                    help="also ablate every head (drop in target log-probability, KL)")
+    hd.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
     gui = sub.add_parser("gui", help="open the desktop application (the default)")
     gui.add_argument("path", nargs="?", help="image or folder to open")
     gui.add_argument("--model", default=None, help="model spec (default: the last one used)")
@@ -75,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("export", "models", "gui")
+COMMANDS = ("export", "models", "heads", "gui")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args)
         if args.command == "models":
             return _models(args)
+        if args.command == "heads":
+            return _heads(args)
     except VitexplorerError as exc:
         print(f"vitexplorer: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -160,3 +178,85 @@ def _models(args: argparse.Namespace) -> int:
         shown += 1
     print(f"{shown} models; * = weights in the local cache", file=sys.stderr)
     return EXIT_OK
+
+
+TABLE_COLUMNS = ("fg_score", "fg_jaccard", "edge_lift", "texture_share", "colour_score",
+                 "distance_ratio", "entropy", "prefix_share", "logprob_drop", "kl")
+
+
+def _heads(args: argparse.Namespace) -> int:
+    import torch
+
+    from vitexplorer.core.analysis import analyze
+    from vitexplorer.core.figures import group_grid_figure, save_figure, similarity_figure
+    from vitexplorer.core.images import load_image
+    from vitexplorer.core.importance import head_importance
+    from vitexplorer.core.masks import find_mask_file, load_mask
+    from vitexplorer.core.models import load_model
+    from vitexplorer.core.relations import cluster_heads, layer_divergence
+
+    outputs = [p for p in (args.json, args.csv, args.figure) if p is not None]
+    if args.figure is not None:
+        outputs.append(args.figure.with_name(f"{args.figure.stem}_similarity"
+                                             f"{args.figure.suffix}"))
+    clash = [p for p in outputs if p.exists()]
+    if clash and not args.force:
+        print(f"vitexplorer: '{clash[0]}' exists; use --force to overwrite", file=sys.stderr)
+        return EXIT_ERROR
+    loaded = load_model(args.model, args.weights, args.device)
+    image = load_image(args.image)
+    analysis = analyze(loaded, image, args.resize, source=str(args.image))
+    mask_path = args.mask or find_mask_file(args.image)
+    mask = load_mask(mask_path, image.shape[:2]) if mask_path else None
+    table = analysis.head_table(args.mask_mode, mask, str(mask_path) if mask_path else None)
+    if args.importance:
+        from vitexplorer.core.images import preprocess
+
+        pre = preprocess(image, loaded.data_config, args.resize, loaded.patch_size)
+        imp = head_importance(loaded.model, torch.from_numpy(pre.pixels)[None])
+        table.scores["logprob_drop"] = imp["logprob_drop"].numpy().astype(float)
+        table.scores["kl"] = imp["kl"].numpy().astype(float)
+        table.meta["importance_target"] = imp["target"]
+    print(format_table(table))
+    if args.json:
+        _write_text(args.json, table.to_json())
+    if args.csv:
+        _write_text(args.csv, table.to_csv())
+    if args.figure:
+        maps = analysis.head_maps().numpy()
+        save_figure(group_grid_figure(analysis, table), args.figure)
+        save_figure(similarity_figure(analysis, cluster_heads(maps), layer_divergence(maps)),
+                    outputs[-1])
+    for p in outputs:
+        print(f"wrote {p}", file=sys.stderr)
+    return EXIT_OK
+
+
+def format_table(table) -> str:
+    """The head table as aligned plain-text columns (one row per head)."""
+    cols = [c for c in TABLE_COLUMNS if c in table.scores]
+    header = ["layer", "head", "group", "fg_bg", "edge_texture", "range", *cols]
+    lines = [header]
+    for r in table.rows():
+        lines.append([str(r["layer"]), str(r["head"]), r["group"], r["fg_bg"],
+                      r["edge_texture"], r["range"], *(f"{r[c]:.3f}" for c in cols)])
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    return "\n".join("  ".join(v.rjust(w) if i >= 6 or i < 2 else v.ljust(w)
+                                for i, (v, w) in enumerate(zip(row, widths, strict=True)))
+                      for row in lines)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Atomic text write: temporary file in the same folder, then rename."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

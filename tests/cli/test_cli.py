@@ -70,3 +70,29 @@ def test_offline_export_message_without_traceback(tmp_path, images_dir):
                env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)})
     assert res.returncode == 1
     assert "Traceback" not in res.stderr and "--weights random" in res.stderr
+
+
+def test_heads_command_writes_table_and_figures(tmp_path, images_dir, capsys):
+    import json
+    import shutil
+
+    img = tmp_path / "horse.png"
+    shutil.copy(images_dir / "horse.png", img)
+    from PIL import Image
+
+    Image.open(img).convert("L").point(lambda v: 255 if v < 128 else 0).save(
+        tmp_path / "horse_mask.png")
+    out = tmp_path / "out"
+    rc = main(["heads", str(img), *TINY, "--json", str(out / "t.json"), "--csv",
+               str(out / "t.csv"), "--figure", str(out / "grid.svg"), "--importance"])
+    assert rc == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split()[:3] == ["layer", "head", "group"]
+    assert len(printed) == 1 + 12 * 3
+    data = json.loads((out / "t.json").read_text())
+    assert data["meta"]["mask"].endswith("horse_mask.png")
+    assert len(data["heads"]) == 36 and "kl" in data["heads"][0]
+    assert (out / "t.csv").read_text().count("\n") == 37
+    assert (out / "grid.svg").read_bytes().startswith(b"<?xml")
+    assert (out / "grid_similarity.svg").exists()
+    assert main(["heads", str(img), *TINY, "--json", str(out / "t.json")]) == 1

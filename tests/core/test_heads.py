@@ -164,12 +164,15 @@ def test_local_global_and_uniform_heads():
 def test_entropy_and_table_round_trip():
     maps = np.stack([np.full((2, 2), 0.25), np.array([[1.0, 0, 0, 0]]).reshape(2, 2)])[None]
     np.testing.assert_allclose(map_entropy(maps)[0], [1.0, 0.0], atol=1e-9)
-    table = HeadTable({"x": np.array([[0.5, 1.5]])},
+    table = HeadTable({"x": np.array([[0.5, 1.5]]), "fg_score": np.array([[0.8, 0.0]]),
+                       "edge_lift": np.array([[1.0, 3.0]]),
+                       "distance_ratio": np.array([[1.0, 0.1]])},
                       {"fg_bg": np.array([["foreground", "mixed"]], dtype=object),
                        "edge_texture": np.array([["neither", "edge"]], dtype=object),
                        "colour": np.array([["none", "none"]], dtype=object),
                        "range": np.array([["uniform", "local"]], dtype=object)})
-    assert table.group(0, 0) == "foreground" and table.group(0, 1) == "edge"
+    assert table.group(0, 0) == "foreground"
+    assert table.group(0, 1) == "local"  # 0.5 / 0.1 = 5 beats edge 3.0 / 2.0
     back = HeadTable.from_rows(table.rows())
     assert back.rows() == table.rows()
-    assert "layer,head,x" in table.to_csv().splitlines()[0]
+    assert "layer,head,x,fg_score" in table.to_csv().splitlines()[0]

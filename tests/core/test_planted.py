@@ -54,6 +54,7 @@ def test_primary_groups(planted):
     _, table = planted
     assert table.group(1, 0) == "foreground" and table.group(1, 1) == "background"
     assert table.group(1, 2) == "edge" and table.group(1, 5) == "none"
+    assert table.group(1, 4) == "local" and table.group(1, 6) == "global"
 
 
 def test_planted_twins_cluster_together(planted):

@@ -112,6 +112,63 @@ def grid_figure(
     return fig
 
 
+def group_grid_figure(analysis: Analysis, table, method: str = "head", cmap: str = "inferno",
+                      opacity: float = 0.6, scaling: str = "minmax") -> Figure:
+    """Every layer x head map, each framed in its group's colour, with a legend."""
+    from matplotlib.patches import Patch
+
+    from vitexplorer.core.heads import GROUP_COLOURS
+
+    groups = table.groups()
+    frames = np.vectorize(lambda g: GROUP_COLOURS.get(g, GROUP_COLOURS["none"]))(groups)
+    fig = grid_figure(analysis, method, None, cmap, opacity, scaling, frames=frames)
+    present = [g for g in GROUP_COLOURS if (groups == g).any()]
+    handles = [Patch(facecolor="none", edgecolor=GROUP_COLOURS[g], linewidth=3,
+                     label=f"{g} ({int((groups == g).sum())})") for g in present]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)),
+               fontsize=8, frameon=False)
+    return fig
+
+
+def similarity_figure(analysis: Analysis, clustering, divergence: np.ndarray) -> Figure:
+    """Left: the heads' Jensen-Shannon distances in cluster order, clusters outlined.
+    Right: mean pairwise distance between the heads of each layer, by depth."""
+    from matplotlib.patches import Rectangle
+
+    order = clustering.order
+    d = clustering.distances[np.ix_(order, order)]
+    fig = Figure(figsize=(11, 5.2), layout="constrained")
+    ax, ax2 = fig.subplots(1, 2, width_ratios=[1.25, 1])
+    im = ax.imshow(d, cmap="viridis_r", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="Jensen-Shannon distance")
+    labels = clustering.labels[order]
+    start = 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            if i - start > 1:
+                ax.add_patch(Rectangle((start - 0.5, start - 0.5), i - start, i - start,
+                                       fill=False, edgecolor="red", linewidth=1.2))
+            start = i
+    n = len(order)
+    step = max(1, n // 24)
+    ticks = list(range(0, n, step))
+    names = [f"{clustering.cells[order[i]][0]}.{clustering.cells[order[i]][1]}" for i in ticks]
+    ax.set_xticks(ticks, names, rotation=90, fontsize=6)
+    ax.set_yticks(ticks, names, fontsize=6)
+    ax.set_title(f"Head similarity ({int(clustering.labels.max())} clusters)", fontsize=10)
+    ax2.plot(np.arange(len(divergence)), divergence, marker="o")
+    from matplotlib.ticker import MaxNLocator
+
+    ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax2.set_xlabel("layer")
+    ax2.set_ylabel("mean JS distance between the layer's heads")
+    ax2.set_ylim(0, max(0.05, float(np.max(divergence)) * 1.15))
+    ax2.grid(alpha=0.3)
+    ax2.set_title("Divergence across depth", fontsize=10)
+    fig.suptitle(f"{Path(analysis.source).name}: {analysis.model_label}", fontsize=10)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | Path, fmt: str | None = None, dpi: int = 150) -> Path:
     """Write ``fig`` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)

@@ -65,13 +65,34 @@ class HeadTable:
     def shape(self) -> tuple[int, int]:
         return next(iter(self.scores.values())).shape
 
+    def strength(self, label: str, layer: int, head: int) -> float:
+        """How far a head's score lies past its label's threshold (1 = at the threshold):
+        |fg_score| / FG_THRESHOLD, edge_lift / EDGE_LIFT, texture_share / TEXTURE_SHARE,
+        colour_score / COLOUR_THRESHOLD, LOCAL_RATIO / distance_ratio and
+        distance_ratio / GLOBAL_RATIO."""
+        s = {k: float(v[layer, head]) for k, v in self.scores.items()}
+        if label in ("foreground", "background"):
+            return abs(s["fg_score"]) / FG_THRESHOLD
+        if label == "edge":
+            return s["edge_lift"] / EDGE_LIFT
+        if label == "texture":
+            return s["texture_share"] / TEXTURE_SHARE
+        if label == "colour":
+            return s["colour_score"] / COLOUR_THRESHOLD
+        if label == "local":
+            return LOCAL_RATIO / max(s["distance_ratio"], 1e-9)
+        if label == "global":
+            return s["distance_ratio"] / GLOBAL_RATIO
+        return 0.0
+
     def group(self, layer: int, head: int) -> str:
-        """The head's primary group (frame colour): the first non-null label in AXES order."""
-        for axis in AXES:
-            label = str(self.labels[axis][layer, head])
-            if label not in NULL_SET:
-                return label
-        return "none"
+        """The head's primary group (its frame colour): of its non-null labels, the one whose
+        score lies furthest past its threshold (:meth:`strength`); "none" if all are null."""
+        labels = [str(self.labels[a][layer, head]) for a in AXES]
+        labels = [x for x in labels if x not in NULL_SET]
+        if not labels:
+            return "none"
+        return max(labels, key=lambda x: self.strength(x, layer, head))
 
     def groups(self) -> np.ndarray:
         n_l, n_h = self.shape
