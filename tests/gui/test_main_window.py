@@ -278,3 +278,29 @@ def test_model_picker_lists_supported_models(qtbot):
     dlg.search.setText("")
     dlg.only_cached.setChecked(True)
     assert dlg.list.count() == 1
+
+
+def test_groups_panel_filters_sorts_and_scores(qtbot, window, chelsea):
+    a = open_and_wait(qtbot, window, chelsea)
+    gp = window.groups_panel
+    groups = window.prepared.groups
+    assert groups is not None and groups.table.shape == (3, 3)
+    top = [gp.tree.topLevelItem(i) for i in range(gp.tree.topLevelItemCount())]
+    assert top[0].text(0) == "all heads" and top[0].text(1) == "9"
+    assert sum(int(t.text(1)) for t in top[1:]) == 9
+    gp.tree.setCurrentItem(top[-1])
+    assert window.grid._visible == set(top[-1].data(0, Qt.ItemDataRole.UserRole))
+    gp.tree.setCurrentItem(top[0])
+    assert window.grid._visible is None
+    gp.sort.setCurrentIndex(1)
+    assert window.grid._order == groups.clustering.ordered_cells()
+    gp.sort.setCurrentIndex(0)
+    assert window.grid._order is None
+    with qtbot.waitSignal(window.rendered, timeout=60000):
+        gp.importance_requested.emit()
+    assert groups.table.scores["kl"].shape == (3, 3)
+    assert "ablation" in window.head_panel.scores.text()
+    with qtbot.waitSignal(window.rendered, timeout=60000):
+        gp.mask.setCurrentIndex(1)
+    assert window.prepared.groups.mask_mode == "grabcut"
+    assert ("table", "grabcut") in a._cache

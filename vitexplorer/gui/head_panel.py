@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from vitexplorer.core.constants import METHOD_LABELS, PER_HEAD_METHODS
@@ -37,13 +38,17 @@ class HeadPanel(QWidget):
         form.addRow("Entropy", self.fields["entropy"])
         form.addRow("60%-mass area", self.fields["area"])
         form.addRow("To prefix tokens", self.fields["sink"])
+        self.scores = QLabel()
+        self.scores.setWordWrap(True)
+        self.scores.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addLayout(form)
+        lay.addWidget(self.scores)
         self.predictions = QLabel()
         self.predictions.setWordWrap(True)
         lay.addWidget(self.predictions)
         lay.addStretch(1)
 
-    def show_map(self, analysis, options, grid_map: np.ndarray) -> None:
+    def show_map(self, analysis, options, grid_map: np.ndarray, table=None) -> None:
         o = options
         per_head = o.method in PER_HEAD_METHODS
         where = f"layer {o.layer}, head {o.head}" if per_head else (
@@ -57,6 +62,29 @@ class HeadPanel(QWidget):
             self.fields["sink"].setText(f"{share:.1%}")
         else:
             self.fields["sink"].setText("–")
+        self.scores.setText(self._scores_html(table, o.layer, o.head) if per_head else "")
+
+    @staticmethod
+    def _scores_html(table, layer: int, head: int) -> str:
+        """The head's labels and scores from the head table (see core.heads for each)."""
+        if table is None:
+            return ""
+        from vitexplorer.core.heads import AXES, GROUP_COLOURS
+
+        group = table.group(layer, head)
+        labels = " · ".join(str(table.labels[a][layer, head]) for a in AXES)
+        rows = [("group", f"<b style='color:{GROUP_COLOURS[group]}'>{group}</b>"),
+                ("labels", labels)]
+        names = {"fg_score": "fg score [-1, 1]", "fg_jaccard": "Jaccard (mask, 60% region)",
+                 "edge_lift": "edge lift", "texture_share": "texture share",
+                 "colour_score": "colour r", "distance_px": "mean distance (px)",
+                 "distance_ratio": "distance / uniform", "row_entropy": "row entropy",
+                 "logprob_drop": "ablation: log-p drop", "kl": "ablation: KL"}
+        for key, name in names.items():
+            if key in table.scores:
+                rows.append((name, f"{table.scores[key][layer, head]:.3f}"))
+        body = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)
+        return f"<b>Head scores</b> (mask: {table.meta.get('mask', '?')})<table>{body}</table>"
 
     def set_predictions(self, top: list[tuple[int, str, float]]) -> None:
         rows = "".join(f"<tr><td>{p:.1%}</td><td>{name}</td></tr>" for _i, name, p in top)

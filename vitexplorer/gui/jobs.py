@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,17 @@ DISPLAY_MAX = 1600  # longest side of the image the view renders on
 
 
 @dataclass
+class Groups:
+    """Head scores and relations of one analysis (one foreground-mask choice)."""
+
+    table: Any  # core.heads.HeadTable
+    clustering: Any  # core.relations.Clustering
+    divergence: np.ndarray
+    figure: np.ndarray  # RGB rendering of the similarity matrix and divergence curve
+    mask_mode: str
+
+
+@dataclass
 class Prepared:
     """A finished analysis plus what the views show without further computing."""
 
@@ -30,6 +41,7 @@ class Prepared:
     display: np.ndarray  # RGB, longest side <= DISPLAY_MAX
     display_scale: float
     thumbnails: np.ndarray  # [L, H, h, w, 3] uint8 for the per-head method shown
+    groups: Groups | None = None
 
 
 def load_model_job(spec: str, weights: str, model_kwargs: dict | None = None,
@@ -81,7 +93,46 @@ def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, polic
     analysis.head_maps()
     analysis.head_rollout_maps()
     display, scale = resized(analysis.image, DISPLAY_MAX)
-    return Prepared(analysis, display, scale, head_thumbnails(analysis, "head", cmap))
+    return Prepared(analysis, display, scale, head_thumbnails(analysis, "head", cmap),
+                    groups_job(analysis, "rollout"))
+
+
+def figure_rgb(fig) -> np.ndarray:
+    """Render a matplotlib figure to an RGB array (Agg, off the GUI thread)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+
+
+def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = None,
+               mask_name: str | None = None, should_stop=None) -> Groups:
+    """Head table, clustering, per-layer divergence and their figure."""
+    from vitexplorer.core.figures import similarity_figure
+    from vitexplorer.core.relations import cluster_heads, layer_divergence
+
+    table = analysis.head_table(mask_mode, mask, mask_name)
+    maps = analysis.head_maps().numpy()
+    clustering = cluster_heads(maps)
+    divergence = layer_divergence(maps)
+    fig = similarity_figure(analysis, clustering, divergence)
+    fig.set_size_inches(8.0, 3.8)
+    return Groups(table, clustering, divergence, figure_rgb(fig), mask_name or mask_mode)
+
+
+def importance_job(loaded: LoadedModel, analysis: Analysis, should_stop=None) -> dict:
+    """Ablate every head (one image); scores are added to the analysis' head tables."""
+    import torch
+
+    from vitexplorer.core.images import preprocess
+    from vitexplorer.core.importance import head_importance
+
+    pre = preprocess(analysis.image, loaded.data_config, analysis.policy, loaded.patch_size)
+    out = head_importance(loaded.model, torch.from_numpy(pre.pixels)[None],
+                          should_stop=should_stop)
+    return {"logprob_drop": out["logprob_drop"].numpy().astype(float),
+            "kl": out["kl"].numpy().astype(float), "target": out["target"]}
 
 
 def thumbnails_job(analysis: Analysis, method: str, cmap: str, fusion: str, discard: float,

@@ -31,6 +31,7 @@ from vitexplorer.gui.actions import build_actions
 from vitexplorer.gui.banner import Banner
 from vitexplorer.gui.controls import ControlsPanel, ViewOptions
 from vitexplorer.gui.dialogs import show_error
+from vitexplorer.gui.groups_panel import GroupsPanel
 from vitexplorer.gui.head_grid import HeadGrid
 from vitexplorer.gui.head_panel import HeadPanel
 from vitexplorer.gui.image_view import ImageView
@@ -99,6 +100,8 @@ class MainWindow(QMainWindow):
         self._dock("Controls", self.controls, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Heads", self.grid, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Selected head", self.head_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.groups_panel = GroupsPanel()
+        self._dock("Groups", self.groups_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.status_text = QLabel()
         self._idle_message = "Ready."
         self.progress = QProgressBar()
@@ -120,6 +123,12 @@ class MainWindow(QMainWindow):
         self.grid.selected.connect(self.controls.select)
         self.view.clicked.connect(self._clicked)
         self.view.arrow_pressed.connect(self._arrow)
+        gp = self.groups_panel
+        gp.filter_changed.connect(self.grid.set_filter)
+        gp.head_chosen.connect(self.controls.select)
+        gp.mask_mode_changed.connect(self._mask_mode)
+        gp.sort_changed.connect(self._sort_grid)
+        gp.importance_requested.connect(self.compute_importance)
         self._last_thumb_key: tuple | None = None
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -304,10 +313,58 @@ class MainWindow(QMainWindow):
         o = self.controls.options()
         self._last_thumb_key = ("head", o.cmap, "mean", 0.0)
         self.head_panel.set_predictions(a.top_k(5))
+        if prepared.groups is not None:
+            self._groups_done(prepared.groups)
         self._update_title()
         self._options_changed()
         self.message(f"{Path(a.source).name}: {a.num_layers} layers x {a.num_heads} heads")
         self.analysis_shown.emit()
+
+    # ----------------------------------------------------------------------------- groups
+    def _groups_done(self, groups: jobs.Groups) -> None:
+        from PySide6.QtGui import QColor
+
+        from vitexplorer.core.heads import GROUP_COLOURS
+
+        if self.prepared is None:
+            return
+        self.prepared.groups = groups
+        names = groups.table.groups()
+        n_l, n_h = names.shape
+        self.grid.set_frames({(li, h): QColor(GROUP_COLOURS[str(names[li, h])])
+                              for li in range(n_l) for h in range(n_h)
+                              if names[li, h] != "none"})
+        self.groups_panel.set_groups(groups)
+        self._sort_grid(self.groups_panel.sort.currentIndex() == 1)
+        self.render()
+
+    def _mask_mode(self, mode: str) -> None:
+        if self.prepared is None:
+            return
+        self.tasks.run("groups", jobs.groups_job, self.prepared.analysis, mode,
+                       on_done=self._groups_done, message="Scoring heads…")
+
+    def _sort_grid(self, by_cluster: bool) -> None:
+        groups = self.prepared.groups if self.prepared else None
+        self.grid.set_order(groups.clustering.ordered_cells() if by_cluster and groups
+                            else None)
+
+    def compute_importance(self) -> None:
+        if self.prepared is None or self.loaded is None:
+            return
+        self.tasks.run("importance", jobs.importance_job, self.loaded, self.prepared.analysis,
+                       on_done=self._importance_done,
+                       message="Ablating every head (importance)…")
+
+    def _importance_done(self, result: dict) -> None:
+        groups = self.prepared.groups if self.prepared else None
+        if groups is None:
+            return
+        groups.table.scores["logprob_drop"] = result["logprob_drop"]
+        groups.table.scores["kl"] = result["kl"]
+        name = self.prepared.analysis.class_name(result["target"])
+        self.message(f"Head importance computed for '{name}'.")
+        self.render()
 
     def _update_title(self) -> None:
         parts = ["vitexplorer"]
@@ -369,7 +426,8 @@ class MainWindow(QMainWindow):
         img = overlay(p.display, grid_map, geom, o.cmap, o.opacity, o.scaling,
                       contour=0.6 if o.contour else None)
         self.view.set_pixmap(to_pixmap(img))
-        self.head_panel.show_map(p.analysis, o, grid_map)
+        self.head_panel.show_map(p.analysis, o, grid_map,
+                                 p.groups.table if p.groups is not None else None)
         self.view.setToolTip(f"{METHOD_LABELS[o.method]} · layer {o.layer} · head {o.head}")
         self.rendered.emit()
 

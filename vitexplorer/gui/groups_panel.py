@@ -1,0 +1,112 @@
+"""Heads by group: the list, a filter for the head grid, the similarity figure."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from vitexplorer.core.heads import GROUP_COLOURS
+from vitexplorer.gui.qimage import to_pixmap
+
+ROLE_CELLS = Qt.ItemDataRole.UserRole
+
+
+class GroupsPanel(QWidget):
+    """Emits ``filter_changed(cells or None)``, ``head_chosen(layer, head)``,
+    ``mask_mode_changed(mode)``, ``sort_changed(by_cluster)`` and ``importance_requested``."""
+
+    filter_changed = Signal(object)
+    head_chosen = Signal(int, int)
+    mask_mode_changed = Signal(str)
+    sort_changed = Signal(bool)
+    importance_requested = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        form = QFormLayout()
+        self.mask = QComboBox()
+        self.mask.addItem("model's rollout (60% of its mass)", "rollout")
+        self.mask.addItem("GrabCut seeded by the rollout", "grabcut")
+        self.mask.setToolTip("Foreground used for the foreground/background scores")
+        self.sort = QComboBox()
+        self.sort.addItems(["by layer", "by similarity cluster"])
+        self.sort.setToolTip("Order of the head grid")
+        form.addRow("Foreground", self.mask)
+        form.addRow("Sort grid", self.sort)
+        lay.addLayout(form)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Group", "Heads"])
+        self.tree.setRootIsDecorated(True)
+        self.tree.setToolTip("Click a group to show only its heads in the grid; "
+                             "double-click a head to select it")
+        lay.addWidget(self.tree, 2)
+        self.importance = QPushButton("Compute head importance (ablation)")
+        self.importance.setToolTip("Remove each head in turn and measure the change of the "
+                                   "prediction; runs in the background")
+        lay.addWidget(self.importance)
+        self.figure = QLabel("Similarity and divergence appear here")
+        self.figure.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        scroll = QScrollArea()
+        scroll.setWidget(self.figure)
+        scroll.setWidgetResizable(True)
+        lay.addWidget(scroll, 3)
+        self.tree.itemSelectionChanged.connect(self._selected)
+        self.tree.itemDoubleClicked.connect(self._double)
+        self.mask.currentIndexChanged.connect(
+            lambda _i: self.mask_mode_changed.emit(self.mask.currentData()))
+        self.sort.currentIndexChanged.connect(lambda i: self.sort_changed.emit(i == 1))
+        self.importance.clicked.connect(self.importance_requested)
+
+    def set_groups(self, groups) -> None:
+        """Fill the list from a :class:`vitexplorer.gui.jobs.Groups`."""
+        self.tree.clear()
+        table = groups.table
+        by_group: dict[str, list[tuple[int, int]]] = {}
+        names = table.groups()
+        n_l, n_h = table.shape
+        for li in range(n_l):
+            for h in range(n_h):
+                by_group.setdefault(str(names[li, h]), []).append((li, h))
+        everyone = QTreeWidgetItem(["all heads", str(n_l * n_h)])
+        everyone.setData(0, ROLE_CELLS, None)
+        self.tree.addTopLevelItem(everyone)
+        for group in GROUP_COLOURS:
+            cells = by_group.get(group)
+            if not cells:
+                continue
+            item = QTreeWidgetItem([group, str(len(cells))])
+            item.setData(0, ROLE_CELLS, cells)
+            item.setForeground(0, QBrush(QColor(GROUP_COLOURS[group])))
+            for li, h in cells:
+                child = QTreeWidgetItem([f"head {li}.{h}",
+                                         f"{table.strength(group, li, h):.2f}x threshold"
+                                         if group != "none" else ""])
+                child.setData(0, ROLE_CELLS, [(li, h)])
+                item.addChild(child)
+            self.tree.addTopLevelItem(item)
+        self.tree.resizeColumnToContents(0)
+        self.figure.setPixmap(to_pixmap(groups.figure))
+
+    def _selected(self) -> None:
+        items = self.tree.selectedItems()
+        if not items:
+            return
+        cells = items[0].data(0, ROLE_CELLS)
+        self.filter_changed.emit(set(cells) if cells else None)
+
+    def _double(self, item: QTreeWidgetItem, _col: int) -> None:
+        cells = item.data(0, ROLE_CELLS)
+        if cells and len(cells) == 1:
+            self.head_chosen.emit(*cells[0])
