@@ -10,7 +10,7 @@ Labels and thresholds (each a documented constant below):
 
 - foreground / background / mixed: ``fg_score`` in [-1, 1] (see :func:`foreground_scores`);
 - edge / texture / neither: ``edge_lift`` and ``texture_share`` (:func:`edge_texture_scores`);
-- colour / none: ``colour_score``, a correlation (:func:`colour_scores`);
+- colour / none: ``colour_score``, a lift over a uniform map (:func:`colour_scores`);
 - local / global / uniform: ``distance_ratio`` and ``row_entropy`` (:func:`distance_scores`).
 """
 
@@ -32,7 +32,7 @@ FG_THRESHOLD = 0.5  # |fg_score| >= 0.5: at least half of the possible excess ma
 EDGE_LIFT = 2.0  # mass on contour pixels at least twice the uniform map's
 TEXTURE_SHARE = 0.6  # >= 60% of the mass on textured patches ...
 TEXTURE_MAX_EDGE_LIFT = 0.75  # ... while avoiding contours
-COLOUR_THRESHOLD = 0.5  # Pearson r between the map and saturation / dominant hue
+COLOUR_LIFT = 1.5  # mass on saturated / dominant-hue pixels at least 1.5x a uniform map's
 LOCAL_RATIO = 0.5  # mean attention distance <= half of the uniform head's
 GLOBAL_RATIO = 0.85
 UNIFORM_ENTROPY = 0.95  # mean normalised row entropy >= 0.95: attends everywhere alike
@@ -68,7 +68,7 @@ class HeadTable:
     def strength(self, label: str, layer: int, head: int) -> float:
         """How far a head's score lies past its label's threshold (1 = at the threshold):
         |fg_score| / FG_THRESHOLD, edge_lift / EDGE_LIFT, texture_share / TEXTURE_SHARE,
-        colour_score / COLOUR_THRESHOLD, LOCAL_RATIO / distance_ratio and
+        colour_score / COLOUR_LIFT, LOCAL_RATIO / distance_ratio and
         distance_ratio / GLOBAL_RATIO."""
         s = {k: float(v[layer, head]) for k, v in self.scores.items()}
         if label in ("foreground", "background"):
@@ -78,7 +78,7 @@ class HeadTable:
         if label == "texture":
             return s["texture_share"] / TEXTURE_SHARE
         if label == "colour":
-            return s["colour_score"] / COLOUR_THRESHOLD
+            return s["colour_score"] / COLOUR_LIFT
         if label == "local":
             return LOCAL_RATIO / max(s["distance_ratio"], 1e-9)
         if label == "global":
@@ -282,14 +282,25 @@ def _pearson(m: np.ndarray, f: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def colour_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
-    """Colour selectivity: ``colour_score = max(r(A, saturation_p), r(A, hue_p))``, Pearson
-    correlations over the valid tokens; label colour if >= COLOUR_THRESHOLD."""
-    m = _normalise(maps, feats.valid)
-    r_sat = _pearson(m, feats.saturation, feats.valid)
-    r_hue = _pearson(m, feats.hue, feats.valid)
-    score = np.maximum(r_sat, r_hue)
-    label = np.where(score >= COLOUR_THRESHOLD, "colour", "none").astype(object)
-    return {"colour_score": score, "saturation_r": r_sat, "hue_r": r_hue, "_label": label}
+    """Colour selectivity as a lift: ``sat_lift = sum_p A_p s_p / mean_p s_p`` (saturation)
+    and ``hue_lift`` likewise for the share of dominant-hue pixels; ``colour_score`` is the
+    larger. A uniform map scores 1 however the image looks; label colour if
+    colour_score >= COLOUR_LIFT. The Pearson correlations ``saturation_r`` / ``hue_r`` are
+    reported too, but not used for the label: a correlation ignores how large the map's
+    variations are, so a nearly uniform map can correlate strongly.
+    """
+    v = feats.valid
+    m = _normalise(maps, v)
+    lifts = []
+    for f in (feats.saturation, feats.hue):
+        mean = f[v].mean() if v.any() else 0.0
+        mass = (m * f).sum(axis=(-1, -2))
+        lifts.append(mass / mean if mean > 1e-6 else np.ones_like(mass))
+    score = np.maximum(*lifts)
+    label = np.where(score >= COLOUR_LIFT, "colour", "none").astype(object)
+    return {"colour_score": score, "sat_lift": lifts[0], "hue_lift": lifts[1],
+            "saturation_r": _pearson(m, feats.saturation, v),
+            "hue_r": _pearson(m, feats.hue, v), "_label": label}
 
 
 def distance_scores(attn: torch.Tensor, layout: TokenLayout,

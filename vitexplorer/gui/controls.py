@@ -95,12 +95,20 @@ class ControlsPanel(QWidget):
             sig.connect(self._emit)
         self.method.currentIndexChanged.connect(self._enable)
         self._quiet = False
+        self._shape = (0, 0)
+        self.layer.setRange(0, 0)
+        self.head.setRange(0, 0)
         self._enable()
 
     def set_shape(self, layers: int, heads: int) -> None:
+        """Ranges for a model's blocks and heads; a new model starts on its last layer."""
         self._quiet = True
+        first = self._shape != (layers, heads)
+        self._shape = (layers, heads)
         self.layer.setRange(0, max(0, layers - 1))
         self.head.setRange(0, max(0, heads - 1))
+        if first:
+            self.layer.setValue(layers - 1)
         self._quiet = False
 
     def set_targets(self, top: list[tuple[int, str, float]]) -> None:
@@ -122,7 +130,8 @@ class ControlsPanel(QWidget):
         """Set every control without emitting one ``changed`` per widget."""
         self._quiet = True
         self.method.setCurrentIndex(max(0, self.method.findData(o.method)))
-        self.layer.setValue(o.layer if o.layer >= 0 else self.layer.maximum())
+        if o.layer >= 0:
+            self.layer.setValue(o.layer)
         self.head.setValue(o.head)
         self.fusion.setCurrentText(o.fusion)
         self.discard.setValue(o.discard)

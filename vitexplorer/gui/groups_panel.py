@@ -7,9 +7,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
-    QLabel,
     QPushButton,
-    QScrollArea,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -18,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from vitexplorer.core.heads import GROUP_COLOURS
 from vitexplorer.gui.qimage import to_pixmap
+from vitexplorer.gui.scaled_label import ScaledPixmap
 
 ROLE_CELLS = Qt.ItemDataRole.UserRole
 
@@ -56,12 +55,10 @@ class GroupsPanel(QWidget):
         self.importance.setToolTip("Remove each head in turn and measure the change of the "
                                    "prediction; runs in the background")
         lay.addWidget(self.importance)
-        self.figure = QLabel("Similarity and divergence appear here")
-        self.figure.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        scroll = QScrollArea()
-        scroll.setWidget(self.figure)
-        scroll.setWidgetResizable(True)
-        lay.addWidget(scroll, 3)
+        self.figure = ScaledPixmap("Head similarity and divergence appear here")
+        self.figure.setToolTip("Jensen-Shannon distance between head maps in cluster order "
+                               "(clusters outlined) and the mean distance per layer")
+        lay.addWidget(self.figure, 3)
         self.tree.itemSelectionChanged.connect(self._selected)
         self.tree.itemDoubleClicked.connect(self._double)
         self.mask.currentIndexChanged.connect(
@@ -97,7 +94,7 @@ class GroupsPanel(QWidget):
                 item.addChild(child)
             self.tree.addTopLevelItem(item)
         self.tree.resizeColumnToContents(0)
-        self.figure.setPixmap(to_pixmap(groups.figure))
+        self.figure.set_pixmap(to_pixmap(groups.figure))
 
     def _selected(self) -> None:
         items = self.tree.selectedItems()

@@ -26,6 +26,7 @@ class HeadGrid(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._pix: list[list[QPixmap]] = []
         self._frames: dict[tuple[int, int], QColor] = {}
+        self._names: dict[tuple[int, int], str] = {}
         self._order: list[tuple[int, int]] | None = None  # cluster order (row-major cells)
         self._visible: set[tuple[int, int]] | None = None
         self._cur = (0, 0)
@@ -40,8 +41,11 @@ class HeadGrid(QWidget):
         self.updateGeometry()
         self.update()
 
-    def set_frames(self, colours: dict[tuple[int, int], QColor]) -> None:
+    def set_frames(self, colours: dict[tuple[int, int], QColor],
+                   names: dict[tuple[int, int], str] | None = None) -> None:
+        """Frame colours per cell, and the group names shown in tooltips."""
         self._frames = dict(colours)
+        self._names = dict(names or {})
         self.update()
 
     def set_order(self, order: list[tuple[int, int]] | None) -> None:

@@ -77,7 +77,7 @@ class HeadPanel(QWidget):
                 ("labels", labels)]
         names = {"fg_score": "fg score [-1, 1]", "fg_jaccard": "Jaccard (mask, 60% region)",
                  "edge_lift": "edge lift", "texture_share": "texture share",
-                 "colour_score": "colour r", "distance_px": "mean distance (px)",
+                 "colour_score": "colour lift", "distance_px": "mean distance (px)",
                  "distance_ratio": "distance / uniform", "row_entropy": "row entropy",
                  "logprob_drop": "ablation: log-p drop", "kl": "ablation: KL"}
         for key, name in names.items():

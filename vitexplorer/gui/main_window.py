@@ -331,9 +331,9 @@ class MainWindow(QMainWindow):
         self.prepared.groups = groups
         names = groups.table.groups()
         n_l, n_h = names.shape
-        self.grid.set_frames({(li, h): QColor(GROUP_COLOURS[str(names[li, h])])
-                              for li in range(n_l) for h in range(n_h)
-                              if names[li, h] != "none"})
+        cells = [(li, h) for li in range(n_l) for h in range(n_h)]
+        self.grid.set_frames({c: QColor(GROUP_COLOURS[str(names[c])]) for c in cells
+                              if names[c] != "none"}, {c: str(names[c]) for c in cells})
         self.groups_panel.set_groups(groups)
         self._sort_grid(self.groups_panel.sort.currentIndex() == 1)
         self.render()

@@ -76,6 +76,7 @@ class TaskRunner(QObject):
         super().__init__(parent)
         self._ids = itertools.count(1)
         self._active: dict[str, _Task] = {}
+        self._alive: set = set()  # workers still running, cancelled ones included
 
     def run(
         self,
@@ -100,9 +101,13 @@ class TaskRunner(QObject):
         kwargs["should_stop"] = cancel.is_set
         worker = create_worker(_call, fn, args, kwargs, outcome, _start_thread=False,
                                _ignore_errors=True)
-        receiver = _Receiver(lambda: self._finished(kind, token, outcome, on_done, on_error),
-                             self)
+        def done() -> None:
+            self._alive.discard(worker)
+            self._finished(kind, token, outcome, on_done, on_error)
+
+        receiver = _Receiver(done, self)
         worker.finished.connect(receiver.finished)
+        self._alive.add(worker)
         self._active[kind] = _Task(token, worker, cancel, message, receiver, outcome)
         self._emit()
         worker.start()
