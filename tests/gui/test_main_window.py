@@ -183,7 +183,7 @@ def test_offline_model_gives_a_banner_with_the_ways_out(qtbot, settings, monkeyp
     from vitexplorer.gui.main_window import MainWindow
 
     def offline(*_a, **_k):
-        raise WeightsUnavailableError("The weights of 'x.dino' are not in the local cache")
+        raise WeightsUnavailableError("not cached", "x.dino", "offline mode")
 
     monkeypatch.setattr(jobs, "load_model_job", offline)
     w = MainWindow(settings)
@@ -193,6 +193,7 @@ def test_offline_model_gives_a_banner_with_the_ways_out(qtbot, settings, monkeyp
     qtbot.waitUntil(w.banner.isVisible, timeout=10000)
     assert w.banner.button_labels() == ["Open weights file…", "Choose model…",
                                         "Use random weights"]
+    assert "x.dino" in w.banner.label.text() and w.banner.label.toolTip() == "offline mode"
     assert not w.findChildren(QMessageBox)
 
 

@@ -25,6 +25,11 @@ class ModelError(VitexplorerError):
 class WeightsUnavailableError(ModelError):
     """Pretrained weights are neither cached nor downloadable (offline or no network)."""
 
+    def __init__(self, message: str, spec: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.spec = spec
+        self.reason = reason
+
 
 class UnsupportedModelError(ModelError):
     """The model has no global attention in ``blocks[i].attn`` that can be captured."""

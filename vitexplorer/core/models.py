@@ -117,7 +117,7 @@ def load_model(
         except Exception as exc:  # the hub raises many types; sort them into two messages
             if _is_offline_error(exc):
                 raise WeightsUnavailableError(
-                    OFFLINE_HELP.format(spec=spec, reason=_short(exc))
+                    OFFLINE_HELP.format(spec=spec, reason=_short(exc)), spec, _short(exc)
                 ) from exc
             raise ModelError(f"Cannot load pretrained '{spec}': {_short(exc)}") from exc
     elif weights == "random":

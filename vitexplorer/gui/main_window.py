@@ -222,8 +222,10 @@ class MainWindow(QMainWindow):
             return False
         text = str(exc).split("\n")[0]
         if isinstance(exc, WeightsUnavailableError):
-            text = (f"{text}<br>You can open a local weights file, choose another (cached) "
-                    "model, or use random weights for a demo.")
+            text = (f"The weights of <b>{exc.spec}</b> are not in the local cache and cannot "
+                    "be downloaded now. Connect once to cache them, open a local weights "
+                    "file, choose another (cached) model, or use random weights for a demo.")
+            self.banner.label.setToolTip(exc.reason)
         self.banner.show_message(text, [
             ("Open weights file…", self.actions_["load_weights"].trigger),
             ("Choose model…", self.actions_["choose_model"].trigger),
