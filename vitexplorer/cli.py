@@ -78,6 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also ablate every head (drop in target log-probability, KL)")
     hd.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
+    ba = sub.add_parser("batch", help="process folders: overlays, maps, head tables, profile")
+    ba.add_argument("inputs", nargs="+", type=Path, help="image files and/or folders")
+    ba.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    _model_args(ba)
+    ba.add_argument("--method", default="rollout",
+                    help="comma list of head, head-rollout, rollout (default rollout)")
+    ba.add_argument("--layers", default=None, help="comma list of blocks or 'all' "
+                    "(default: the last)")
+    ba.add_argument("--heads", default=None, help="comma list of heads or 'all' (default)")
+    ba.add_argument("--outputs", default="overlay,json",
+                    help="comma list of overlay, grid, maps, json (json is always written)")
+    ba.add_argument("--format", default="png", choices=("png", "svg", "pdf"))
+    ba.add_argument("--batch-size", type=int, default=8)
+    ba.add_argument("--workers", type=int, default=2, help="decoding threads")
+    ba.add_argument("--masks", type=Path, help="folder of foreground masks (same stem)")
+    ba.add_argument("--mask-mode", default="rollout", choices=("rollout", "grabcut"))
+    ba.add_argument("--resume", action="store_true", help="continue a run: skip finished "
+                    "images")
+    ba.add_argument("--overwrite", action="store_true", help="replace existing results")
+    ba.add_argument("--shard", default="1/1", help="K/N: process the K-th of N shares")
+    ba.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    su = sub.add_parser("summarize", help="rebuild summary.csv and the head profile of a "
+                        "batch output (merges resumed runs and shards)")
+    su.add_argument("output", type=Path)
+
     gui = sub.add_parser("gui", help="open the desktop application (the default)")
     gui.add_argument("path", nargs="?", help="image or folder to open")
     gui.add_argument("--model", default=None, help="model spec (default: the last one used)")
@@ -91,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("export", "models", "heads", "gui")
+COMMANDS = ("export", "models", "heads", "batch", "summarize", "gui")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             return _models(args)
         if args.command == "heads":
             return _heads(args)
+        if args.command == "batch":
+            return _batch(args)
+        if args.command == "summarize":
+            return _summarize(args)
     except VitexplorerError as exc:
         print(f"vitexplorer: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -260,3 +290,106 @@ def _write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _int_list(text: str | None, name: str) -> tuple[int, ...] | None:
+    if text in (None, "", "all"):
+        return None if text != "all" else ()
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise SystemExit(f"vitexplorer: --{name} takes a comma list of integers or 'all'"
+                         ) from None
+
+
+def _batch(args: argparse.Namespace) -> int:
+    import signal
+
+    from vitexplorer.core.batch import OUTPUTS, BatchError, BatchOptions, check_output, run_batch
+    from vitexplorer.core.models import load_model
+
+    methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
+    bad = [m for m in methods if m not in ("head", "head-rollout", "rollout")]
+    outputs = tuple(o.strip() for o in args.outputs.split(",") if o.strip())
+    if bad or any(o not in OUTPUTS for o in outputs):
+        print("vitexplorer: --method takes head, head-rollout, rollout; --outputs takes "
+              f"{', '.join(OUTPUTS)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        k, n = (int(v) for v in args.shard.split("/"))
+        if not 1 <= k <= n:
+            raise ValueError
+    except ValueError:
+        print("vitexplorer: --shard takes K/N with 1 <= K <= N", file=sys.stderr)
+        return EXIT_USAGE
+    check_output(args.output)  # a read-only output fails here, before the model loads
+    loaded = load_model(args.model, args.weights, args.device)
+    layers = _int_list(args.layers, "layers")
+    heads = _int_list(args.heads, "heads")
+    n_layers, n_heads = len(loaded.model.blocks), loaded.model.blocks[0].attn.num_heads
+    opts = BatchOptions(
+        model=args.model, weights=args.weights, device=args.device, methods=methods,
+        layers=tuple(range(n_layers)) if layers == () else layers,
+        heads=tuple(range(n_heads)) if heads == () else heads,
+        outputs=tuple(dict.fromkeys((*outputs, "json"))), format=args.format,
+        batch_size=max(1, args.batch_size), workers=max(1, args.workers),
+        resize=args.resize, masks=str(args.masks) if args.masks else None,
+        mask_mode=args.mask_mode, shard=(k, n))
+    stop = {"flag": False}
+
+    def on_sigint(_sig, _frame):
+        if stop["flag"]:
+            raise KeyboardInterrupt
+        stop["flag"] = True
+        print("\nvitexplorer: stopping after the current batch (Ctrl+C again to abort)",
+              file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="img", dynamic_ncols=True, file=sys.stderr)
+
+    def progress(done: int, total: int, failed: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.n = done + failed
+            bar.set_postfix(failed=failed, refresh=False)
+            bar.refresh()
+
+    try:
+        result = run_batch(args.inputs, args.output, loaded, opts, args.resume,
+                           args.overwrite, progress, lambda: stop["flag"])
+    except BatchError as exc:
+        print(f"vitexplorer: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar is not None:
+            bar.close()
+    rate = result.done / result.seconds if result.seconds else 0.0
+    print(f"{result.done} images done, {result.skipped} already done, "
+          f"{len(result.failed)} failed ({rate:.2f} img/s); results in {args.output}",
+          file=sys.stderr)
+    if result.failed:
+        print(f"see {args.output / 'errors.csv'}", file=sys.stderr)
+    if result.interrupted:
+        return 130
+    return EXIT_OK if not result.failed else EXIT_ERROR
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    from vitexplorer.core.batch import summarize
+
+    if not args.output.is_dir():
+        print(f"vitexplorer: '{args.output}' is not a folder", file=sys.stderr)
+        return EXIT_ERROR
+    n = summarize(args.output)
+    if n == 0:
+        print(f"vitexplorer: no per-image results (*.json) under '{args.output}'",
+              file=sys.stderr)
+        return EXIT_ERROR
+    print(f"summarised {n} images into {args.output / 'summary.csv'} and "
+          f"{args.output / 'head_profile.csv'}", file=sys.stderr)
+    return EXIT_OK

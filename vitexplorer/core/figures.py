@@ -169,6 +169,41 @@ def similarity_figure(analysis: Analysis, clustering, divergence: np.ndarray) ->
     return fig
 
 
+def profile_figure(profile) -> Figure:
+    """The L x H grid of a folder's heads, coloured by majority group, with its share."""
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch
+
+    from vitexplorer.core.heads import AXES, GROUP_COLOURS
+
+    groups = profile.majority_group()
+    n_l, n_h = groups.shape
+    rgb = np.array([[to_rgb(GROUP_COLOURS[g]) for g in row] for row in groups])
+    fig = Figure(figsize=(max(4.0, 0.55 * n_h + 2.5), max(3.0, 0.4 * n_l + 1.8)),
+                 layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(rgb, aspect="auto")
+    for li in range(n_l):
+        for h in range(n_h):
+            g = groups[li, h]
+            if g == "none":
+                continue
+            axis = next(a for a in AXES if g in profile.label_freq[a])
+            share = profile.label_freq[axis][g][li, h]
+            ax.text(h, li, f"{share:.0%}", ha="center", va="center", fontsize=6,
+                    color="white")
+    ax.set_xticks(range(n_h), [str(h) for h in range(n_h)], fontsize=7)
+    ax.set_yticks(range(n_l), [str(li) for li in range(n_l)], fontsize=7)
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    present = [g for g in GROUP_COLOURS if (groups == g).any()]
+    fig.legend(handles=[Patch(color=GROUP_COLOURS[g], label=g) for g in present],
+               loc="outside right upper", fontsize=7, frameon=False)
+    ax.set_title(f"Majority group of each head over {profile.n_images} images "
+                 "(share of images)", fontsize=9)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | Path, fmt: str | None = None, dpi: int = 150) -> Path:
     """Write ``fig`` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)

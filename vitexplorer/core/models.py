@@ -68,6 +68,18 @@ class LoadedModel:
         return sum(p.numel() for p in self.model.parameters())
 
 
+def weights_hash(model: nn.Module) -> str:
+    """SHA-256 over the state dict (names, shapes, bytes): which weights produced a result."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def resolve_device(device: str | None = None) -> torch.device:
     """``cpu`` by default; ``cuda``/``mps`` when asked for and present, ``auto`` picks the best."""
     if device in (None, "", "cpu"):
@@ -121,7 +133,9 @@ def load_model(
                 ) from exc
             raise ModelError(f"Cannot load pretrained '{spec}': {_short(exc)}") from exc
     elif weights == "random":
-        model = timm.create_model(arch, pretrained=False, **model_kwargs)
+        with torch.random.fork_rng(devices=[]):  # same demo weights on every run (seed 0)
+            torch.manual_seed(0)
+            model = timm.create_model(arch, pretrained=False, **model_kwargs)
     else:
         path = Path(weights)
         state = read_state_dict(path)
