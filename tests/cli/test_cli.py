@@ -96,3 +96,27 @@ def test_heads_command_writes_table_and_figures(tmp_path, images_dir, capsys):
     assert (out / "grid.svg").read_bytes().startswith(b"<?xml")
     assert (out / "grid_similarity.svg").exists()
     assert main(["heads", str(img), *TINY, "--json", str(out / "t.json")]) == 1
+
+
+def test_batch_exit_status_and_summarize(tmp_path, images_dir, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    import shutil
+
+    shutil.copy(images_dir / "coins.png", src / "a.png")
+    args = ["batch", str(src), "-o", str(tmp_path / "out"), *TINY, "-q", "--method",
+            "head,rollout", "--layers", "0,11", "--heads", "1"]
+    assert main(args) == 0
+    files = sorted(p.name for p in (tmp_path / "out" / "in").iterdir())
+    assert files == ["a.png.json", "a.png__head_L0_H1.png", "a.png__head_L11_H1.png",
+                     "a.png__rollout_L0.png", "a.png__rollout_L11.png"]
+    (src / "b.jpg").write_text("broken")
+    assert main([*args, "--resume"]) == 1  # one file failed
+    assert "b.jpg" in (tmp_path / "out" / "errors.csv").read_text()
+    assert main(["summarize", str(tmp_path / "out")]) == 0
+    assert main(["summarize", str(tmp_path / "nothing")]) == 1
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["batch", str(src), "-o", str(blocker / "out"), *TINY]) == 1
+    assert "Cannot write to the output folder" in capsys.readouterr().err
+    assert main(["batch", str(src), "-o", str(tmp_path / "o2"), "--shard", "3/2"]) == 2

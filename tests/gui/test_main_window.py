@@ -305,3 +305,26 @@ def test_groups_panel_filters_sorts_and_scores(qtbot, window, chelsea):
         gp.mask.setCurrentIndex(1)
     assert window.prepared.groups.mask_mode == "grabcut"
     assert ("table", "grabcut") in a._cache
+
+
+def test_batch_dialog_runs_the_core_runner(qtbot, window, tmp_path):
+    from vitexplorer.gui.batch_dialog import BatchDialog
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    for name in ("coins.png", "horse.png", "chelsea.png"):
+        shutil.copy(TEST_IMAGES / name, src / name)
+    (src / "bad.jpg").write_text("nope")
+    dlg = BatchDialog(window)
+    qtbot.addWidget(dlg)
+    dlg.add_input(str(src))
+    dlg.output.setText(str(tmp_path / "out"))
+    dlg.methods["head"].setChecked(True)
+    dlg.heads.setText("0")
+    dlg.start()
+    assert window.tasks.is_running("batch")
+    qtbot.waitUntil(lambda: dlg.open_button.isEnabled(), timeout=120000)
+    assert "3 images done" in dlg.status.text() and "1 failed" in dlg.status.text()
+    assert not dlg.profile.pixmap().isNull()
+    assert len(list((tmp_path / "out" / "photos").glob("*.json"))) == 3
+    assert (tmp_path / "out" / "photos" / "coins.png__head_L2_H0.png").exists()

@@ -64,6 +64,7 @@ def build_actions(w: MainWindow) -> dict:
         sp.SP_ArrowBack)
     act("export", "&Export Figure…", lambda: _export(w), "Ctrl+E", sp.SP_DialogSaveButton)
     act("copy", "&Copy View", w.copy_view, "Ctrl+Shift+C")
+    act("batch", "&Batch Process…", lambda: _batch(w), "Ctrl+B", sp.SP_FileDialogListView)
     act("quit", "&Quit", w.close, QKeySequence.StandardKey.Quit)
     act("choose_model", "&Choose Model…", lambda: _choose_model(w), "Ctrl+M",
         sp.SP_ComputerIcon)
@@ -94,6 +95,7 @@ def build_actions(w: MainWindow) -> dict:
     m.addSeparator()
     m.addAction(acts["export"])
     m.addAction(acts["copy"])
+    m.addAction(acts["batch"])
     m.addSeparator()
     m.addAction(acts["quit"])
     m = mb.addMenu("&Model")
@@ -143,6 +145,15 @@ def _export(w: MainWindow) -> None:
     dlg = ExportDialog(suggested, w)
     if dlg.exec():
         w.export(dlg.kind(), dlg.target())
+
+
+def _batch(w: MainWindow) -> None:
+    from vitexplorer.gui.batch_dialog import BatchDialog
+
+    dlg = BatchDialog(w)
+    if w.prepared is not None and Path(w.prepared.analysis.source).is_file():
+        dlg.add_input(str(Path(w.prepared.analysis.source).parent))
+    dlg.open()
 
 
 def _choose_model(w: MainWindow) -> None:

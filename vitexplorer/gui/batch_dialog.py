@@ -1,0 +1,248 @@
+"""File > Batch process: the same runner as ``vitexplorer batch``, in a worker thread.
+
+Progress is read by polling a plain dict that the worker updates (no object crosses threads
+through a signal); Cancel stops the run after the current batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QTimer, QUrl
+from PySide6.QtGui import QDesktopServices, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+)
+
+from vitexplorer.gui.scaled_label import ScaledPixmap
+
+if TYPE_CHECKING:
+    from vitexplorer.gui.main_window import MainWindow
+
+
+def batch_job(loaded, inputs, out, opts, resume, overwrite, state, should_stop=None):
+    """Runs in a worker: the core runner, reporting into ``state``."""
+    from vitexplorer.core.batch import run_batch
+
+    def progress(done, total, failed):
+        state.update(done=done, total=total, failed=failed)
+
+    return run_batch(inputs, out, loaded, opts, resume, overwrite, progress, should_stop)
+
+
+class BatchDialog(QDialog):
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window_ = window
+        self.setWindowTitle("Batch process")
+        self.resize(640, 720)
+        lay = QVBoxLayout(self)
+        model = window.loaded.label if window.loaded else "no model loaded"
+        lay.addWidget(QLabel(f"Model: <b>{model}</b>"))
+        self.inputs = QListWidget()
+        self.inputs.setToolTip("Image files and folders (folders are searched recursively)")
+        row = QHBoxLayout()
+        for text, slot in (("Add folder…", self._add_folder), ("Add files…", self._add_files),
+                           ("Remove", self._remove)):
+            b = QPushButton(text)
+            b.clicked.connect(slot)
+            row.addWidget(b)
+        lay.addWidget(QLabel("Inputs"))
+        lay.addWidget(self.inputs, 1)
+        lay.addLayout(row)
+        form = QFormLayout()
+        self.output = QLineEdit()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_output)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.output, 1)
+        out_row.addWidget(browse)
+        form.addRow("Output folder", out_row)
+        self.methods = {m: QCheckBox(m) for m in ("rollout", "head", "head-rollout")}
+        self.methods["rollout"].setChecked(True)
+        m_row = QHBoxLayout()
+        for cb in self.methods.values():
+            m_row.addWidget(cb)
+        form.addRow("Overlays of", m_row)
+        self.layers = QLineEdit(placeholderText="last layer (e.g. 0,5,11 or all)")
+        self.heads = QLineEdit(placeholderText="all heads (e.g. 0,3)")
+        form.addRow("Layers", self.layers)
+        form.addRow("Heads", self.heads)
+        self.outputs = {o: QCheckBox(o) for o in ("overlay", "grid", "maps")}
+        self.outputs["overlay"].setChecked(True)
+        o_row = QHBoxLayout()
+        for cb in self.outputs.values():
+            o_row.addWidget(cb)
+        o_row.addWidget(QLabel("(+ JSON always)"))
+        form.addRow("Write", o_row)
+        self.format = QComboBox()
+        self.format.addItems(["png", "svg", "pdf"])
+        form.addRow("Figure format", self.format)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 256)
+        self.batch_size.setValue(8)
+        form.addRow("Batch size", self.batch_size)
+        self.resume = QCheckBox("Resume a previous run in this folder")
+        self.resume.setChecked(True)
+        form.addRow("", self.resume)
+        lay.addLayout(form)
+        self.progress = QProgressBar()
+        self.status = QLabel("Ready.")
+        self.status.setWordWrap(True)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.status)
+        self.profile = ScaledPixmap("The folder's head profile appears here")
+        lay.addWidget(self.profile, 2)
+        buttons = QHBoxLayout()
+        self.run_button = QPushButton("Run")
+        self.run_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel run")
+        self.cancel_button.setEnabled(False)
+        self.open_button = QPushButton("Open output folder")
+        self.open_button.setEnabled(False)
+        close = QPushButton("Close")
+        for b in (self.run_button, self.cancel_button, self.open_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(close)
+        lay.addLayout(buttons)
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.open_button.clicked.connect(self._open_output)
+        close.clicked.connect(self.close)
+        self._state: dict = {}
+        self._timer = QTimer(self)
+        self._timer.setInterval(150)
+        self._timer.timeout.connect(self._poll)
+
+    # ---------------------------------------------------------------------------- inputs
+    def add_input(self, path: str) -> None:
+        self.inputs.addItem(path)
+        if not self.output.text():
+            p = Path(path)
+            self.output.setText(str((p if p.is_dir() else p.parent).parent /
+                                    f"{p.stem}_vitexplorer"))
+
+    def _add_folder(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Add folder")
+        if d:
+            self.add_input(d)
+
+    def _add_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Add images")
+        for f in files:
+            self.add_input(f)
+
+    def _remove(self) -> None:
+        for item in self.inputs.selectedItems():
+            self.inputs.takeItem(self.inputs.row(item))
+
+    def _browse_output(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Output folder")
+        if d:
+            self.output.setText(d)
+
+    # ---------------------------------------------------------------------------- running
+    def options(self):
+        from vitexplorer.core.batch import BatchOptions
+
+        w = self.window_
+        loaded = w.loaded
+        n_layers, n_heads = len(loaded.model.blocks), loaded.model.blocks[0].attn.num_heads
+
+        def ints(text: str, n: int):
+            text = text.strip()
+            if not text:
+                return None
+            if text == "all":
+                return tuple(range(n))
+            return tuple(int(v) for v in text.split(","))
+
+        return BatchOptions(
+            model=loaded.spec, weights=loaded.weights, device=str(loaded.device),
+            methods=tuple(m for m, cb in self.methods.items() if cb.isChecked()) or ("rollout",),
+            layers=ints(self.layers.text(), n_layers), heads=ints(self.heads.text(), n_heads),
+            outputs=(*[o for o, cb in self.outputs.items() if cb.isChecked()], "json"),
+            format=self.format.currentText(), batch_size=self.batch_size.value())
+
+    def start(self) -> None:
+        w = self.window_
+        inputs = [Path(self.inputs.item(i).text()) for i in range(self.inputs.count())]
+        if w.loaded is None or not inputs or not self.output.text().strip():
+            self.status.setText("Load a model, add inputs and choose an output folder first.")
+            return
+        try:
+            opts = self.options()
+        except ValueError:
+            self.status.setText("Layers and heads take comma lists of integers, or 'all'.")
+            return
+        self._state = {"done": 0, "total": 0, "failed": 0}
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("Running…")
+        self._timer.start()
+        w.tasks.run("batch", batch_job, w.loaded, inputs, Path(self.output.text()), opts,
+                    self.resume.isChecked(), False, self._state, on_done=self._finished,
+                    on_error=self._failed, message="Batch processing…")
+
+    def cancel(self) -> None:
+        # stop after the current batch: the runner polls should_stop between batches
+        self.window_.tasks.cancel("batch")
+        self.status.setText("Cancelled: the current batch finishes, finished images are "
+                            "kept; run again with Resume to continue.")
+        self._reset()
+
+    def _poll(self) -> None:
+        s = self._state
+        self.progress.setMaximum(max(1, s.get("total", 0)))
+        self.progress.setValue(s.get("done", 0) + s.get("failed", 0))
+        self.status.setText(f"{s.get('done', 0)} done, {s.get('failed', 0)} failed of "
+                            f"{s.get('total', 0)}")
+
+    def _finished(self, result) -> None:
+        self._poll()
+        self._reset()
+        out = Path(self.output.text())
+        self.status.setText(f"{result.done} images done, {result.skipped} already done, "
+                            f"{len(result.failed)} failed in {result.seconds:.1f} s."
+                            + (f" See {out / 'errors.csv'}." if result.failed else ""))
+        profile = out / "head_profile.png"
+        if profile.is_file():
+            self.profile.set_pixmap(QPixmap(str(profile)))
+        self.open_button.setEnabled(True)
+
+    def _failed(self, exc: BaseException) -> bool:
+        from vitexplorer.core.errors import VitexplorerError
+
+        self._reset()
+        if isinstance(exc, VitexplorerError):
+            self.status.setText(str(exc))
+            return True
+        return False
+
+    def _reset(self) -> None:
+        self._timer.stop()
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _open_output(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(self.output.text()))
+
+    def closeEvent(self, event) -> None:
+        if self.window_.tasks.is_running("batch"):
+            self.cancel()
+        super().closeEvent(event)
+
