@@ -17,3 +17,15 @@ CLASS_METHODS = ("grad-rollout", "relevance")
 
 #: figure formats written by core.figures
 FORMATS = ("png", "svg", "pdf")
+
+#: frame / legend colour of each head group (core.heads defines the groups)
+GROUP_COLOURS = {
+    "foreground": "#e6194b", "background": "#4363d8", "edge": "#f58231",
+    "texture": "#3cb44b", "colour": "#911eb4", "local": "#42d4f4", "global": "#f032e6",
+    "none": "#9e9e9e",
+}
+#: the label axes of a head table, and the label of each that says "nothing strong"
+AXES = ("fg_bg", "edge_texture", "colour", "range")
+NULL_LABELS = {"fg_bg": "mixed", "edge_texture": "neither", "colour": "none",
+               "range": "uniform"}
+NULL_SET = {"mixed", "neither", "none", "uniform", "mid"}

@@ -117,7 +117,7 @@ def group_grid_figure(analysis: Analysis, table, method: str = "head", cmap: str
     """Every layer x head map, each framed in its group's colour, with a legend."""
     from matplotlib.patches import Patch
 
-    from vitexplorer.core.heads import GROUP_COLOURS
+    from vitexplorer.core.constants import GROUP_COLOURS
 
     groups = table.groups()
     frames = np.vectorize(lambda g: GROUP_COLOURS.get(g, GROUP_COLOURS["none"]))(groups)
@@ -174,7 +174,7 @@ def profile_figure(profile) -> Figure:
     from matplotlib.colors import to_rgb
     from matplotlib.patches import Patch
 
-    from vitexplorer.core.heads import AXES, GROUP_COLOURS
+    from vitexplorer.core.constants import AXES, GROUP_COLOURS
 
     groups = profile.majority_group()
     n_l, n_h = groups.shape

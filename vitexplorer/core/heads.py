@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from vitexplorer.core.capture import TokenLayout
+from vitexplorer.core.constants import AXES, NULL_LABELS, NULL_SET
 from vitexplorer.core.render import mass_region
 
 FG_THRESHOLD = 0.5  # |fg_score| >= 0.5: at least half of the possible excess mass
@@ -41,16 +42,7 @@ CONTOUR_HIGH = 60.0  # Sobel units on the blurred image (a ~100 grey-level step 
 CONTOUR_MIN_LENGTH = 24  # px: shorter edge fragments are texture, not contours
 TEXTURE_LOW, TEXTURE_HIGH = 2.0, 6.0  # mean |Laplacian| (grey levels) for texture share 0 .. 1
 
-GROUP_COLOURS = {
-    "foreground": "#e6194b", "background": "#4363d8", "edge": "#f58231",
-    "texture": "#3cb44b", "colour": "#911eb4", "local": "#42d4f4", "global": "#f032e6",
-    "none": "#9e9e9e",
-}
-AXES = ("fg_bg", "edge_texture", "colour", "range")
-NULL_LABELS = {"fg_bg": "mixed", "edge_texture": "neither", "colour": "none",
-               "range": "uniform"}
-#: labels that say "nothing strong" on their axis (never a group)
-NULL_SET = {"mixed", "neither", "none", "uniform", "mid"}
+
 
 
 @dataclass

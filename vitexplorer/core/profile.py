@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vitexplorer.core.heads import AXES, NULL_SET, HeadTable
+from vitexplorer.core.constants import AXES, NULL_SET
+from vitexplorer.core.heads import HeadTable
 
 
 @dataclass

@@ -12,8 +12,8 @@ import numpy as np
 
 from vitexplorer.core.analysis import Analysis, analyze
 from vitexplorer.core.capture import StopCheck
+from vitexplorer.core.constants import AXES
 from vitexplorer.core.errors import Cancelled
-from vitexplorer.core.heads import AXES
 from vitexplorer.core.models import LoadedModel
 
 PERTURBATIONS = ("hflip", "scale+5%", "scale-5%", "jitter")

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitexplorer.core.heads import GROUP_COLOURS
+from vitexplorer.core.constants import GROUP_COLOURS
 from vitexplorer.gui.qimage import to_pixmap
 from vitexplorer.gui.scaled_label import ScaledPixmap
 

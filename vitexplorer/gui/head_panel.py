@@ -69,7 +69,7 @@ class HeadPanel(QWidget):
         """The head's labels and scores from the head table (see core.heads for each)."""
         if table is None:
             return ""
-        from vitexplorer.core.heads import AXES, GROUP_COLOURS
+        from vitexplorer.core.constants import AXES, GROUP_COLOURS
 
         group = table.group(layer, head)
         labels = " · ".join(str(table.labels[a][layer, head]) for a in AXES)

@@ -326,7 +326,7 @@ class MainWindow(QMainWindow):
     def _groups_done(self, groups: jobs.Groups) -> None:
         from PySide6.QtGui import QColor
 
-        from vitexplorer.core.heads import GROUP_COLOURS
+        from vitexplorer.core.constants import GROUP_COLOURS
 
         if self.prepared is None:
             return
