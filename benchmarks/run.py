@@ -1,23 +1,38 @@
 """Benchmarks as ratios against a plain timm forward measured in the same run.
 
-Absolute times on shared machines are noise; ratios are what the targets speak of.
-Random-init models, no weights needed. ``--quick`` runs in under two minutes on 2 cores.
+Absolute times on shared machines are noise; ratios are what the targets speak of. Every
+case uses random-init models (no weights needed). ``--quick`` runs in about two minutes on
+2 CPU cores; ``--only NAME`` runs one case. See benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import timm
 import torch
 
-from vitexplorer.core.capture import capture
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from vitexplorer.core.analysis import Analysis  # noqa: E402
+from vitexplorer.core.capture import capture  # noqa: E402
+from vitexplorer.core.images import load_image, preprocess  # noqa: E402
+from vitexplorer.core.models import load_model  # noqa: E402
+
+IMAGES = REPO / "tests" / "data"
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2
@@ -35,69 +50,297 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def plain_forward(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
+def plain(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    """timm's own forward, fused attention on: the reference of every case."""
+    for b in model.blocks:
+        b.attn.fused_attn = True
+
     def run():
         with torch.inference_mode():
             return model(x)
     return run
 
 
-def case_capture(name: str, repeats: int, device: str) -> list[dict]:
-    model = timm.create_model(name, pretrained=False).eval().to(device)
-    for b in model.blocks:
-        b.attn.fused_attn = True  # the reference is timm's fast default
-    x = torch.randn(1, 3, *model.pretrained_cfg["input_size"][1:], device=device)
-    fns = {"ref": plain_forward(model, x), "ours": lambda: capture(model, x)}
-    try:
-        import copy
+def row(case, ours, ref, target, higher_is_better=False, unit="s", note=""):
+    ratio = None if ours is None or ref in (None, 0) else ours / ref
+    ok = None if ratio is None or target is None else (
+        ratio >= target if higher_is_better else ratio <= target)
+    return dict(case=case, ours=ours, reference=ref, ratio=ratio, target=target,
+                direction=">=" if higher_is_better else "<=", unit=unit,
+                result="" if ok is None else ("PASS" if ok else "FAIL"), note=note)
 
-        from timm.utils import AttentionExtract
 
-        peer_model = copy.deepcopy(model)
-        for b in peer_model.blocks:  # the peer needs non-fused attention too
-            b.attn.fused_attn = False
-        extractor = AttentionExtract(peer_model, method="hook")
+def _setup(name: str, device: str, **kw):
+    loaded = load_model(name, "random", device, **kw)
+    rgb = load_image(IMAGES / "chelsea.png")
+    pre = preprocess(rgb, loaded.data_config, "crop", loaded.patch_size)
+    x = torch.from_numpy(pre.pixels)[None].to(loaded.device)
+    return loaded, pre, x
 
-        def peer():
-            with torch.inference_mode():
-                return extractor(x)
-        fns["peer"] = peer
-    except Exception as exc:  # the peer is informative, not required
-        print(f"timm AttentionExtract unavailable: {exc}")
+
+def case_capture(repeats: int, device: str) -> list[dict]:
+    loaded, _, x = _setup("vit_base_patch16_224", device)
+    model = loaded.model
+    fns = {"ref": plain(model, x), "ours": lambda: capture(model, x)}
+    import copy
+
+    from timm.utils import AttentionExtract
+
+    peer_model = copy.deepcopy(model)
+    for b in peer_model.blocks:  # the peer needs non-fused attention too
+        b.attn.fused_attn = False
+    extractor = AttentionExtract(peer_model, method="hook")
+
+    def peer():
+        with torch.inference_mode():
+            return extractor(x)
+    fns["peer"] = peer
     t = interleaved(fns, repeats)
-    rows = [dict(case=f"capture every head, {name}, batch 1", ours=t["ours"],
-                 reference=t["ref"], ratio=t["ours"] / t["ref"], target=1.10)]
-    if "peer" in t:
-        rows.append(dict(case=f"timm AttentionExtract (peer), {name}", ours=t["peer"],
-                         reference=t["ref"], ratio=t["peer"] / t["ref"], target=None))
-    return rows
+    return [row("capture every head, ViT-B/16 @224, batch 1", t["ours"], t["ref"], 1.10),
+            row("  timm AttentionExtract (peer), same model", t["peer"], t["ref"], None,
+                note=f"ours is {t['peer'] / t['ours']:.2f}x faster than the peer")]
+
+
+def _full_analysis(loaded, pre, x):
+    cap = capture(loaded.model, x)
+    a = Analysis("bench", pre.display, pre.geometry, cap.layout, cap.attentions[0],
+                 cap.logits[0], loaded.label, loaded.class_names, "crop", pre.model_view)
+    a.head_maps()
+    a.head_rollout_maps()
+    a.map("rollout")
+    a.head_table()
+    return a
+
+
+def case_full_analysis(repeats: int, device: str) -> list[dict]:
+    loaded, pre, x = _setup("vit_base_patch16_224", device)
+    t = interleaved({"ref": plain(loaded.model, x),
+                     "ours": lambda: _full_analysis(loaded, pre, x)}, repeats)
+    return [row("full analysis of one image (maps, rollouts, scores), ViT-B/16",
+                t["ours"], t["ref"], 1.30)]
+
+
+def case_class_map(repeats: int, device: str) -> list[dict]:
+    from vitexplorer.core.rollout import relevance_map
+
+    loaded, _, x = _setup("vit_base_patch16_224", device)
+
+    def ours():
+        cap = capture(loaded.model, x, with_grads=True)
+        return relevance_map(cap.attentions[0], cap.grads[0], cap.layout)
+
+    t = interleaved({"ref": plain(loaded.model, x), "ours": ours}, repeats)
+    return [row("class-specific map (relevance), ViT-B/16", t["ours"], t["ref"], 3.5)]
+
+
+def case_ablation(repeats: int, device: str) -> list[dict]:
+    from vitexplorer.core.importance import head_importance
+
+    loaded, _, x = _setup("vit_small_patch16_224", device)
+    model = loaded.model
+    n = len(model.blocks) * model.blocks[0].attn.num_heads
+    t = interleaved({"ref": plain(model, x), "ours": lambda: head_importance(model, x)},
+                    max(3, repeats // 3), warmup=1)
+    return [row(f"head importance, all {n} heads of ViT-S/16 (ref: L*H forwards)",
+                t["ours"], t["ref"] * n, 0.5)]
+
+
+def case_batch(repeats: int, device: str, n_images: int) -> list[dict]:
+    from vitexplorer.core.batch import BatchOptions, run_batch
+
+    loaded, _, _ = _setup("vit_small_patch16_224", device)
+    tmp = Path(tempfile.mkdtemp(prefix="vitexplorer-bench-"))
+    try:
+        src = tmp / "in"
+        src.mkdir()
+        names = sorted(IMAGES.glob("*.png"))
+        for i in range(n_images):
+            shutil.copy(names[i % len(names)], src / f"{i:04d}.png")
+        pres = [preprocess(load_image(p), loaded.data_config, "crop", loaded.patch_size).pixels
+                for p in sorted(src.iterdir())]
+        batches = [torch.from_numpy(np.stack(pres[i:i + 8])).to(loaded.device)
+                   for i in range(0, len(pres), 8)]
+
+        def ref():
+            for b in plain(loaded.model, batches[0]) and batches:
+                with torch.inference_mode():
+                    loaded.model(b)
+
+        opts = BatchOptions(model="vit_small_patch16_224", weights="random",
+                            outputs=("overlay", "json"), batch_size=8, workers=2)
+        runs = iter(range(10_000))
+
+        def ours():
+            run_batch([src], tmp / f"out{next(runs)}", loaded, opts)
+
+        t = interleaved({"ref": ref, "ours": ours}, max(2, repeats // 4), warmup=1)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    ours_rate, ref_rate = n_images / t["ours"], n_images / t["ref"]
+    return [row(f"batch folder throughput ({n_images} images, overlays + JSON), ViT-S/16, "
+                "batch 8", ours_rate, ref_rate, 0.85, higher_is_better=True, unit="img/s")]
+
+
+MEMORY_SCRIPT = r"""
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+torch.set_num_threads(int(sys.argv[2]))
+def rss(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+from vitexplorer.core.models import load_model
+from vitexplorer.core.analysis import analyze
+loaded = load_model(sys.argv[3], "random")
+import numpy as np
+img = (np.random.default_rng(0).random((480, 640, 3)) * 255).astype(np.uint8)
+analyze(loaded, img)  # warm-up allocations of the allocator are not the analysis' cost
+base = rss("VmRSS")
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to now
+a = analyze(loaded, img)
+a.head_maps(); a.head_rollout_maps(); a.map("rollout"); a.head_table()
+print(base, rss("VmHWM"))
+"""
+
+
+def case_memory(threads: int, name: str = "vit_large_patch16_384") -> list[dict]:
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(REPO), str(threads), name],
+                         capture_output=True, text=True, timeout=1200)
+    if out.returncode != 0:
+        return [row(f"memory, {name} full analysis", None, None, None,
+                    note=out.stderr.strip().splitlines()[-1][:80])]
+    base, peak = (int(v) for v in out.stdout.split())
+    extra_mb = (peak - base) / 2**20
+    r = row(f"memory, {name} full analysis: peak RSS above after-load (MB)", extra_mb, 300.0,
+            1.0, unit="MB")
+    return [r]
+
+
+GUI_SCRIPT = r"""
+import os, sys, time, statistics
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+sys.path.insert(0, sys.argv[1])
+from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QTimer, QEventLoop, QElapsedTimer
+app = QApplication([])
+from vitexplorer.gui.main_window import MainWindow
+from vitexplorer.gui.settings import Settings
+import tempfile
+w = MainWindow(Settings(tempfile.mktemp(suffix=".ini")), model=sys.argv[2], weights="random")
+w.show()
+def wait(sig, ms=120000):
+    l = QEventLoop(); sig.connect(l.quit); QTimer.singleShot(ms, l.quit); l.exec()
+w.load_model(sys.argv[2], "random")
+while w.loaded is None: app.processEvents()
+forwards = []
+w.loaded.model.register_forward_hook(lambda *a: forwards.append(1))
+# event-loop stall while the model runs in a worker
+gaps, last = [], [time.perf_counter()]
+def tick():
+    now = time.perf_counter(); gaps.append(now - last[0]); last[0] = now
+timer = QTimer(); timer.setInterval(5); timer.timeout.connect(tick)
+last[0] = time.perf_counter(); timer.start()
+w.open_path(sys.argv[3]); wait(w.analysis_shown)
+timer.stop()
+stall = max(gaps) * 1000
+n0 = len(forwards)
+times = []
+for i in range(40):
+    t0 = time.perf_counter()
+    w.controls.select(i % w.prepared.analysis.num_layers, (i * 7) % w.prepared.analysis.num_heads)
+    times.append((time.perf_counter() - t0) * 1000)
+print(statistics.median(times), stall, len(forwards) - n0)
+"""
+
+START_SCRIPT = r"""
+import os, sys, time
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, sys.argv[1])
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from vitexplorer.gui.main_window import MainWindow
+from vitexplorer.gui.settings import Settings
+import tempfile
+class First(QObject):
+    def eventFilter(self, obj, ev):
+        if ev.type() == QEvent.Type.Paint:
+            print("PAINTED", flush=True)
+            os._exit(0)
+        return False
+w = MainWindow(Settings(tempfile.mktemp(suffix=".ini")))
+f = First(); w.installEventFilter(f)
+w.show()
+app.exec()
+"""
+
+
+def case_gui(threads: int) -> list[dict]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    out = subprocess.run([sys.executable, "-c", GUI_SCRIPT, str(REPO), "vit_base_patch16_224",
+                          str(IMAGES / "chelsea.png")], capture_output=True, text=True,
+                         timeout=600, env=env)
+    if out.returncode != 0:
+        return [row("GUI", None, None, None, note=out.stderr.strip()[-80:])]
+    switch, stall, forwards = out.stdout.split()[-3:]
+    starts = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        p = subprocess.run([sys.executable, "-c", START_SCRIPT, str(REPO)],
+                           capture_output=True, text=True, timeout=120, env=env)
+        if "PAINTED" in p.stdout:
+            starts.append(time.perf_counter() - t0)
+    start = statistics.median(starts) if starts else None
+    return [row(f"GUI head switch, ViT-B/16 (median ms; {forwards} forwards)", float(switch),
+                16.0, 1.0, unit="ms"),
+            row("GUI longest event-loop stall during a ViT-B/16 forward (ms)", float(stall),
+                50.0, 1.0, unit="ms"),
+            row("GUI start to first paint (s, process start included)", start, 1.5, 1.0,
+                unit="s")]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller folder")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" /
+    parser.add_argument("--only", default=None, help="run one case: capture, analysis, "
+                        "class, ablation, batch, memory, gui")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" /
                         "latest.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    repeats = 7 if args.quick else 21
-    rows = case_capture("vit_base_patch16_224", repeats, args.device)
-    print(f"{'case':58} {'ours s':>8} {'ref s':>8} {'ratio':>6} {'target':>7}  result")
-    for r in rows:
-        verdict = "" if r["target"] is None or r["ratio"] is None else (
-            "PASS" if r["ratio"] <= r["target"] else "FAIL")
-        r["result"] = verdict
-        fmt = lambda v, p=4: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
-        print(f"{r['case'][:58]:58} {fmt(r['ours']):>8} {fmt(r['reference']):>8} "
-              f"{fmt(r['ratio'], 2):>6} {fmt(r['target'], 2):>7}  {verdict}")
+    repeats = 5 if args.quick else 15
+    cases = {
+        "capture": lambda: case_capture(repeats, args.device),
+        "analysis": lambda: case_full_analysis(repeats, args.device),
+        "class": lambda: case_class_map(repeats, args.device),
+        "ablation": lambda: case_ablation(repeats, args.device),
+        "batch": lambda: case_batch(repeats, args.device, 24 if args.quick else 64),
+        "memory": lambda: case_memory(args.threads, "vit_base_patch16_384" if args.quick
+                                      else "vit_large_patch16_384"),
+        "gui": lambda: case_gui(args.threads),
+    }
+    rows = []
+    print(f"{'case':72} {'ours':>9} {'ref':>9} {'ratio':>6} {'target':>8}  result")
+    for name, fn in cases.items():
+        if args.only and name != args.only:
+            continue
+        for r in fn():
+            rows.append(r)
+
+            def f(v, p=4):
+                return "-" if v is None else f"{v:.{p}f}"
+            target = "-" if r["target"] is None else f"{r['direction']}{r['target']:.2f}"
+            print(f"{r['case'][:72]:72} {f(r['ours'], 3):>9} {f(r['reference'], 3):>9} "
+                  f"{f(r['ratio'], 2):>6} {target:>8}  {r['result']} {r['note']}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = dict(machine=platform.machine(), python=platform.python_version(),
-                torch=torch.__version__, timm=timm.__version__, threads=args.threads,
-                device=args.device, repeats=repeats)
+    meta = dict(machine=platform.machine(), processor=platform.processor(),
+                python=platform.python_version(), torch=torch.__version__,
+                timm=timm.__version__, threads=args.threads, device=args.device,
+                quick=args.quick, date=time.strftime("%Y-%m-%d %H:%M"))
     args.out.write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))
-    return 0
+    return 0 if all(r["result"] != "FAIL" for r in rows) else 1
 
 
 if __name__ == "__main__":

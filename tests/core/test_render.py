@@ -92,3 +92,13 @@ def test_analysis_maps_and_patch_query(tiny_loaded, images_dir):
     np.testing.assert_allclose(col.ravel(), (att[1:, p] / att[1:, p].sum()).numpy(), rtol=1e-5)
     top = a.top_k(5)
     assert len(top) == 5 and top[0][2] >= top[-1][2] and isinstance(top[0][1], str)
+
+
+def test_mass_region_vectorised_equals_one_by_one():
+    rng = np.random.default_rng(5)
+    maps = rng.random((3, 4, 5, 6)) ** 4
+    maps[0, 0] = 0.0
+    got = mass_region(maps, 0.6)
+    for idx in np.ndindex(maps.shape[:2]):
+        assert (got[idx] == mass_region(maps[idx], 0.6)).all()
+    assert not got[0, 0].any()

@@ -149,12 +149,17 @@ class Analysis:
 
         if mask is not None:
             return mask
-        fused = self.map("rollout")
-        if mode == "grabcut":
-            return masks.grabcut_mask(self.image, fused, self.geometry)
-        if mode == "rollout":
-            return masks.rollout_mask(fused, self.geometry)
-        raise ValueError(f"unknown mask mode {mode!r}: use rollout, grabcut or a mask file")
+        key = ("mask", mode)
+        if key not in self._cache:
+            fused = self.map("rollout")
+            if mode == "grabcut":
+                self._cache[key] = masks.grabcut_mask(self.image, fused, self.geometry)
+            elif mode == "rollout":
+                self._cache[key] = masks.rollout_mask(fused, self.geometry)
+            else:
+                raise ValueError(f"unknown mask mode {mode!r}: use rollout, grabcut or a "
+                                 "mask file")
+        return self._cache[key]
 
     def head_table(self, mode: str = "rollout", mask: np.ndarray | None = None,
                    mask_name: str | None = None):

@@ -20,6 +20,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -228,11 +229,10 @@ def foreground_scores(maps: np.ndarray, cover: np.ndarray, valid: np.ndarray) ->
     else:
         score = np.where(inside >= a, (inside - a) / (1 - a), (inside - a) / a)
     mask = (c >= 0.5)
-    jac = np.zeros(inside.shape)
-    for idx in np.ndindex(inside.shape):
-        r = mass_region(m[idx], 0.6) & valid
-        union = (r | mask).sum()
-        jac[idx] = (r & mask).sum() / union if union else 0.0
+    regions = mass_region(m, 0.6) & valid
+    union = (regions | mask).sum(axis=(-1, -2))
+    jac = np.divide((regions & mask).sum(axis=(-1, -2)), union, out=np.zeros(union.shape),
+                    where=union > 0)
     label = np.where(score >= FG_THRESHOLD, "foreground",
                      np.where(score <= -FG_THRESHOLD, "background", "mixed")).astype(object)
     return {"fg_score": score, "fg_lift": inside / a if a > 0 else np.ones_like(inside),
@@ -295,6 +295,16 @@ def colour_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
             "hue_r": _pearson(m, feats.hue, v), "_label": label}
 
 
+@lru_cache(maxsize=8)
+def _patch_distances(grid: tuple[int, int], patch_size: tuple[int, int]) -> torch.Tensor:
+    """``[P, P]`` distances in input pixels between the centres of a grid's patches."""
+    gh, gw = grid
+    ys, xs = np.meshgrid((np.arange(gh) + 0.5) * patch_size[0],
+                         (np.arange(gw) + 0.5) * patch_size[1], indexing="ij")
+    pos = torch.from_numpy(np.stack([ys.ravel(), xs.ravel()], -1)).float()
+    return torch.cdist(pos, pos)
+
+
 def distance_scores(attn: torch.Tensor, layout: TokenLayout,
                     patch_size: tuple[int, int]) -> dict:
     """Mean attention distance (Raghu et al. 2021, "Do Vision Transformers See Like
@@ -308,16 +318,17 @@ def distance_scores(attn: torch.Tensor, layout: TokenLayout,
     mid in between. Uniform and mid are this axis's null labels.
     """
     p = layout.num_prefix
-    a = attn[:, :, p:, p:].double()
-    a = a / a.sum(-1, keepdim=True).clamp_min(1e-12)
+    a = attn[:, :, p:, p:].float()  # a view: rows are renormalised analytically below
     gh, gw = layout.grid
-    ys, xs = np.meshgrid((np.arange(gh) + 0.5) * patch_size[0],
-                         (np.arange(gw) + 0.5) * patch_size[1], indexing="ij")
-    pos = torch.from_numpy(np.stack([ys.ravel(), xs.ravel()], -1))
-    dist = torch.cdist(pos, pos)
-    d = (a * dist).sum(-1).mean(-1).numpy()
-    d_uniform = float(dist.mean())
-    ent = -(a * torch.log(a.clamp_min(1e-30))).sum(-1).mean(-1).numpy() / np.log(gh * gw)
+    dist = _patch_distances(layout.grid, tuple(patch_size))
+    s = a.sum(-1).clamp_min(1e-12)  # row mass on patches
+    # with A' = A / s: sum_j A'_ij d_ij = (sum_j A_ij d_ij) / s_i and
+    # H(A'_i) = (sum_j -A_ij log A_ij) / s_i + log s_i  (no normalised copy is made)
+    d = (torch.linalg.vecdot(a, dist) / s).mean(-1).double().numpy()
+    neg_ent = torch.linalg.vecdot(a, a.clamp_min(1e-30).log())  # sum_j A log A (fast path)
+    ent = (-neg_ent / s + torch.log(s)).mean(-1).double().numpy()
+    d_uniform = float(dist.double().mean())
+    ent = ent / np.log(gh * gw)
     ratio = d / max(d_uniform, 1e-12)
     label = np.where(ent >= UNIFORM_ENTROPY, "uniform",
                      np.where(ratio <= LOCAL_RATIO, "local",

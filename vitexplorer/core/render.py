@@ -53,18 +53,22 @@ def normalise(values: np.ndarray, vrange: tuple[float, float]) -> np.ndarray:
 def mass_region(grid_map: np.ndarray, mass: float = 0.6) -> np.ndarray:
     """Boolean mask of the fewest patches holding ``mass`` of the map's total
     (Caron et al. 2021, DINO: "we keep 60% of the mass"): sort descending, keep while the
-    cumulative sum is below ``mass`` plus the patch that crosses it."""
+    cumulative sum is below ``mass`` plus the patch that crosses it.
+
+    Works on one map ``[gh, gw]`` or a stack ``[..., gh, gw]`` at once (vectorised).
+    """
     m = np.asarray(grid_map, dtype=np.float64)
-    total = m.sum()
-    if total <= 0:
-        return np.zeros(m.shape, bool)
-    flat = m.ravel() / total
-    order = np.argsort(-flat, kind="stable")
-    csum = np.cumsum(flat[order])
-    keep = int(np.searchsorted(csum, mass - 1e-12) + 1)
-    out = np.zeros(flat.size, bool)
-    out[order[:keep]] = True
-    return out.reshape(m.shape)
+    shape = m.shape
+    flat = m.reshape(-1, shape[-2] * shape[-1])
+    total = flat.sum(-1, keepdims=True)
+    share = np.divide(flat, total, out=np.zeros_like(flat), where=total > 0)
+    order = np.argsort(-share, axis=-1, kind="stable")
+    csum = np.cumsum(np.take_along_axis(share, order, -1), axis=-1)
+    keep = (csum < mass - 1e-12).sum(-1, keepdims=True) + 1  # ... plus the crossing patch
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(flat.shape[-1])[None].repeat(len(flat), 0), -1)
+    out = (ranks < keep) & (total > 0)
+    return out.reshape(shape)
 
 
 def colorize(unit: np.ndarray, cmap: str) -> np.ndarray:

@@ -116,10 +116,11 @@ def head_rollout_maps(
     Only the map row is formed (a vector-matrix product per head), not the full product.
     """
     n_layers, _, n, _ = attn.shape
-    eye = torch.eye(n, dtype=attn.dtype, device=attn.device)
+    eye_row = map_row(torch.eye(n, dtype=attn.dtype, device=attn.device), layout)
     rows = []
     for i in range(n_layers):
-        v = map_row(0.5 * attn[i] + 0.5 * eye, layout)  # [H, N]
+        # map_row is linear: map_row(0.5 A + 0.5 I) = 0.5 map_row(A) + 0.5 map_row(I)
+        v = 0.5 * map_row(attn[i], layout) + 0.5 * eye_row  # [H, N]
         rows.append(v if i == 0 else v @ rollouts[i - 1])
     return to_patch_map(torch.stack(rows), layout).float()
 
