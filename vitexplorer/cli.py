@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--workers", type=int, default=2, help="decoding threads")
     ba.add_argument("--masks", type=Path, help="folder of foreground masks (same stem)")
     ba.add_argument("--mask-mode", default="rollout", choices=("rollout", "grabcut"))
+    ba.add_argument("--no-scores", action="store_true",
+                    help="skip the per-image head table (faster; no folder head profile)")
     ba.add_argument("--resume", action="store_true", help="continue a run: skip finished "
                     "images")
     ba.add_argument("--overwrite", action="store_true", help="replace existing results")
@@ -334,7 +336,7 @@ def _batch(args: argparse.Namespace) -> int:
         outputs=tuple(dict.fromkeys((*outputs, "json"))), format=args.format,
         batch_size=max(1, args.batch_size), workers=max(1, args.workers),
         resize=args.resize, masks=str(args.masks) if args.masks else None,
-        mask_mode=args.mask_mode, shard=(k, n))
+        mask_mode=args.mask_mode, scores=not args.no_scores, shard=(k, n))
     stop = {"flag": False}
 
     def on_sigint(_sig, _frame):

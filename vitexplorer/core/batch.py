@@ -35,7 +35,7 @@ from vitexplorer.core.errors import ImageError, VitexplorerError
 from vitexplorer.core.heads import HeadTable
 from vitexplorer.core.images import Preprocessed, load_image, preprocess
 from vitexplorer.core.masks import find_mask_file, load_mask
-from vitexplorer.core.models import LoadedModel, weights_hash
+from vitexplorer.core.models import LoadedModel
 
 OUTPUTS = ("overlay", "grid", "maps", "json")
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
@@ -65,6 +65,7 @@ class BatchOptions:
     resize: str = "crop"
     masks: str | None = None
     mask_mode: str = "rollout"
+    scores: bool = True  # head table in each JSON (and the folder profile)
     cmap: str = "inferno"
     opacity: float = 0.6
     shard: tuple[int, int] = (1, 1)
@@ -254,7 +255,7 @@ def run_batch(
     t0 = time.perf_counter()
     check_output(out)
     run_file = out / "run.json"
-    wh = weights_hash(loaded.model)
+    wh = loaded.weights_sha256()
     if run_file.exists() and not overwrite:
         previous = json.loads(run_file.read_text(encoding="utf-8"))
         if not resume:
@@ -368,7 +369,7 @@ def _write_results(item: Item, a: Analysis, mask, opts: BatchOptions, out: Path,
         layers = opts.layers if opts.layers is not None else (a.num_layers - 1,)
         heads = opts.heads if opts.heads is not None else tuple(range(a.num_heads))
         mask_name = "mask file" if mask is not None else opts.mask_mode
-        table = a.head_table(opts.mask_mode, mask, mask_name)
+        table = a.head_table(opts.mask_mode, mask, mask_name) if opts.scores else None
         if "overlay" in opts.outputs:
             _write_overlays(a, base, opts, layers, heads, save_figure)
         if "grid" in opts.outputs:
@@ -391,7 +392,8 @@ def _write_results(item: Item, a: Analysis, mask, opts: BatchOptions, out: Path,
                   "grid": list(a.layout.grid), "box": list(a.geometry.box),
                   "predictions": [{"class": c, "name": n, "probability": p}
                                   for c, n, p in a.top_k(5)],
-                  "mask": table.meta.get("mask"), "heads": table.rows()}
+                  "mask": table.meta.get("mask") if table else None,
+                  "heads": table.rows() if table else []}
         write_atomic(result_paths(out, item)["json"], json.dumps(record, indent=1))
         return str(item.path), None
     except Exception as exc:
@@ -418,7 +420,7 @@ def _write_overlays(a: Analysis, base: Path, opts: BatchOptions, layers, heads,
         path = base.with_name(f"{base.name}__{name}.{opts.format}")
         if opts.format == "png":  # the plain overlay at full resolution: fast
             img = overlay(a.image, a.map(method, li, h), a.geometry, opts.cmap, opts.opacity)
-            ok, data = cv2.imencode(".png", img[:, :, ::-1])
+            ok, data = cv2.imencode(".png", img[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
             if not ok:
                 raise OSError("PNG encoding failed")
             write_atomic(path, data.tobytes())

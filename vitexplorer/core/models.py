@@ -44,6 +44,13 @@ class LoadedModel:
     data_config: dict
     device: torch.device
     class_names: list[str] | None = field(default=None, repr=False)
+    _sha256: str | None = field(default=None, repr=False)
+
+    def weights_sha256(self) -> str:
+        """:func:`weights_hash` of the model, computed once (hashing ViT-L takes seconds)."""
+        if self._sha256 is None:
+            self._sha256 = weights_hash(self.model)
+        return self._sha256
 
     @property
     def random_weights(self) -> bool:

@@ -71,10 +71,20 @@ def mass_region(grid_map: np.ndarray, mass: float = 0.6) -> np.ndarray:
     return out.reshape(shape)
 
 
+def view_rect(geometry: Geometry) -> tuple[int, int, int, int]:
+    """Rows r0:r1 and columns c0:c1 of the original image whose pixel centres lie inside
+    the model's view (``Geometry.box``)."""
+    h, w = geometry.image_size
+    x0, y0, x1, y1 = geometry.box
+    r0, r1 = max(0, int(np.ceil(y0 - 0.5))), min(h, int(np.floor(y1 - 0.5)) + 1)
+    c0, c1 = max(0, int(np.ceil(x0 - 0.5))), min(w, int(np.floor(x1 - 0.5)) + 1)
+    return r0, max(r0, r1), c0, max(c0, c1)
+
+
 def colorize(unit: np.ndarray, cmap: str) -> np.ndarray:
     """Values in [0, 1] -> uint8 RGB through the colormap's lookup table."""
-    idx = np.clip(np.round(unit * 255), 0, 255).astype(np.uint8)
-    return colormap_lut(cmap)[idx]
+    idx = cv2.convertScaleAbs(np.ascontiguousarray(unit, dtype=np.float32), alpha=255.0)
+    return cv2.applyColorMap(idx, colormap_lut(cmap)[:, None, :])
 
 
 def overlay(
@@ -97,12 +107,13 @@ def overlay(
     vrange = display_range(grid_map, scaling)
     unit_grid = normalise(grid_map, vrange)
     unit = map_to_image(unit_grid, geometry, upsample)
-    inside = map_to_image(np.ones_like(unit_grid), geometry, "nearest") > 0.5
-    colour = colorize(unit, cmap).astype(np.float32)
-    out = image.astype(np.float32)
-    a = np.float32(opacity)
-    out[inside] = (1 - a) * out[inside] + a * colour[inside]
-    out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    # the model's view is an axis-aligned rectangle: blend inside it, keep the rest
+    r0, r1, c0, c1 = view_rect(geometry)
+    out = image.copy()
+    colour = colorize(unit[r0:r1, c0:c1], cmap)
+    out[r0:r1, c0:c1] = cv2.addWeighted(image[r0:r1, c0:c1], 1.0 - float(opacity), colour,
+                                        float(opacity), 0.0)
     if contour is not None:
         region = mass_region(grid_map, contour).astype(np.float32)
         full = map_to_image(region, geometry, "nearest") > 0.5
