@@ -15,8 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from vitexplorer.core.constants import GROUP_COLOURS
-from vitexplorer.gui.qimage import to_pixmap
-from vitexplorer.gui.scaled_label import ScaledPixmap
+from vitexplorer.gui.similarity_view import SimilarityView
 
 ROLE_CELLS = Qt.ItemDataRole.UserRole
 
@@ -55,9 +54,7 @@ class GroupsPanel(QWidget):
         self.importance.setToolTip("Remove each head in turn and measure the change of the "
                                    "prediction; runs in the background")
         lay.addWidget(self.importance)
-        self.figure = ScaledPixmap("Head similarity and divergence appear here")
-        self.figure.setToolTip("Jensen-Shannon distance between head maps in cluster order "
-                               "(clusters outlined) and the mean distance per layer")
+        self.figure = SimilarityView()
         lay.addWidget(self.figure, 3)
         self.tree.itemSelectionChanged.connect(self._selected)
         self.tree.itemDoubleClicked.connect(self._double)
@@ -94,7 +91,7 @@ class GroupsPanel(QWidget):
                 item.addChild(child)
             self.tree.addTopLevelItem(item)
         self.tree.resizeColumnToContents(0)
-        self.figure.set_pixmap(to_pixmap(groups.figure))
+        self.figure.set_groups(groups)
 
     def _selected(self) -> None:
         items = self.tree.selectedItems()

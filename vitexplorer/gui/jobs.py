@@ -29,7 +29,7 @@ class Groups:
     table: Any  # core.heads.HeadTable
     clustering: Any  # core.relations.Clustering
     divergence: np.ndarray
-    figure: np.ndarray  # RGB rendering of the similarity matrix and divergence curve
+    matrix: np.ndarray  # RGB image of the JS distances in cluster order
     mask_mode: str
 
 
@@ -48,7 +48,28 @@ def load_model_job(spec: str, weights: str, model_kwargs: dict | None = None,
                    should_stop=None) -> LoadedModel:
     from vitexplorer.core.models import load_model
 
-    return load_model(spec, weights, **(model_kwargs or {}))
+    loaded = load_model(spec, weights, **(model_kwargs or {}))
+    preload()
+    return loaded
+
+
+def preload() -> None:
+    """Import what the analysis needs now, while a model loads anyway.
+
+    An import holds the interpreter lock for long stretches (matplotlib alone stalled the
+    event loop for 240 ms when first imported during an analysis).
+    """
+    import importlib
+
+    for name in ("scipy.cluster.hierarchy", "scipy.spatial.distance",
+                 "vitexplorer.core.analysis", "vitexplorer.core.heads",
+                 "vitexplorer.core.masks", "vitexplorer.core.relations"):
+        importlib.import_module(name)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1))  # a first draw loads the fonts (another long lock)
+    fig.add_subplot().set_title("warm-up")
+    figure_rgb(fig)
 
 
 def decode_job(path: str, should_stop=None) -> np.ndarray:
@@ -108,17 +129,20 @@ def figure_rgb(fig) -> np.ndarray:
 
 def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = None,
                mask_name: str | None = None, should_stop=None) -> Groups:
-    """Head table, clustering, per-layer divergence and their figure."""
-    from vitexplorer.core.figures import similarity_figure
+    """Head table, clustering, per-layer divergence and the distance matrix as an image
+    (coloured with the core's colormap tables, not matplotlib: a figure draw holds the
+    interpreter lock for ~40 ms and would stall the event loop)."""
     from vitexplorer.core.relations import cluster_heads, layer_divergence
+    from vitexplorer.core.render import colorize
 
     table = analysis.head_table(mask_mode, mask, mask_name)
     maps = analysis.head_maps().numpy()
     clustering = cluster_heads(maps)
     divergence = layer_divergence(maps)
-    fig = similarity_figure(analysis, clustering, divergence)
-    fig.set_size_inches(8.0, 3.8)
-    return Groups(table, clustering, divergence, figure_rgb(fig), mask_name or mask_mode)
+    order = clustering.order
+    ordered = clustering.distances[np.ix_(order, order)]
+    matrix = colorize(1.0 - np.clip(ordered, 0, 1), "viridis")
+    return Groups(table, clustering, divergence, matrix, mask_name or mask_mode)
 
 
 def importance_job(loaded: LoadedModel, analysis: Analysis, should_stop=None) -> dict:
