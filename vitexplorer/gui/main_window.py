@@ -379,6 +379,9 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------------------- viewing
     def _options_changed(self) -> None:
         o = self.controls.options()
+        if o.query == "off" and self._query is not None:
+            self._query = None
+            self.view.show_marker(None)
         self.grid.set_current(o.layer, o.head)
         self._refresh_thumbnails(o)
         self.render()
@@ -455,9 +458,6 @@ class MainWindow(QMainWindow):
     def toggle_query(self) -> None:
         q = self.controls.query
         q.setCurrentIndex(0 if q.currentIndex() else 1)
-        if q.currentIndex() == 0:
-            self._query = None
-            self.view.show_marker(None)
 
     def _arrow(self, key: int) -> None:
         steps = {Qt.Key.Key_Left: (0, -1), Qt.Key.Key_Right: (0, 1),

@@ -57,7 +57,7 @@ class SimilarityView(QWidget):
                                       (i - start) * cell, (i - start) * cell))
                 start = i
         # divergence curve
-        plot = QRectF(mat.right() + 26, 16, self.width() - mat.right() - 32, side - 14)
+        plot = QRectF(mat.right() + 38, 16, self.width() - mat.right() - 44, side - 14)
         p.setPen(pal.text().color())
         p.drawText(QRectF(plot.x(), 0, plot.width(), 16), Qt.AlignmentFlag.AlignLeft,
                    "divergence by layer")
@@ -74,7 +74,7 @@ class SimilarityView(QWidget):
             p.setPen(QPen(pal.highlight().color(), 2))
             p.drawPath(path)
             p.setPen(pal.text().color())
-            p.drawText(QRectF(plot.x() - 24, plot.y() - 2, 22, 14),
+            p.drawText(QRectF(plot.x() - 34, plot.y() - 2, 32, 14),
                        Qt.AlignmentFlag.AlignRight, f"{top:.2f}")
             p.drawText(QRectF(plot.x(), plot.bottom() + 1, plot.width(), 14),
                        Qt.AlignmentFlag.AlignCenter, f"layer 0 … {len(d) - 1}")
