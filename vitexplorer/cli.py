@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="See what every attention head of a Vision Transformer looks at. "
                     "With no command, opens the desktop application.")
     parser.add_argument("--version", action="version", version=f"vitexplorer {__version__}")
+    parser.add_argument("--install-desktop", action="store_true",
+                        help="add vitexplorer to this user's application menu (Linux) and "
+                             "to 'Open with' for images")
+    parser.add_argument("--uninstall-desktop", action="store_true",
+                        help="remove what --install-desktop added")
     sub = parser.add_subparsers(dest="command")
 
     ex = sub.add_parser("export", help="write an overlay figure of one image")
@@ -128,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, "gui")  # `vitexplorer photo.jpg` (file managers' "Open with")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.install_desktop or args.uninstall_desktop:
+        from vitexplorer.desktop import install_desktop, uninstall_desktop
+
+        files = install_desktop() if args.install_desktop else uninstall_desktop()
+        for f in files:
+            print(f)
+        return EXIT_OK
     if args.command in (None, "gui"):
         return _gui(getattr(args, "path", None), getattr(args, "model", None),
                     getattr(args, "weights", None))

@@ -18,6 +18,15 @@ def run(argv: list[str] | None = None, path: str | None = None, model: str | Non
     app.setApplicationName("vitexplorer")
     app.setOrganizationName("vitexplorer")
     app.setApplicationDisplayName("vitexplorer")
+    app.setDesktopFileName("io.github.vitexplorer")
+    from PySide6.QtGui import QIcon
+
+    from vitexplorer.desktop import resources_dir
+
+    icon = QIcon()
+    for size in (16, 24, 32, 48, 64, 128, 256, 512):
+        icon.addFile(str(resources_dir() / "icons" / f"vitexplorer-{size}.png"))
+    app.setWindowIcon(icon)
     from vitexplorer.gui.dialogs import show_error
     from vitexplorer.gui.main_window import MainWindow
 

@@ -48,12 +48,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def sample_image() -> Path:
     """The bundled sample photo (source tree or installed package)."""
-    here = Path(__file__).resolve().parents[2] / "resources" / "sample.png"
-    if here.is_file():
-        return here
-    from importlib.resources import files
+    from vitexplorer.desktop import resources_dir
 
-    return Path(str(files("vitexplorer.resources") / "sample.png"))
+    return resources_dir() / "sample.png"
 
 
 class MainWindow(QMainWindow):
