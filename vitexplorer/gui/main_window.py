@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -31,6 +30,7 @@ from vitexplorer.gui.actions import build_actions
 from vitexplorer.gui.banner import Banner
 from vitexplorer.gui.controls import ControlsPanel, ViewOptions
 from vitexplorer.gui.dialogs import show_error
+from vitexplorer.gui.groups_controller import GroupsController
 from vitexplorer.gui.groups_panel import GroupsPanel
 from vitexplorer.gui.head_grid import HeadGrid
 from vitexplorer.gui.head_panel import HeadPanel
@@ -38,6 +38,7 @@ from vitexplorer.gui.image_view import ImageView
 from vitexplorer.gui.qimage import to_pixmap
 from vitexplorer.gui.settings import Settings
 from vitexplorer.gui.tasks import TaskRunner
+from vitexplorer.gui.transfer import TransferMixin
 
 if TYPE_CHECKING:
     from vitexplorer.core.models import LoadedModel
@@ -53,7 +54,7 @@ def sample_image() -> Path:
     return resources_dir() / "sample.png"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(TransferMixin, QMainWindow):
     """Image view in the middle, controls on the left, head grid and scores on the right."""
 
     #: emitted after an analysis landed and was rendered (tests wait on it)
@@ -120,12 +121,7 @@ class MainWindow(QMainWindow):
         self.grid.selected.connect(self.controls.select)
         self.view.clicked.connect(self._clicked)
         self.view.arrow_pressed.connect(self._arrow)
-        gp = self.groups_panel
-        gp.filter_changed.connect(self.grid.set_filter)
-        gp.head_chosen.connect(self.controls.select)
-        gp.mask_mode_changed.connect(self._mask_mode)
-        gp.sort_changed.connect(self._sort_grid)
-        gp.importance_requested.connect(self.compute_importance)
+        self.groups = GroupsController(self)
         self._last_thumb_key: tuple | None = None
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -313,57 +309,11 @@ class MainWindow(QMainWindow):
         self._last_thumb_key = ("head", o.cmap, "mean", 0.0)
         self.head_panel.set_predictions(a.top_k(5))
         if prepared.groups is not None:
-            self._groups_done(prepared.groups)
+            self.groups.show(prepared.groups)
         self._update_title()
         self._options_changed()
         self.message(f"{Path(a.source).name}: {a.num_layers} layers x {a.num_heads} heads")
         self.analysis_shown.emit()
-
-    # ----------------------------------------------------------------------------- groups
-    def _groups_done(self, groups: jobs.Groups) -> None:
-        from PySide6.QtGui import QColor
-
-        from vitexplorer.core.constants import GROUP_COLOURS
-
-        if self.prepared is None:
-            return
-        self.prepared.groups = groups
-        names = groups.table.groups()
-        n_l, n_h = names.shape
-        cells = [(li, h) for li in range(n_l) for h in range(n_h)]
-        self.grid.set_frames({c: QColor(GROUP_COLOURS[str(names[c])]) for c in cells
-                              if names[c] != "none"}, {c: str(names[c]) for c in cells})
-        self.groups_panel.set_groups(groups)
-        self._sort_grid(self.groups_panel.sort.currentIndex() == 1)
-        self.render()
-
-    def _mask_mode(self, mode: str) -> None:
-        if self.prepared is None:
-            return
-        self.tasks.run("groups", jobs.groups_job, self.prepared.analysis, mode,
-                       on_done=self._groups_done, message="Scoring heads…")
-
-    def _sort_grid(self, by_cluster: bool) -> None:
-        groups = self.prepared.groups if self.prepared else None
-        self.grid.set_order(groups.clustering.ordered_cells() if by_cluster and groups
-                            else None)
-
-    def compute_importance(self) -> None:
-        if self.prepared is None or self.loaded is None:
-            return
-        self.tasks.run("importance", jobs.importance_job, self.loaded, self.prepared.analysis,
-                       on_done=self._importance_done,
-                       message="Ablating every head (importance)…")
-
-    def _importance_done(self, result: dict) -> None:
-        groups = self.prepared.groups if self.prepared else None
-        if groups is None:
-            return
-        groups.table.scores["logprob_drop"] = result["logprob_drop"]
-        groups.table.scores["kl"] = result["kl"]
-        name = self.prepared.analysis.class_name(result["target"])
-        self.message(f"Head importance computed for '{name}'.")
-        self.render()
 
     def _update_title(self) -> None:
         parts = ["vitexplorer"]
@@ -460,63 +410,3 @@ class MainWindow(QMainWindow):
         steps = {Qt.Key.Key_Left: (0, -1), Qt.Key.Key_Right: (0, 1),
                  Qt.Key.Key_Up: (-1, 0), Qt.Key.Key_Down: (1, 0)}
         self.grid.move(*steps[key])
-
-    # ------------------------------------------------------------------- drag, drop, paste
-    def dragEnterEvent(self, event) -> None:
-        md = event.mimeData()
-        if md.hasUrls() or md.hasImage():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:
-        md = event.mimeData()
-        paths = [u.toLocalFile() for u in md.urls() if u.isLocalFile()]
-        if paths:
-            self.open_path(paths[0])
-            event.acceptProposedAction()
-        elif md.hasImage():
-            self.paste_image(md.imageData())
-            event.acceptProposedAction()
-
-    def paste(self) -> None:
-        cb = QGuiApplication.clipboard()
-        md = cb.mimeData()
-        if md.hasUrls() and md.urls()[0].isLocalFile():
-            self.open_path(md.urls()[0].toLocalFile())
-        elif md.hasImage():
-            self.paste_image(cb.image())
-        else:
-            self.message("The clipboard holds no image.")
-
-    def paste_image(self, image) -> None:
-        from vitexplorer.gui.qimage import from_qimage
-
-        if image is None or image.isNull():
-            self.message("The clipboard holds no image.")
-            return
-        self.open_array(from_qimage(image), "clipboard")
-
-    # ----------------------------------------------------------------------------- export
-    def export(self, kind: str, path: str) -> None:
-        """Write the figure ``kind`` (view / layer / grid) to ``path`` in a worker."""
-        if self.prepared is None:
-            self.message("Nothing to export yet.")
-            return
-        o = self.controls.options()
-        options = dict(method=o.method, layer=o.layer, head=o.head, target=o.target,
-                       cmap=o.cmap, opacity=o.opacity, scaling=o.scaling, contour=o.contour,
-                       fusion=o.fusion, discard=o.discard)
-        self.tasks.run("export", jobs.export_job, self.prepared.analysis, kind, path, options,
-                       on_done=lambda p: self.message(f"Saved {p}"),
-                       on_error=self._export_failed, message=f"Exporting {Path(path).name}…")
-
-    def _export_failed(self, exc: BaseException) -> bool:
-        if isinstance(exc, OSError | ValueError):
-            self.banner.show_message(f"Could not export: {exc}")
-            return True
-        return False
-
-    def copy_view(self) -> None:
-        pix = self.view.pixmap()
-        if not pix.isNull():
-            QGuiApplication.clipboard().setPixmap(pix)
-            self.message("View copied to the clipboard.")
