@@ -210,3 +210,24 @@ def test_concurrent_captures_on_one_model_do_not_mix():
         t.join()
     for i in range(4):
         torch.testing.assert_close(got[i], expected[i])
+
+
+def test_large_captures_are_stored_in_float16_and_still_analysed(monkeypatch):
+    import vitexplorer.core.capture as cap_mod
+    from vitexplorer.core import rollout as ro
+
+    model = small_model("vit_small_patch16_224", depth=3)
+    x = torch.randn(1, 3, 224, 224)
+    full = capture(model, x)
+    monkeypatch.setattr(cap_mod, "FULL_PRECISION_LIMIT", 1000)
+    half = capture(model, x)
+    assert full.attentions.dtype == torch.float32 and half.attentions.dtype == torch.float16
+    torch.testing.assert_close(half.attentions.float(), full.attentions, atol=1e-3, rtol=1e-2)
+    lay = half.layout
+    r16 = ro.rollout_matrices(half.attentions[0], lay)
+    r32 = ro.rollout_matrices(full.attentions[0], lay)
+    assert r16.dtype == torch.float32
+    torch.testing.assert_close(r16, r32, atol=2e-3, rtol=1e-2)
+    torch.testing.assert_close(ro.head_rollout_maps(half.attentions[0], r16, lay),
+                               ro.head_rollout_maps(full.attentions[0], r32, lay),
+                               atol=1e-4, rtol=1e-2)

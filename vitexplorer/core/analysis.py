@@ -27,7 +27,7 @@ class Analysis:
     image: np.ndarray
     geometry: Geometry
     layout: TokenLayout
-    attentions: torch.Tensor  # [L, H, N, N] float32
+    attentions: torch.Tensor  # [L, H, N, N] float32 (float16 for very large models)
     logits: torch.Tensor  # [C]
     model_label: str
     class_names: list[str] | None = None
@@ -185,7 +185,7 @@ class Analysis:
         """Where patch (row, col) attends (its attention row) and what attends to it (its
         column), each ``[gh, gw]`` over patches and sum-normalised; ``head=None`` averages
         the heads of the layer."""
-        a = self.attentions[layer % self.num_layers]
+        a = ro.work(self.attentions[layer % self.num_layers])
         a = a.mean(0) if head is None else a[head]
         p = self.layout.num_prefix + row * self.layout.grid[1] + col
         return (ro.to_patch_map(a[p], self.layout).numpy(),

@@ -50,11 +50,17 @@ class TokenLayout:
         return names
 
 
+#: Above this size (bytes, float32) the captured attention is stored as float16: ViT-L/16 at
+#: 384 px would hold 24 x 16 x 577^2 floats = 0.5 GB (relative rounding 5e-4 then).
+FULL_PRECISION_LIMIT = 256 * 2**20
+
+
 @dataclass
 class Capture:
     """The result of one captured forward for a batch of images.
 
-    ``attentions``: ``[B, L, H, N, N]`` float32 on the CPU, rows = queries, prefix tokens first.
+    ``attentions``: ``[B, L, H, N, N]`` on the CPU, rows = queries, prefix tokens first;
+    float32, or float16 above :data:`FULL_PRECISION_LIMIT` (gradient captures: float32).
     ``grads``: d(class score)/d(attention), same shape, when asked for.
     """
 
@@ -100,7 +106,8 @@ def token_layout(model: nn.Module, input_hw: tuple[int, int]) -> TokenLayout:
 
 @contextmanager
 def recording(
-    model: nn.Module, keep_grad: bool = False, should_stop: StopCheck = None
+    model: nn.Module, keep_grad: bool = False, should_stop: StopCheck = None,
+    sink: Callable[[int, torch.Tensor], None] | None = None,
 ) -> Iterator[list[torch.Tensor | None]]:
     """Record each block's attention probabilities during forwards inside the ``with``.
 
@@ -108,6 +115,8 @@ def recording(
     the context; every module's ``fused_attn`` is restored to its own previous value.
     ``should_stop`` is polled after every block; when it returns True the forward is
     abandoned by raising :class:`Cancelled` (a user's Cancel takes effect within one block).
+    ``sink(i, attention)``, when given, receives each block's attention instead of the list
+    (so the caller can copy it away and the block's own tensor is freed at once).
     """
     modules = attention_modules(model)
     store: list[torch.Tensor | None] = [None] * len(modules)
@@ -118,6 +127,8 @@ def recording(
             if keep_grad and out.requires_grad:
                 out.retain_grad()
                 store[i] = out
+            elif sink is not None:
+                sink(i, out.detach())
             else:
                 store[i] = out.detach()
             if should_stop is not None and should_stop():
@@ -159,7 +170,20 @@ def capture(
     layout = token_layout(model, tuple(pixels.shape[-2:]))
     if with_grads and not getattr(model, "num_classes", 0):
         raise ValueError("class-specific maps need a model with a classifier head")
-    with recording(model, keep_grad=with_grads, should_stop=should_stop) as store:
+    n_blocks = len(model.blocks)
+    buffer: list[torch.Tensor] = []
+
+    def sink(i: int, attn: torch.Tensor) -> None:
+        """Copy block i's attention into one [B, L, H, N, N] CPU tensor as it is made."""
+        if not buffer:
+            b, h, n, _ = attn.shape
+            dtype = torch.float16 if b * n_blocks * h * n * n * 4 > FULL_PRECISION_LIMIT \
+                else torch.float32
+            buffer.append(torch.empty(b, n_blocks, h, n, n, dtype=dtype))
+        buffer[0][:, i].copy_(attn)
+
+    with recording(model, keep_grad=with_grads, should_stop=should_stop,
+                   sink=None if with_grads else sink) as store:
         if with_grads:
             with torch.enable_grad():
                 logits = model(pixels)
@@ -167,12 +191,13 @@ def capture(
                 score = logits.gather(1, torch.tensor(targets, device=dev)[:, None]).sum()
                 score.backward()
             grads = torch.stack([a.grad for a in store], 1).float().cpu()
+            attns = torch.stack([a.detach() for a in store], 1).float().cpu()
         else:
             with torch.inference_mode():
                 logits = model(pixels)
             targets = _targets(logits, target) if getattr(model, "num_classes", 0) else None
             grads = None
-        attns = torch.stack([a.detach() for a in store], 1).float().cpu()
+            attns = buffer[0]
     if attns.shape[-1] != layout.num_tokens:
         raise RuntimeError(
             f"captured {attns.shape[-1]} tokens but the layout expects {layout.num_tokens}"

@@ -318,15 +318,18 @@ def distance_scores(attn: torch.Tensor, layout: TokenLayout,
     mid in between. Uniform and mid are this axis's null labels.
     """
     p = layout.num_prefix
-    a = attn[:, :, p:, p:].float()  # a view: rows are renormalised analytically below
     gh, gw = layout.grid
     dist = _patch_distances(layout.grid, tuple(patch_size))
-    s = a.sum(-1).clamp_min(1e-12)  # row mass on patches
-    # with A' = A / s: sum_j A'_ij d_ij = (sum_j A_ij d_ij) / s_i and
-    # H(A'_i) = (sum_j -A_ij log A_ij) / s_i + log s_i  (no normalised copy is made)
-    d = (torch.linalg.vecdot(a, dist) / s).mean(-1).double().numpy()
-    neg_ent = torch.linalg.vecdot(a, a.clamp_min(1e-30).log())  # sum_j A log A (fast path)
-    ent = (-neg_ent / s + torch.log(s)).mean(-1).double().numpy()
+    d = np.zeros(attn.shape[:2])
+    ent = np.zeros(attn.shape[:2])
+    for li in range(attn.shape[0]):  # one layer at a time: temporaries stay small
+        a = attn[li, :, p:, p:].float()  # rows are renormalised analytically below
+        s = a.sum(-1).clamp_min(1e-12)  # row mass on patches
+        # with A' = A / s: sum_j A'_ij d_ij = (sum_j A_ij d_ij) / s_i and
+        # H(A'_i) = (sum_j -A_ij log A_ij) / s_i + log s_i  (no normalised copy is made)
+        d[li] = (torch.linalg.vecdot(a, dist) / s).mean(-1).double().numpy()
+        neg_ent = torch.linalg.vecdot(a, a.clamp_min(1e-30).log())
+        ent[li] = (-neg_ent / s + torch.log(s)).mean(-1).double().numpy()
     d_uniform = float(dist.double().mean())
     ent = ent / np.log(gh * gw)
     ratio = d / max(d_uniform, 1e-12)

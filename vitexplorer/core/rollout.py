@@ -19,6 +19,11 @@ from vitexplorer.core.capture import TokenLayout
 Fusion = Literal["mean", "max", "min"]
 
 
+def work(x: torch.Tensor) -> torch.Tensor:
+    """float16 storage (large models) is computed in float32; float64 stays float64."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def map_row(m: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
     """The row vector that defines a map: class-token row ``m[..., 0, :]`` when the model has a
     class token, else the mean over query rows ``mean_i m[..., i, :]`` (attention received)."""
@@ -35,14 +40,14 @@ def to_patch_map(row: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
 def head_maps(attn: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
     """Raw head maps ``[L, H, gh, gw]``: ``A[l, h, cls, patches]`` renormalised over patches
     (Caron et al. 2021, DINO, Fig. 1); class-token-free models: mean attention received."""
-    return to_patch_map(map_row(attn, layout), layout).float()
+    return to_patch_map(work(map_row(attn, layout)), layout).float()
 
 
 def prefix_share(attn: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
     """``[L, H]`` share of the map row's mass on prefix tokens (class, distillation,
     registers): high values flag attention sinks (Darcet et al. 2024, "Vision Transformers
     Need Registers")."""
-    row = map_row(attn, layout)
+    row = work(map_row(attn, layout))
     return row[..., : layout.num_prefix].sum(-1) / row.sum(-1).clamp_min(1e-12)
 
 
@@ -90,11 +95,12 @@ def rollout_matrices(
     ``R_l = Â_l Â_(l-1) ... Â_1``; entry ``l`` of the result is ``R_l``.
     """
     n = attn.shape[-1]
-    eye = torch.eye(n, dtype=attn.dtype, device=attn.device)
-    out = torch.empty(attn.shape[0], n, n, dtype=attn.dtype, device=attn.device)
+    dtype = work(attn[:1, :1, :1, :1]).dtype
+    eye = torch.eye(n, dtype=dtype, device=attn.device)
+    out = torch.empty(attn.shape[0], n, n, dtype=dtype, device=attn.device)
     r = eye
     for i in range(attn.shape[0]):
-        a = discard_lowest(fuse_heads(attn[i], fusion), discard, layout)
+        a = discard_lowest(fuse_heads(work(attn[i]), fusion), discard, layout)
         a = 0.5 * a + 0.5 * eye
         a = a / a.sum(-1, keepdim=True)
         r = a @ r
@@ -116,11 +122,11 @@ def head_rollout_maps(
     Only the map row is formed (a vector-matrix product per head), not the full product.
     """
     n_layers, _, n, _ = attn.shape
-    eye_row = map_row(torch.eye(n, dtype=attn.dtype, device=attn.device), layout)
+    eye_row = map_row(torch.eye(n, dtype=rollouts.dtype, device=attn.device), layout)
     rows = []
     for i in range(n_layers):
         # map_row is linear: map_row(0.5 A + 0.5 I) = 0.5 map_row(A) + 0.5 map_row(I)
-        v = 0.5 * map_row(attn[i], layout) + 0.5 * eye_row  # [H, N]
+        v = 0.5 * work(map_row(attn[i], layout)).to(rollouts.dtype) + 0.5 * eye_row  # [H, N]
         rows.append(v if i == 0 else v @ rollouts[i - 1])
     return to_patch_map(torch.stack(rows), layout).float()
 
@@ -132,10 +138,10 @@ def grad_rollout_map(
     ``G_l = relu(mean_h(A_lh ⊙ ∂y_c/∂A_lh))``, discard, ``Ĝ_l = rownorm(0.5 G_l + 0.5 I)``,
     ``R = Ĝ_L ... Ĝ_1``; map row of R over patches."""
     n = attn.shape[-1]
-    eye = torch.eye(n, dtype=attn.dtype, device=attn.device)
+    eye = torch.eye(n, dtype=grads.dtype, device=attn.device)
     r = eye
     for i in range(attn.shape[0]):
-        g = (attn[i] * grads[i]).mean(0).clamp_min(0)
+        g = (work(attn[i]) * grads[i]).mean(0).clamp_min(0)
         g = discard_lowest(g, discard, layout)
         g = 0.5 * g + 0.5 * eye
         g = g / g.sum(-1, keepdim=True)
@@ -149,8 +155,8 @@ def relevance_map(attn: torch.Tensor, grads: torch.Tensor, layout: TokenLayout) 
     ``R_l = R_(l-1) + mean_h((∂y_c/∂A_lh ⊙ A_lh)^+) R_(l-1)``; map row of ``R_L`` over patches.
     """
     n = attn.shape[-1]
-    r = torch.eye(n, dtype=attn.dtype, device=attn.device)
+    r = torch.eye(n, dtype=grads.dtype, device=attn.device)
     for i in range(attn.shape[0]):
-        cam = (grads[i] * attn[i]).clamp_min(0).mean(0)
+        cam = (grads[i] * work(attn[i])).clamp_min(0).mean(0)
         r = r + cam @ r
     return to_patch_map(map_row(r, layout), layout).float()
