@@ -117,10 +117,15 @@ def test_salted_folder(tmp_path, tiny, monkeypatch):
     assert (out / "head_profile.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_never_overwrites_and_resume_refuses_other_options(tmp_path, tiny):
+def one_image_folder(tmp_path: Path) -> Path:
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy(TEST_IMAGES / "coins.png", src / "a.png")
+    return src
+
+
+def test_never_overwrites_and_resume_refuses_other_options(tmp_path, tiny):
+    src = one_image_folder(tmp_path)
     out = tmp_path / "out"
     run_batch([src], out, tiny, BatchOptions(**OPTS))
     before = (out / "in" / "a.png.json").stat().st_mtime_ns
@@ -145,9 +150,7 @@ def test_same_names_in_two_folders_do_not_collide(tmp_path, tiny):
 
 
 def test_output_inside_input_is_skipped(tmp_path, tiny):
-    src = tmp_path / "in"
-    src.mkdir()
-    shutil.copy(TEST_IMAGES / "coins.png", src / "a.png")
+    src = one_image_folder(tmp_path)
     out = src / "results"
     run_batch([src], out, tiny, BatchOptions(**OPTS))
     res = run_batch([src], out, tiny, BatchOptions(**OPTS), resume=True)
