@@ -60,7 +60,7 @@ class SimilarityView(QWidget):
         plot = QRectF(mat.right() + 38, 16, self.width() - mat.right() - 44, side - 14)
         p.setPen(pal.text().color())
         p.drawText(QRectF(plot.x(), 0, plot.width(), 16), Qt.AlignmentFlag.AlignLeft,
-                   "divergence by layer")
+                   "divergence")
         p.setPen(QPen(pal.mid().color(), 1))
         p.drawRect(plot)
         d = np.asarray(g.divergence, float)
