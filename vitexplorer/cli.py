@@ -233,6 +233,7 @@ def _heads(args: argparse.Namespace) -> int:
 
     from vitexplorer.core.analysis import analyze
     from vitexplorer.core.figures import group_grid_figure, save_figure, similarity_figure
+    from vitexplorer.core.files import write_atomic
     from vitexplorer.core.images import load_image
     from vitexplorer.core.importance import head_importance
     from vitexplorer.core.masks import find_mask_file, load_mask
@@ -263,9 +264,9 @@ def _heads(args: argparse.Namespace) -> int:
         table.meta["importance_target"] = imp["target"]
     print(format_table(table))
     if args.json:
-        _write_text(args.json, table.to_json())
+        write_atomic(args.json, table.to_json())
     if args.csv:
-        _write_text(args.csv, table.to_csv())
+        write_atomic(args.csv, table.to_csv())
     if args.figure:
         maps = analysis.head_maps().numpy()
         save_figure(group_grid_figure(analysis, table), args.figure)
@@ -288,22 +289,6 @@ def format_table(table) -> str:
     return "\n".join("  ".join(v.rjust(w) if i >= 6 or i < 2 else v.ljust(w)
                                 for i, (v, w) in enumerate(zip(row, widths, strict=True)))
                       for row in lines)
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Atomic text write: temporary file in the same folder, then rename."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _int_list(text: str | None, name: str) -> tuple[int, ...] | None:

@@ -102,3 +102,18 @@ def test_mass_region_vectorised_equals_one_by_one():
     for idx in np.ndindex(maps.shape[:2]):
         assert (got[idx] == mass_region(maps[idx], 0.6)).all()
     assert not got[0, 0].any()
+
+
+def test_atomic_writes_get_normal_permissions_and_leave_no_temporaries(tmp_path):
+    import os
+
+    from vitexplorer.core.files import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "a.txt", "hello")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").read_text() == "hello"
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]

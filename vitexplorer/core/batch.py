@@ -32,6 +32,7 @@ from vitexplorer import __version__
 from vitexplorer.core.analysis import Analysis
 from vitexplorer.core.capture import capture
 from vitexplorer.core.errors import ImageError, VitexplorerError
+from vitexplorer.core.files import write_atomic
 from vitexplorer.core.heads import HeadTable
 from vitexplorer.core.images import Preprocessed, load_image, preprocess
 from vitexplorer.core.masks import find_mask_file, load_mask
@@ -177,19 +178,6 @@ def shard_of(item: Item, n: int) -> int:
 
 
 # ------------------------------------------------------------------------------ writing
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def check_output(out: Path) -> None:
     """Fail before any work when the output folder cannot be written."""
     try:

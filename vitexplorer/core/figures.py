@@ -6,8 +6,6 @@ GUI backend; the GUI's export and ``vitexplorer export`` call these same functio
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from matplotlib.figure import Figure
 
 from vitexplorer.core.analysis import Analysis
 from vitexplorer.core.constants import FORMATS, METHOD_LABELS
+from vitexplorer.core.files import atomic_writer
 from vitexplorer.core.render import display_range, overlay
 
 
@@ -213,15 +212,8 @@ def save_figure(fig: Figure, path: str | Path, fmt: str | None = None, dpi: int 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi, metadata=_metadata(fmt))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as fh:
+        fig.savefig(fh, format=fmt, dpi=dpi, metadata=_metadata(fmt))
     return path
 
 
