@@ -279,6 +279,8 @@ def test_model_picker_lists_supported_models(qtbot):
     dlg.search.setText("")
     dlg.only_cached.setChecked(True)
     assert dlg.list.count() == 1
+    dlg.search.setText("hf-hub:timm/some_vit")
+    assert dlg.choice() == ("hf-hub:timm/some_vit", "pretrained")
 
 
 def test_groups_panel_filters_sorts_and_scores(qtbot, window, chelsea):

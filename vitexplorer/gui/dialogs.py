@@ -33,7 +33,8 @@ class ModelPicker(QDialog):
         self.setWindowTitle("Choose a model")
         self.resize(520, 560)
         lay = QVBoxLayout(self)
-        self.search = QLineEdit(placeholderText="Search, e.g. dino, deit, eva02, clip, reg4")
+        self.search = QLineEdit(placeholderText="Search, e.g. dino, deit, eva02, clip, reg4 "
+                                                "- or type hf-hub:org/name")
         self.search.setClearButtonEnabled(True)
         self.only_cached = QRadioButton("Cached only")
         self.all = QRadioButton("All supported")
@@ -85,6 +86,11 @@ class ModelPicker(QDialog):
             self.list.setCurrentRow(0)
 
     def choice(self) -> tuple[str, str] | None:
+        """(spec, weights): the selected model, or an ``hf-hub:org/name`` id typed in the
+        search box."""
+        typed = self.search.text().strip()
+        if typed.startswith("hf-hub:"):
+            return typed, self.weights.currentData()
         item = self.list.currentItem()
         if item is None:
             return None
