@@ -229,7 +229,6 @@ TABLE_COLUMNS = ("fg_score", "fg_jaccard", "edge_lift", "texture_share", "colour
 
 
 def _heads(args: argparse.Namespace) -> int:
-    import torch
 
     from vitexplorer.core.analysis import analyze
     from vitexplorer.core.figures import group_grid_figure, save_figure, similarity_figure
@@ -255,10 +254,7 @@ def _heads(args: argparse.Namespace) -> int:
     mask = load_mask(mask_path, image.shape[:2]) if mask_path else None
     table = analysis.head_table(args.mask_mode, mask, str(mask_path) if mask_path else None)
     if args.importance:
-        from vitexplorer.core.images import preprocess
-
-        pre = preprocess(image, loaded.data_config, args.resize, loaded.patch_size)
-        imp = head_importance(loaded.model, torch.from_numpy(pre.pixels)[None])
+        imp = head_importance(loaded.model, analysis.model_input(loaded))
         table.scores["logprob_drop"] = imp["logprob_drop"].numpy().astype(float)
         table.scores["kl"] = imp["kl"].numpy().astype(float)
         table.meta["importance_target"] = imp["target"]

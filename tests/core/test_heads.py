@@ -14,10 +14,10 @@ from vitexplorer.core.heads import (
     distance_scores,
     edge_texture_scores,
     foreground_scores,
-    map_entropy,
     patch_features,
 )
 from vitexplorer.core.images import grid_coverage, load_image, preprocess
+from vitexplorer.core.render import map_entropy
 
 CFG = {"input_size": (3, 224, 224), "mean": (0.5,) * 3, "std": (0.5,) * 3,
        "interpolation": "bicubic", "crop_pct": 1.0, "crop_mode": "center"}

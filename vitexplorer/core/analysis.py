@@ -59,18 +59,33 @@ class Analysis:
 
     def head_maps(self) -> torch.Tensor:
         """``[L, H, gh, gw]`` raw head maps (cached)."""
-        if "head" not in self._cache:
-            self._cache["head"] = ro.head_maps(self.attentions, self.layout)
-        return self._cache["head"]
+        key = self._key("head")
+        if key not in self._cache:
+            self._cache[key] = ro.head_maps(self.attentions, self.layout)
+        return self._cache[key]
+
+    def _key(self, method: str, fusion: str = "mean", discard: float = 0.0,
+             target: int | None = None) -> tuple:
+        """Cache key of the data behind a method's maps (one place: :meth:`map` and
+        :meth:`has_map` must agree)."""
+        d = round(discard, 4)
+        if method == "head":
+            return ("head",)
+        if method == "head-rollout":
+            return ("head-rollout", fusion, d)
+        if method == "rollout":
+            return ("rollouts", fusion, d)
+        target = self.top_k(1)[0][0] if target is None else target
+        return (method, target, fusion, d)
 
     def rollouts(self, fusion: ro.Fusion = "mean", discard: float = 0.0) -> torch.Tensor:
-        key = ("rollouts", fusion, round(discard, 4))
+        key = self._key("rollout", fusion, discard)
         if key not in self._cache:
             self._cache[key] = ro.rollout_matrices(self.attentions, self.layout, fusion, discard)
         return self._cache[key]
 
     def head_rollout_maps(self, fusion: ro.Fusion = "mean", discard: float = 0.0) -> torch.Tensor:
-        key = ("head-rollout", fusion, round(discard, 4))
+        key = self._key("head-rollout", fusion, discard)
         if key not in self._cache:
             self._cache[key] = ro.head_rollout_maps(
                 self.attentions, self.rollouts(fusion, discard), self.layout)
@@ -79,15 +94,7 @@ class Analysis:
     def has_map(self, method: str, fusion: str = "mean", discard: float = 0.0,
                 target: int | None = None) -> bool:
         """Whether :meth:`map` answers from the cache (the GUI renders those without a worker)."""
-        d = round(discard, 4)
-        if method == "head":
-            return "head" in self._cache
-        if method == "head-rollout":
-            return ("head-rollout", fusion, d) in self._cache
-        if method == "rollout":
-            return ("rollouts", fusion, d) in self._cache
-        target = self.top_k(1)[0][0] if target is None else target
-        return (method, target, fusion, d) in self._cache
+        return self._key(method, fusion, discard, target) in self._cache
 
     def prefix_share(self) -> torch.Tensor:
         return ro.prefix_share(self.attentions, self.layout)
@@ -119,7 +126,7 @@ class Analysis:
             if target not in self.grads:
                 raise KeyError(f"no gradients for class {target}; call add_gradients first")
             g = self.grads[target]
-            key = (method, target, fusion, round(discard, 4))
+            key = self._key(method, fusion, discard, target)
             if key not in self._cache:
                 if method == "grad-rollout":
                     m = ro.grad_rollout_map(self.attentions, g, self.layout, discard)
@@ -128,6 +135,12 @@ class Analysis:
                 self._cache[key] = m.numpy()
             return self._cache[key]
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+
+    def model_input(self, loaded: LoadedModel) -> torch.Tensor:
+        """``[1, 3, H, W]``: the image as the model saw it (same policy), for the extra
+        forwards of gradients and ablation."""
+        pre = preprocess(self.image, loaded.data_config, self.policy, loaded.patch_size)
+        return torch.from_numpy(pre.pixels)[None]
 
     @property
     def patch_size(self) -> tuple[int, int]:
@@ -221,9 +234,7 @@ def add_gradients(loaded: LoadedModel, analysis: Analysis, target: int | None = 
     """One forward + backward for class ``target`` (default top-1), stored in ``analysis``."""
     target = analysis.top_k(1)[0][0] if target is None else target
     if target not in analysis.grads:
-        pre = preprocess(analysis.image, loaded.data_config, analysis.policy,
-                         loaded.patch_size)
-        cap = capture(loaded.model, torch.from_numpy(pre.pixels)[None], target,
-                      with_grads=True, should_stop=should_stop)
+        cap = capture(loaded.model, analysis.model_input(loaded), target, with_grads=True,
+                      should_stop=should_stop)
         analysis.grads[target] = cap.grads[0]
     return target

@@ -31,6 +31,7 @@ import torch
 from vitexplorer import __version__
 from vitexplorer.core.analysis import Analysis
 from vitexplorer.core.capture import capture
+from vitexplorer.core.constants import IMAGE_SUFFIXES
 from vitexplorer.core.errors import ImageError, VitexplorerError
 from vitexplorer.core.files import write_atomic
 from vitexplorer.core.heads import HeadTable
@@ -41,8 +42,6 @@ from vitexplorer.core.models import LoadedModel
 OUTPUTS = ("overlay", "grid", "maps", "json")
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
                     b"II*\x00", b"MM\x00*", b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp",
-                  ".ppm", ".pgm", ".pbm", ".pnm"}
 
 
 class BatchError(VitexplorerError):

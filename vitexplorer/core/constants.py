@@ -15,6 +15,10 @@ PER_HEAD_METHODS = ("head", "head-rollout")
 #: methods that need the gradient of a class score (a forward + backward)
 CLASS_METHODS = ("grad-rollout", "relevance")
 
+#: file-name suffixes of the image formats Pillow decodes here (folders, file dialogs)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff",
+                            ".webp", ".ppm", ".pgm", ".pbm", ".pnm"})
+
 #: figure formats written by core.figures
 FORMATS = ("png", "svg", "pdf")
 

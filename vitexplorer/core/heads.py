@@ -28,7 +28,7 @@ import torch
 
 from vitexplorer.core.capture import TokenLayout
 from vitexplorer.core.constants import AXES, NULL_LABELS, NULL_SET
-from vitexplorer.core.render import mass_region
+from vitexplorer.core.render import map_entropy, mass_region
 
 FG_THRESHOLD = 0.5  # |fg_score| >= 0.5: at least half of the possible excess mass
 EDGE_LIFT = 2.0  # mass on contour pixels at least twice the uniform map's
@@ -338,15 +338,6 @@ def distance_scores(attn: torch.Tensor, layout: TokenLayout,
                               np.where(ratio >= GLOBAL_RATIO, "global", "mid"))
                      ).astype(object)
     return {"distance_px": d, "distance_ratio": ratio, "row_entropy": ent, "_label": label}
-
-
-def map_entropy(maps: np.ndarray) -> np.ndarray:
-    """Normalised entropy ``H(A) / log(n)`` of each map over its n patches (1 = uniform)."""
-    m = np.asarray(maps, np.float64)
-    flat = m.reshape(*m.shape[:-2], -1)
-    flat = flat / np.maximum(flat.sum(-1, keepdims=True), 1e-12)
-    h = -(flat * np.log(np.maximum(flat, 1e-30))).sum(-1)
-    return h / np.log(flat.shape[-1])
 
 
 def score_heads(

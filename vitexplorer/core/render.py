@@ -81,6 +81,16 @@ def view_rect(geometry: Geometry) -> tuple[int, int, int, int]:
     return r0, max(r0, r1), c0, max(c0, c1)
 
 
+def map_entropy(maps: np.ndarray) -> np.ndarray:
+    """Normalised Shannon entropy ``H(A) / log(n)`` of each map over its n patches
+    (1 = uniform, 0 = one patch), for ``[..., gh, gw]``."""
+    m = np.asarray(maps, np.float64)
+    flat = m.reshape(*m.shape[:-2], -1)
+    flat = flat / np.maximum(flat.sum(-1, keepdims=True), 1e-12)
+    h = -(flat * np.log(np.maximum(flat, 1e-30))).sum(-1)
+    return h / np.log(flat.shape[-1])
+
+
 def colorize(unit: np.ndarray, cmap: str) -> np.ndarray:
     """Values in [0, 1] -> uint8 RGB through the colormap's lookup table."""
     idx = cv2.convertScaleAbs(np.ascontiguousarray(unit, dtype=np.float32), alpha=255.0)

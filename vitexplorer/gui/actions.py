@@ -9,13 +9,14 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QStyle, QToolBar
 
 from vitexplorer import __version__
+from vitexplorer.core.constants import IMAGE_SUFFIXES
 from vitexplorer.gui import jobs
 from vitexplorer.gui.dialogs import ExportDialog, ModelPicker, model_info_text
 
 if TYPE_CHECKING:
     from vitexplorer.gui.main_window import MainWindow
 
-IMAGE_FILTER = ("Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm);;"
+IMAGE_FILTER = ("Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;"
                 "All files (*)")
 WEIGHTS_FILTER = "Weights (*.safetensors *.pth *.pt *.bin)"
 

@@ -7,14 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from vitexplorer.core.constants import METHOD_LABELS, PER_HEAD_METHODS
-from vitexplorer.core.render import mass_region
-
-
-def normalised_entropy(m: np.ndarray) -> float:
-    """``H(p) / log(n)`` of a map over n patches: 1 = uniform, 0 = one patch."""
-    p = np.asarray(m, np.float64).ravel()
-    p = p[p > 0] / p.sum()
-    return float(-(p * np.log(p)).sum() / np.log(max(m.size, 2)))
+from vitexplorer.core.render import map_entropy, mass_region
 
 
 class HeadPanel(QWidget):
@@ -55,7 +48,7 @@ class HeadPanel(QWidget):
             f"up to layer {o.layer}" if o.method == "rollout" else "whole model")
         query = "" if o.query == "off" else f" · patch query ({o.query})"
         self.title.setText(f"<b>{METHOD_LABELS[o.method]}</b> — {where}{query}")
-        self.fields["entropy"].setText(f"{normalised_entropy(grid_map):.3f}")
+        self.fields["entropy"].setText(f"{float(map_entropy(grid_map)):.3f}")
         self.fields["area"].setText(f"{mass_region(grid_map, 0.6).mean():.1%}")
         if per_head:
             share = analysis.prefix_share()[o.layer, o.head].item()

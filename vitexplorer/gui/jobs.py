@@ -65,11 +65,12 @@ def preload() -> None:
                  "vitexplorer.core.analysis", "vitexplorer.core.heads",
                  "vitexplorer.core.masks", "vitexplorer.core.relations"):
         importlib.import_module(name)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(1, 1))  # a first draw loads the fonts (another long lock)
     fig.add_subplot().set_title("warm-up")
-    figure_rgb(fig)
+    FigureCanvasAgg(fig).draw()
 
 
 def decode_job(path: str, should_stop=None) -> np.ndarray:
@@ -118,15 +119,6 @@ def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, polic
                     groups_job(analysis, "rollout"))
 
 
-def figure_rgb(fig) -> np.ndarray:
-    """Render a matplotlib figure to an RGB array (Agg, off the GUI thread)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
-
-
 def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = None,
                mask_name: str | None = None, should_stop=None) -> Groups:
     """Head table, clustering, per-layer divergence and the distance matrix as an image
@@ -147,14 +139,9 @@ def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = Non
 
 def importance_job(loaded: LoadedModel, analysis: Analysis, should_stop=None) -> dict:
     """Ablate every head (one image); scores are added to the analysis' head tables."""
-    import torch
-
-    from vitexplorer.core.images import preprocess
     from vitexplorer.core.importance import head_importance
 
-    pre = preprocess(analysis.image, loaded.data_config, analysis.policy, loaded.patch_size)
-    out = head_importance(loaded.model, torch.from_numpy(pre.pixels)[None],
-                          should_stop=should_stop)
+    out = head_importance(loaded.model, analysis.model_input(loaded), should_stop=should_stop)
     return {"logprob_drop": out["logprob_drop"].numpy().astype(float),
             "kl": out["kl"].numpy().astype(float), "target": out["target"]}
 

@@ -22,7 +22,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitexplorer.core.constants import CLASS_METHODS, METHOD_LABELS, PER_HEAD_METHODS
+from vitexplorer.core.constants import (
+    CLASS_METHODS,
+    IMAGE_SUFFIXES,
+    METHOD_LABELS,
+    PER_HEAD_METHODS,
+)
 from vitexplorer.core.errors import ImageError, VitexplorerError, WeightsUnavailableError
 from vitexplorer.core.render import overlay
 from vitexplorer.gui import jobs
@@ -42,9 +47,6 @@ from vitexplorer.gui.transfer import TransferMixin
 
 if TYPE_CHECKING:
     from vitexplorer.core.models import LoadedModel
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
-                  ".pgm", ".jfif"}
 
 
 def sample_image() -> Path:
