@@ -140,7 +140,6 @@ class PatchFeatures:
     saturation: np.ndarray  # mean HSV saturation, 0..1
     hue: np.ndarray  # share of pixels of the image's dominant hue (saturated ones)
     valid: np.ndarray  # bool: the token shows image pixels (not letterbox padding)
-    contour_pixels: np.ndarray = field(repr=False, default=None)
 
 
 def _pool(a: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -201,7 +200,7 @@ def patch_features(view: np.ndarray, grid: tuple[int, int],
         valid = np.ones(grid, bool)
     texture = texture * valid
     return PatchFeatures(_pool(near.astype(np.float32), grid), texture.astype(np.float32),
-                         _pool(sat, grid), _pool(in_hue, grid), valid, contours)
+                         _pool(sat, grid), _pool(in_hue, grid), valid)
 
 
 # ---------------------------------------------------------------------------- the scores
