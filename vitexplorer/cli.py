@@ -300,11 +300,18 @@ def _int_list(text: str | None, name: str) -> tuple[int, ...] | None:
 def _batch(args: argparse.Namespace) -> int:
     import signal
 
-    from vitexplorer.core.batch import OUTPUTS, BatchError, BatchOptions, check_output, run_batch
+    from vitexplorer.core.batch import (
+        BATCH_METHODS,
+        OUTPUTS,
+        BatchError,
+        BatchOptions,
+        check_output,
+        run_batch,
+    )
     from vitexplorer.core.models import load_model
 
     methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
-    bad = [m for m in methods if m not in ("head", "head-rollout", "rollout")]
+    bad = [m for m in methods if m not in BATCH_METHODS]
     outputs = tuple(o.strip() for o in args.outputs.split(",") if o.strip())
     if bad or any(o not in OUTPUTS for o in outputs):
         print("vitexplorer: --method takes head, head-rollout, rollout; --outputs takes "

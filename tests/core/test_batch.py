@@ -238,3 +238,11 @@ def test_kill_and_resume_gives_the_same_results(tmp_path):
         mb = np.load(str(q)[: -len(".json")] + ".npz")
         np.testing.assert_allclose(ma["head_maps"].astype(np.float32),
                                    mb["head_maps"].astype(np.float32), rtol=2e-3, atol=1e-6)
+
+
+def test_gradient_methods_are_refused_before_any_work(tmp_path, tiny):
+    src = one_image_folder(tmp_path)
+    with pytest.raises(BatchError, match="gradient"):
+        run_batch([src], tmp_path / "out", tiny, BatchOptions(**{**OPTS,
+                                                                "methods": ("relevance",)}))
+    assert not (tmp_path / "out").exists()

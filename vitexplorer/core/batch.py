@@ -40,6 +40,7 @@ from vitexplorer.core.masks import find_mask_file, load_mask
 from vitexplorer.core.models import LoadedModel
 
 OUTPUTS = ("overlay", "grid", "maps", "json")
+BATCH_METHODS = ("head", "head-rollout", "rollout")
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
                     b"II*\x00", b"MM\x00*", b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
 
@@ -201,7 +202,7 @@ def _prepare(item: Item, loaded: LoadedModel, opts: BatchOptions
     """Decode, preprocess and find the mask of one image (runs in a prefetch thread)."""
     rgb = load_image(item.path)
     pre = preprocess(rgb, loaded.data_config, opts.resize, loaded.patch_size)
-    mask_path = find_mask_file(item.path, opts.masks)
+    mask_path = find_mask_file(item.path, opts.masks) if opts.scores else None
     mask = load_mask(mask_path, rgb.shape[:2]) if mask_path else None
     return pre, mask
 
@@ -212,8 +213,7 @@ def _prefetch(items: list[Item], fn: Callable, workers: int, ahead: int
     with ThreadPoolExecutor(max_workers=max(1, workers),
                             thread_name_prefix="vitexplorer-decode") as pool:
         window: list[tuple[Item, Future]] = []
-        it = iter(items)
-        for item in it:
+        for item in items:
             window.append((item, pool.submit(fn, item)))
             if len(window) >= ahead:
                 yield window.pop(0)
@@ -240,6 +240,10 @@ def run_batch(
     from vitexplorer.core.figures import save_figure  # matplotlib only when a run starts
 
     t0 = time.perf_counter()
+    unknown = [m for m in opts.methods if m not in BATCH_METHODS]
+    if unknown:
+        raise BatchError(f"batch overlays support {', '.join(BATCH_METHODS)}, not "
+                         f"{', '.join(unknown)} (the gradient methods need one backward each)")
     check_output(out)
     run_file = out / "run.json"
     wh = loaded.weights_sha256()
@@ -398,11 +402,8 @@ def _write_overlays(a: Analysis, base: Path, opts: BatchOptions, layers, heads,
     for method in opts.methods:
         if method in ("head", "head-rollout"):
             jobs += [(method, li, h, f"{method}_L{li}_H{h}") for li in layers for h in heads]
-        elif method == "rollout":
+        else:  # rollout (run_batch refused every other method before starting)
             jobs += [(method, li, 0, f"rollout_L{li}") for li in layers]
-        else:
-            raise BatchError(f"method '{method}' needs gradients; batch supports head, "
-                             "head-rollout and rollout")
     for method, li, h, name in jobs:
         path = base.with_name(f"{base.name}__{name}.{opts.format}")
         if opts.format == "png":  # the plain overlay at full resolution: fast
