@@ -31,6 +31,7 @@ from vitexplorer.core.analysis import Analysis  # noqa: E402
 from vitexplorer.core.capture import capture  # noqa: E402
 from vitexplorer.core.images import load_image, preprocess  # noqa: E402
 from vitexplorer.core.models import load_model  # noqa: E402
+from vitexplorer.core.stream import stream  # noqa: E402
 
 IMAGES = REPO / "tests" / "data"
 
@@ -102,9 +103,7 @@ def case_capture(repeats: int, device: str) -> list[dict]:
 
 
 def _full_analysis(loaded, pre, x):
-    cap = capture(loaded.model, x)
-    a = Analysis("bench", pre.display, pre.geometry, cap.layout, cap.attentions[0],
-                 cap.logits[0], loaded.label, loaded.class_names, "crop", pre.model_view)
+    a = Analysis.from_stream(stream(loaded.model, x), 0, loaded, pre, "crop", "bench")
     a.head_maps()
     a.head_rollout_maps()
     a.map("rollout")
@@ -121,13 +120,16 @@ def case_full_analysis(repeats: int, device: str) -> list[dict]:
 
 
 def case_class_map(repeats: int, device: str) -> list[dict]:
+    from vitexplorer.core.capture import token_layout
     from vitexplorer.core.rollout import relevance_map
+    from vitexplorer.core.stream import class_products
 
     loaded, _, x = _setup("vit_base_patch16_224", device)
+    layout = token_layout(loaded.model, tuple(x.shape[-2:]))
 
     def ours():
-        cap = capture(loaded.model, x, with_grads=True)
-        return relevance_map(cap.attentions[0], cap.grads[0], cap.layout)
+        _, cams = class_products(loaded.model, x, [0])
+        return relevance_map(cams[0], layout)
 
     t = interleaved({"ref": plain(loaded.model, x), "ours": ours}, repeats)
     return [row("class-specific map (relevance), ViT-B/16", t["ours"], t["ref"], 3.5)]

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from tests.conftest import small_model
 from vitexplorer.core.capture import capture, recording
 from vitexplorer.core.errors import UnsupportedModelError
+from vitexplorer.core.stream import class_products
 
 FAMILIES = {
     # name: (kwargs, expected prefix tokens, has class token, registers, distillation)
@@ -146,17 +147,30 @@ def test_hooks_removed_when_forward_fails():
     assert not any(b.attn.attn_drop._forward_hooks for b in model.blocks)
 
 
-def test_gradients_of_target_class():
+def test_class_products_match_retained_gradients():
     model = small_model("vit_small_patch16_224", depth=3)
     x = torch.randn(1, 3, 224, 224)
-    cap = capture(model, x, target=7, with_grads=True)
-    assert cap.target == [7]
-    assert cap.grads.shape == cap.attentions.shape
-    assert cap.grads.abs().sum() > 0
-    assert torch.isfinite(cap.grads).all()
-    other = capture(model, x, target=3, with_grads=True)
-    assert not torch.allclose(other.grads, cap.grads), "gradients must depend on the class"
-    torch.testing.assert_close(other.attentions, cap.attentions)
+    # reference: autograd with every attention map's gradient retained, products in float64
+    kept = []
+
+    def keep(_i, a):
+        a.retain_grad()
+        kept.append(a)
+
+    with recording(model, sink=keep), torch.enable_grad():
+        model(x)[0, 7].backward()
+    model.zero_grad(set_to_none=True)
+    weighted, cams = class_products(model, x, [7])
+    assert weighted.shape == cams.shape == (1, 3, 197, 197)
+    for i, a in enumerate(kept):
+        p = a.detach().double() * a.grad.double()
+        torch.testing.assert_close(weighted[0, i].double(), p.mean(1)[0], atol=1e-9, rtol=1e-4)
+        torch.testing.assert_close(cams[0, i].double(), p.clamp_min(0).mean(1)[0], atol=1e-9,
+                                   rtol=1e-4)
+    assert cams.abs().sum() > 0
+    other, _ = class_products(model, x, [3])
+    assert not torch.allclose(other, weighted), "gradients must depend on the class"
+    assert all(p.grad is None for p in model.parameters()), "no parameter gradients"
 
 
 @pytest.mark.parametrize("name", ["swin_tiny_patch4_window7_224", "convnext_atto",
@@ -224,10 +238,11 @@ def test_large_captures_are_stored_in_float16_and_still_analysed(monkeypatch):
     assert full.attentions.dtype == torch.float32 and half.attentions.dtype == torch.float16
     torch.testing.assert_close(half.attentions.float(), full.attentions, atol=1e-3, rtol=1e-2)
     lay = half.layout
-    r16 = ro.rollout_matrices(half.attentions[0], lay)
-    r32 = ro.rollout_matrices(full.attentions[0], lay)
+    r16 = ro.rollout_matrices(ro.fuse_heads(half.attentions[0]), lay)
+    r32 = ro.rollout_matrices(ro.fuse_heads(full.attentions[0]), lay)
     assert r16.dtype == torch.float32
     torch.testing.assert_close(r16, r32, atol=2e-3, rtol=1e-2)
-    torch.testing.assert_close(ro.head_rollout_maps(half.attentions[0], r16, lay),
-                               ro.head_rollout_maps(full.attentions[0], r32, lay),
-                               atol=1e-4, rtol=1e-2)
+    torch.testing.assert_close(
+        ro.head_rollout_maps(ro.map_row(half.attentions[0], lay), r16, lay),
+        ro.head_rollout_maps(ro.map_row(full.attentions[0], lay), r32, lay),
+        atol=1e-4, rtol=1e-2)

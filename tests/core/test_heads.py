@@ -11,10 +11,12 @@ from vitexplorer.core.capture import TokenLayout
 from vitexplorer.core.heads import (
     HeadTable,
     colour_scores,
-    distance_scores,
     edge_texture_scores,
     foreground_scores,
+    patch_distances,
     patch_features,
+    range_scores,
+    range_stats,
 )
 from vitexplorer.core.images import grid_coverage, load_image, preprocess
 from vitexplorer.core.render import map_entropy
@@ -127,6 +129,13 @@ def test_colour_selectivity():
 
 def _layout(g=6):
     return TokenLayout(1, True, 0, 0, (g, g))
+
+
+def distance_scores(a, layout, patch_size):
+    """Range scores of full attention ``[L, H, N, N]``, through the per-block statistics a
+    streamed capture keeps."""
+    d, e = range_stats(a, layout, patch_distances(layout.grid, patch_size))
+    return range_scores(d.numpy(), e.numpy(), layout, patch_size)
 
 
 def test_mean_attention_distance_against_a_loop():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vitexplorer.core.analysis import add_gradients, analyze
+from vitexplorer.core.capture import capture
 from vitexplorer.core.images import Geometry
 from vitexplorer.core.render import (
     COLORMAPS,
@@ -86,7 +87,7 @@ def test_analysis_maps_and_patch_query(tiny_loaded, images_dir):
     assert t == a.top_k(1)[0][0]
     assert abs(a.map("relevance").sum() - 1) < 1e-5
     row, col = a.patch_query(1, 0, 2, 3)
-    att = a.attentions[1, 0]
+    att = capture(tiny_loaded.model, a.model_input(tiny_loaded)).attentions[0, 1, 0]
     p = 1 + 2 * 4 + 3
     np.testing.assert_allclose(row.ravel(), (att[p, 1:] / att[p, 1:].sum()).numpy(), rtol=1e-5)
     np.testing.assert_allclose(col.ravel(), (att[1:, p] / att[1:, p].sum()).numpy(), rtol=1e-5)

@@ -17,6 +17,11 @@ GAP = TokenLayout(num_prefix=0, has_class_token=False, num_distill=0, num_regist
                   grid=(2, 3))
 
 
+def rollouts(a, layout, fusion="mean", discard=0.0):
+    """Rollout from the full attention, through what a capture keeps of it."""
+    return ro.rollout_matrices(ro.fuse_heads(a, fusion), layout, discard)
+
+
 def random_attention(layers, heads, n, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.softmax(torch.randn(layers, heads, n, n, generator=g, dtype=torch.float64) * 2,
@@ -70,7 +75,7 @@ def test_hand_made_two_block_rollout():
     lay = TokenLayout(1, True, 0, 0, (1, 2))
     a1 = torch.tensor([[[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
     a2 = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
-    r = ro.rollout_matrices(torch.stack([a1, a2]), lay)
+    r = rollouts(torch.stack([a1, a2]), lay)
     # Â1 = [[.5,.5,0],[0,1,0],[0,0,1]], Â2 = [[.5,0,.5],[0,1,0],[0,0,1]]
     # R = Â2 Â1 = [[.25,.25,.5],[0,1,0],[0,0,1]]: class row over patches = [.25,.5] -> [1/3,2/3]
     expected = torch.tensor([[0.25, 0.25, 0.5], [0, 1, 0], [0, 0, 1]], dtype=torch.float64)
@@ -81,8 +86,8 @@ def test_hand_made_two_block_rollout():
 def test_identity_block_leaves_rollout_unchanged():
     a = random_attention(3, 4, 7)
     with_identity = torch.cat([a[:2], torch.eye(7, dtype=a.dtype).expand(1, 4, 7, 7), a[2:]])
-    r = ro.rollout_matrices(a, CLS)
-    r_id = ro.rollout_matrices(with_identity, CLS)
+    r = rollouts(a, CLS)
+    r_id = rollouts(with_identity, CLS)
     torch.testing.assert_close(r_id[2], r[1])
     torch.testing.assert_close(r_id[3], r[2])
 
@@ -93,7 +98,7 @@ def test_identity_block_leaves_rollout_unchanged():
 def test_rollout_matches_loop_reference(layout, fusion, discard):
     n = layout.num_tokens
     a = random_attention(3, 2, n, seed=n)
-    got = ro.rollout_matrices(a, layout, fusion, discard)
+    got = rollouts(a, layout, fusion, discard)
     ref = loop_rollout(a.tolist(), fusion, discard, layout.num_prefix)
     np.testing.assert_allclose(got[-1].numpy(), np.array(ref), atol=1e-6)
     np.testing.assert_allclose(ro.rollout_map(got, layout).numpy(), loop_map(ref, layout),
@@ -108,8 +113,9 @@ def test_head_maps_and_per_head_rollout_match_loops(layout):
     n = layout.num_tokens
     a = random_attention(3, 2, n, seed=3)
     al = a.tolist()
-    hm = ro.head_maps(a, layout)
-    hr = ro.head_rollout_maps(a, ro.rollout_matrices(a, layout), layout)
+    rows = ro.map_row(a, layout)
+    hm = ro.head_maps(rows, layout)
+    hr = ro.head_rollout_maps(rows, rollouts(a, layout), layout)
     for layer in range(3):
         below = (loop_rollout(al, upto=layer - 1, n_prefix=layout.num_prefix) if layer
                  else [[float(i == j) for j in range(n)] for i in range(n)])
@@ -143,10 +149,11 @@ def test_gradient_methods_match_loops(layout):
             row = [0.5 * fused[i][j] + (0.5 if i == j else 0.0) for j in range(n)]
             fused[i] = [v / sum(row) for v in row]
         gr = matmul(fused, gr)
-    np.testing.assert_allclose(ro.relevance_map(a, g, layout).numpy(), loop_map(r, layout),
+    weighted, cams = ro.class_products(a, g)
+    np.testing.assert_allclose(ro.relevance_map(cams, layout).numpy(), loop_map(r, layout),
                                atol=1e-6)
-    np.testing.assert_allclose(ro.grad_rollout_map(a, g, layout).numpy(), loop_map(gr, layout),
-                               atol=1e-6)
+    np.testing.assert_allclose(ro.grad_rollout_map(weighted, layout).numpy(),
+                               loop_map(gr, layout), atol=1e-6)
 
 
 def test_discard_keeps_class_column_and_diagonal():
@@ -162,13 +169,14 @@ def test_prefix_share_and_patch_maps_exclude_registers():
     a = torch.zeros(1, 1, 7, 7, dtype=torch.float64)
     a[0, 0, :, 1] = 0.5  # half of every row on register 0
     a[0, 0, :, 3:] = 0.125
-    share = ro.prefix_share(a, REG)
+    share = ro.prefix_share(ro.map_row(a, REG), REG)
     assert share.item() == pytest.approx(0.5)
-    m = ro.head_maps(a, REG)
+    m = ro.head_maps(ro.map_row(a, REG), REG)
     np.testing.assert_allclose(m[0, 0].numpy(), np.full((2, 2), 0.25))
 
 
 def test_maps_sum_to_one():
     a = random_attention(2, 3, CLS.num_tokens).float()
-    for m in (ro.head_maps(a, CLS), ro.head_rollout_maps(a, ro.rollout_matrices(a, CLS), CLS)):
+    rows = ro.map_row(a, CLS)
+    for m in (ro.head_maps(rows, CLS), ro.head_rollout_maps(rows, rollouts(a, CLS), CLS)):
         np.testing.assert_allclose(m.sum((-1, -2)).numpy(), 1.0, atol=1e-5)

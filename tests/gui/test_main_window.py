@@ -143,9 +143,11 @@ def test_patch_query_shows_the_attention_row_and_column(qtbot, window, chelsea):
     x0, y0, x1, y1 = g.box
     cx = x0 + (x1 - x0) * (2.5 / 4)
     cy = y0 + (y1 - y0) * (1.5 / 4)
+    o = window.controls.options()
+    assert not a.has_layer(o.layer), "the analysis keeps no full attention"
     with qtbot.waitSignal(window.rendered):
         window._clicked(cx, cy)
-    o = window.controls.options()
+    assert a.has_layer(o.layer), "recomputed in a worker, then drawn"
     row, col = a.patch_query(o.layer, o.head, 1, 2)
     np.testing.assert_allclose(window.current_map(o), row)
     window.controls.query.setCurrentIndex(2)

@@ -1,11 +1,15 @@
 """The ``Analysis`` of one image: what every view and export reads, without rerunning the model.
 
 Maps are computed on first use and cached, so switching layer, head, method, colormap or
-opacity costs a lookup and a render, never a forward.
+opacity costs a lookup and a render, never a forward. An analysis holds what a streamed
+capture keeps of the attention (:mod:`vitexplorer.core.stream`), not the attention itself;
+a block's full attention (patch query, max/min fusion) is recomputed from that block's
+inputs in milliseconds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,36 +17,62 @@ import numpy as np
 import torch
 
 from vitexplorer.core import rollout as ro
-from vitexplorer.core.capture import StopCheck, TokenLayout, capture
+from vitexplorer.core.capture import StopCheck, TokenLayout
 from vitexplorer.core.constants import METHODS
 from vitexplorer.core.images import Geometry, Preprocessed, ResizePolicy, load_image, preprocess
 from vitexplorer.core.models import LoadedModel
+from vitexplorer.core.stream import Streamed, class_products, layer_attention, stream
 
 
 @dataclass
 class Analysis:
-    """Attention of every head for one image, with its geometry and predictions."""
+    """Attention of every head for one image, with its geometry and predictions.
+
+    ``rows`` ``[L, H, N]`` the heads' map rows; ``fused`` ``[L, N, N]`` the head-mean
+    attention of each block; ``ranges`` each head's (mean distance, row entropy) ``[L, H]``;
+    ``recompute(l)`` block l's full attention ``[H, N, N]``; ``grads[c]`` the
+    :func:`~vitexplorer.core.rollout.class_products` ``[L, N, N]`` of class c.
+    """
 
     source: str
     image: np.ndarray
     geometry: Geometry
     layout: TokenLayout
-    attentions: torch.Tensor  # [L, H, N, N] float32 (float16 for very large models)
+    rows: torch.Tensor
+    fused: torch.Tensor
+    ranges: tuple[np.ndarray, np.ndarray]
     logits: torch.Tensor  # [C]
     model_label: str
+    recompute: Callable[[int], torch.Tensor] = field(repr=False)
     class_names: list[str] | None = None
     policy: str = "crop"
     model_view: np.ndarray | None = field(default=None, repr=False)
-    grads: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
+    grads: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict,
+                                                                repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_stream(cls, s: Streamed, index: int, loaded: LoadedModel, pre: Preprocessed,
+                    policy: str, source: str) -> Analysis:
+        """Image ``index`` of a streamed (possibly batched) forward."""
+        model, calls = loaded.model, s.calls
+
+        def recompute(layer: int) -> torch.Tensor:
+            return layer_attention(model, layer, calls[layer])[index]
+
+        return cls(source, pre.display, pre.geometry, s.layout, s.rows[index].clone(),
+                   s.fused[index].clone(),
+                   (s.distance[index].double().numpy(), s.entropy[index].double().numpy()),
+                   s.logits[index], loaded.label, recompute, loaded.class_names, policy,
+                   pre.model_view)
 
     @property
     def num_layers(self) -> int:
-        return self.attentions.shape[0]
+        return self.rows.shape[0]
 
     @property
     def num_heads(self) -> int:
-        return self.attentions.shape[1]
+        return self.rows.shape[1]
 
     def top_k(self, k: int = 5) -> list[tuple[int, str, float]]:
         """``(class index, class name, probability)`` of the ``k`` most likely classes."""
@@ -61,7 +91,7 @@ class Analysis:
         """``[L, H, gh, gw]`` raw head maps (cached)."""
         key = self._key("head")
         if key not in self._cache:
-            self._cache[key] = ro.head_maps(self.attentions, self.layout)
+            self._cache[key] = ro.head_maps(self.rows, self.layout)
         return self._cache[key]
 
     def _key(self, method: str, fusion: str = "mean", discard: float = 0.0,
@@ -78,17 +108,44 @@ class Analysis:
         target = self.top_k(1)[0][0] if target is None else target
         return (method, target, fusion, d)
 
+    def layer(self, layer: int) -> torch.Tensor:
+        """Block ``layer``'s full attention ``[H, N, N]``, recomputed from its inputs; the
+        last two asked for are kept (a patch query moves within one layer)."""
+        key = ("layer", layer % self.num_layers)
+        got = self._cache.get(key)
+        if got is None:
+            got = self.recompute(key[1])
+            for old in [k for k in self._cache if k[0] == "layer"][:-1]:
+                self._cache.pop(old, None)
+            self._cache[key] = got
+        return got
+
+    def has_layer(self, layer: int) -> bool:
+        return ("layer", layer % self.num_layers) in self._cache
+
+    def fused_attention(self, fusion: ro.Fusion = "mean") -> torch.Tensor:
+        """``[L, N, N]`` heads fused by mean (kept by the capture), max or min (recomputed
+        block by block)."""
+        if fusion == "mean":
+            return self.fused
+        key = ("fused", fusion)
+        if key not in self._cache:
+            self._cache[key] = torch.stack([ro.fuse_heads(self.recompute(i), fusion)
+                                            for i in range(self.num_layers)])
+        return self._cache[key]
+
     def rollouts(self, fusion: ro.Fusion = "mean", discard: float = 0.0) -> torch.Tensor:
         key = self._key("rollout", fusion, discard)
         if key not in self._cache:
-            self._cache[key] = ro.rollout_matrices(self.attentions, self.layout, fusion, discard)
+            self._cache[key] = ro.rollout_matrices(self.fused_attention(fusion), self.layout,
+                                                   discard)
         return self._cache[key]
 
     def head_rollout_maps(self, fusion: ro.Fusion = "mean", discard: float = 0.0) -> torch.Tensor:
         key = self._key("head-rollout", fusion, discard)
         if key not in self._cache:
             self._cache[key] = ro.head_rollout_maps(
-                self.attentions, self.rollouts(fusion, discard), self.layout)
+                self.rows, self.rollouts(fusion, discard), self.layout)
         return self._cache[key]
 
     def has_map(self, method: str, fusion: str = "mean", discard: float = 0.0,
@@ -97,7 +154,7 @@ class Analysis:
         return self._key(method, fusion, discard, target) in self._cache
 
     def prefix_share(self) -> torch.Tensor:
-        return ro.prefix_share(self.attentions, self.layout)
+        return ro.prefix_share(self.rows, self.layout)
 
     def map(
         self,
@@ -125,13 +182,13 @@ class Analysis:
             target = self.top_k(1)[0][0] if target is None else target
             if target not in self.grads:
                 raise KeyError(f"no gradients for class {target}; call add_gradients first")
-            g = self.grads[target]
+            weighted, cams = self.grads[target]
             key = self._key(method, fusion, discard, target)
             if key not in self._cache:
                 if method == "grad-rollout":
-                    m = ro.grad_rollout_map(self.attentions, g, self.layout, discard)
+                    m = ro.grad_rollout_map(weighted, self.layout, discard)
                 else:
-                    m = ro.relevance_map(self.attentions, g, self.layout)
+                    m = ro.relevance_map(cams, self.layout)
                 self._cache[key] = m.numpy()
             return self._cache[key]
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -188,7 +245,7 @@ class Analysis:
                     "mask": mask_name or mode, "layers": self.num_layers,
                     "heads": self.num_heads}
             self._cache[key] = score_heads(
-                self.head_maps().numpy(), self.attentions, self.layout, self.model_view,
+                self.head_maps().numpy(), self.ranges, self.layout, self.model_view,
                 grid_coverage(fg, self.geometry), self.patch_size, self.valid_tokens(),
                 self.prefix_share().numpy(), meta)
         return self._cache[key]
@@ -197,8 +254,8 @@ class Analysis:
                                                                                    np.ndarray]:
         """Where patch (row, col) attends (its attention row) and what attends to it (its
         column), each ``[gh, gw]`` over patches and sum-normalised; ``head=None`` averages
-        the heads of the layer."""
-        a = ro.work(self.attentions[layer % self.num_layers])
+        the heads of the layer. Recomputes the layer unless :meth:`has_layer`."""
+        a = self.layer(layer)
         a = a.mean(0) if head is None else a[head]
         p = self.layout.num_prefix + row * self.layout.grid[1] + col
         return (ro.to_patch_map(a[p], self.layout).numpy(),
@@ -222,11 +279,9 @@ def analyze(
 ) -> Analysis:
     """Decode, preprocess and capture one image: the single forward every view reads."""
     pre = prepare(loaded, image, policy)
-    pixels = torch.from_numpy(pre.pixels)[None]
-    cap = capture(loaded.model, pixels, should_stop=should_stop)
+    s = stream(loaded.model, torch.from_numpy(pre.pixels)[None], should_stop)
     src = source or (str(image) if isinstance(image, str | Path) else "image")
-    return Analysis(src, pre.display, pre.geometry, cap.layout, cap.attentions[0],
-                    cap.logits[0], loaded.label, loaded.class_names, policy, pre.model_view)
+    return Analysis.from_stream(s, 0, loaded, pre, policy, src)
 
 
 def add_gradients(loaded: LoadedModel, analysis: Analysis, target: int | None = None,
@@ -234,7 +289,7 @@ def add_gradients(loaded: LoadedModel, analysis: Analysis, target: int | None = 
     """One forward + backward for class ``target`` (default top-1), stored in ``analysis``."""
     target = analysis.top_k(1)[0][0] if target is None else target
     if target not in analysis.grads:
-        cap = capture(loaded.model, analysis.model_input(loaded), target, with_grads=True,
-                      should_stop=should_stop)
-        analysis.grads[target] = cap.grads[0]
+        weighted, cams = class_products(loaded.model, analysis.model_input(loaded), [target],
+                                        should_stop)
+        analysis.grads[target] = (weighted[0], cams[0])
     return target

@@ -30,7 +30,6 @@ import torch
 
 from vitexplorer import __version__
 from vitexplorer.core.analysis import Analysis
-from vitexplorer.core.capture import capture
 from vitexplorer.core.constants import IMAGE_SUFFIXES
 from vitexplorer.core.errors import ImageError, VitexplorerError
 from vitexplorer.core.files import write_atomic
@@ -38,6 +37,7 @@ from vitexplorer.core.heads import HeadTable
 from vitexplorer.core.images import Preprocessed, load_image, preprocess
 from vitexplorer.core.masks import find_mask_file, load_mask
 from vitexplorer.core.models import LoadedModel
+from vitexplorer.core.stream import stream
 
 OUTPUTS = ("overlay", "grid", "maps", "json")
 BATCH_METHODS = ("head", "head-rollout", "rollout")
@@ -342,11 +342,10 @@ def _run_one_batch(batch, loaded: LoadedModel, opts: BatchOptions, out: Path,
     futures = []
     for entries in groups.values():
         pixels = torch.from_numpy(np.stack([e[1].pixels for e in entries]))
-        cap = capture(loaded.model, pixels)
+        streamed = stream(loaded.model, pixels)
         for i, (item, pre, mask) in enumerate(entries):
-            analysis = Analysis(str(item.path), pre.display, pre.geometry, cap.layout,
-                                cap.attentions[i], cap.logits[i], loaded.label,
-                                loaded.class_names, opts.resize, pre.model_view)
+            analysis = Analysis.from_stream(streamed, i, loaded, pre, opts.resize,
+                                            str(item.path))
             futures.append(writer.submit(_write_results, item, analysis, mask, opts, out,
                                          save_figure))
     return futures

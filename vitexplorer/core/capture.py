@@ -57,18 +57,16 @@ FULL_PRECISION_LIMIT = 256 * 2**20
 
 @dataclass
 class Capture:
-    """The result of one captured forward for a batch of images.
+    """The full attention of one captured forward for a batch of images.
 
     ``attentions``: ``[B, L, H, N, N]`` on the CPU, rows = queries, prefix tokens first;
-    float32, or float16 above :data:`FULL_PRECISION_LIMIT` (gradient captures: float32).
-    ``grads``: d(class score)/d(attention), same shape, when asked for.
+    float32, or float16 above :data:`FULL_PRECISION_LIMIT`. (An :class:`Analysis` keeps
+    far less: see :mod:`vitexplorer.core.stream`.)
     """
 
     attentions: torch.Tensor
     logits: torch.Tensor
     layout: TokenLayout
-    grads: torch.Tensor | None = None
-    target: list[int] | None = None
 
 
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.Lock] = weakref.WeakKeyDictionary()
@@ -106,17 +104,17 @@ def token_layout(model: nn.Module, input_hw: tuple[int, int]) -> TokenLayout:
 
 @contextmanager
 def recording(
-    model: nn.Module, keep_grad: bool = False, should_stop: StopCheck = None,
+    model: nn.Module, should_stop: StopCheck = None,
     sink: Callable[[int, torch.Tensor], None] | None = None,
 ) -> Iterator[list[torch.Tensor | None]]:
     """Record each block's attention probabilities during forwards inside the ``with``.
 
-    Yields a list filled in block order. Non-fused attention and the hooks live only inside
-    the context; every module's ``fused_attn`` is restored to its own previous value.
-    ``should_stop`` is polled after every block; when it returns True the forward is
+    Yields a list filled in block order (detached). Non-fused attention and the hooks live
+    only inside the context; every module's ``fused_attn`` is restored to its own previous
+    value. ``should_stop`` is polled after every block; when it returns True the forward is
     abandoned by raising :class:`Cancelled` (a user's Cancel takes effect within one block).
-    ``sink(i, attention)``, when given, receives each block's attention instead of the list
-    (so the caller can copy it away and the block's own tensor is freed at once).
+    ``sink(i, attention)``, when given, receives each block's attention tensor itself
+    instead of the list (to reduce it or copy it away at once, or to hook its gradient).
     """
     modules = attention_modules(model)
     store: list[torch.Tensor | None] = [None] * len(modules)
@@ -124,11 +122,8 @@ def recording(
 
     def make_hook(i: int):
         def hook(_mod: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
-            if keep_grad and out.requires_grad:
-                out.retain_grad()
-                store[i] = out
-            elif sink is not None:
-                sink(i, out.detach())
+            if sink is not None:
+                sink(i, out)
             else:
                 store[i] = out.detach()
             if should_stop is not None and should_stop():
@@ -149,27 +144,10 @@ def recording(
                 m.fused_attn = prev
 
 
-def capture(
-    model: nn.Module,
-    pixels: torch.Tensor,
-    target: int | list[int] | None = None,
-    with_grads: bool = False,
-    should_stop: StopCheck = None,
-) -> Capture:
-    """Run ``model`` on ``pixels`` ``[B, 3, H, W]`` and return every head's attention.
-
-    With ``with_grads``, one backward of the target class logit (default: the top-1 class)
-    gives the gradient of that score with respect to every attention map, for the
-    class-specific methods (gradient rollout, relevance).
-    """
-    if pixels.ndim == 3:
-        pixels = pixels[None]
-    check_supported(model)
-    dev = next(model.parameters()).device
-    pixels = pixels.to(dev)
+def capture(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None) -> Capture:
+    """Run ``model`` on ``pixels`` ``[B, 3, H, W]`` and return every head's full attention."""
+    pixels = as_batch(model, pixels)
     layout = token_layout(model, tuple(pixels.shape[-2:]))
-    if with_grads and not getattr(model, "num_classes", 0):
-        raise ValueError("class-specific maps need a model with a classifier head")
     n_blocks = len(model.blocks)
     buffer: list[torch.Tensor] = []
 
@@ -182,33 +160,20 @@ def capture(
             buffer.append(torch.empty(b, n_blocks, h, n, n, dtype=dtype))
         buffer[0][:, i].copy_(attn)
 
-    with recording(model, keep_grad=with_grads, should_stop=should_stop,
-                   sink=None if with_grads else sink) as store:
-        if with_grads:
-            with torch.enable_grad():
-                logits = model(pixels)
-                targets = _targets(logits, target)
-                score = logits.gather(1, torch.tensor(targets, device=dev)[:, None]).sum()
-                score.backward()
-            grads = torch.stack([a.grad for a in store], 1).float().cpu()
-            attns = torch.stack([a.detach() for a in store], 1).float().cpu()
-        else:
-            with torch.inference_mode():
-                logits = model(pixels)
-            targets = _targets(logits, target) if getattr(model, "num_classes", 0) else None
-            grads = None
-            attns = buffer[0]
-    if attns.shape[-1] != layout.num_tokens:
-        raise RuntimeError(
-            f"captured {attns.shape[-1]} tokens but the layout expects {layout.num_tokens}"
-        )
-    return Capture(attns, logits.detach().float().cpu(), layout, grads, targets)
+    with recording(model, should_stop=should_stop, sink=sink), torch.inference_mode():
+        logits = model(pixels)
+    check_tokens(buffer[0].shape[-1], layout)
+    return Capture(buffer[0], logits.float().cpu(), layout)
 
 
-def _targets(logits: torch.Tensor, target: int | list[int] | None) -> list[int]:
-    b = logits.shape[0]
-    if target is None:
-        return logits.argmax(-1).tolist()
-    if isinstance(target, int):
-        return [target] * b
-    return list(target)
+def as_batch(model: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """``pixels`` as ``[B, 3, H, W]`` on the model's device (after checking the model)."""
+    check_supported(model)
+    if pixels.ndim == 3:
+        pixels = pixels[None]
+    return pixels.to(next(model.parameters()).device)
+
+
+def check_tokens(n: int, layout: TokenLayout) -> None:
+    if n != layout.num_tokens:
+        raise RuntimeError(f"captured {n} tokens but the layout expects {layout.num_tokens}")

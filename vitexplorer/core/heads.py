@@ -11,7 +11,8 @@ Labels and thresholds (each a documented constant below):
 - foreground / background / mixed: ``fg_score`` in [-1, 1] (see :func:`foreground_scores`);
 - edge / texture / neither: ``edge_lift`` and ``texture_share`` (:func:`edge_texture_scores`);
 - colour / none: ``colour_score``, a lift over a uniform map (:func:`colour_scores`);
-- local / global / uniform: ``distance_ratio`` and ``row_entropy`` (:func:`distance_scores`).
+- local / global / uniform: ``distance_ratio`` and ``row_entropy`` (:func:`range_stats`,
+  :func:`range_scores`).
 """
 
 from __future__ import annotations
@@ -295,7 +296,7 @@ def colour_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
 
 
 @lru_cache(maxsize=8)
-def _patch_distances(grid: tuple[int, int], patch_size: tuple[int, int]) -> torch.Tensor:
+def patch_distances(grid: tuple[int, int], patch_size: tuple[int, int]) -> torch.Tensor:
     """``[P, P]`` distances in input pixels between the centres of a grid's patches."""
     gh, gw = grid
     ys, xs = np.meshgrid((np.arange(gh) + 0.5) * patch_size[0],
@@ -304,33 +305,41 @@ def _patch_distances(grid: tuple[int, int], patch_size: tuple[int, int]) -> torc
     return torch.cdist(pos, pos)
 
 
-def distance_scores(attn: torch.Tensor, layout: TokenLayout,
-                    patch_size: tuple[int, int]) -> dict:
+def range_stats(attn: torch.Tensor, layout: TokenLayout, dist: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean attention distance (Raghu et al. 2021, "Do Vision Transformers See Like
-    Convolutional Neural Networks?", Fig. 3): for each head,
-    ``d = mean_i sum_j A'_ij ||p_i - p_j||`` over patch queries i and patch keys j, with
-    A' the rows renormalised over patches and p the patch centres in input pixels.
-    ``distance_ratio = d / d_uniform`` (d_uniform: the same for uniform attention);
-    ``row_entropy`` = mean over patch queries of H(A'_i) / log(n_patches).
+    Convolutional Neural Networks?", Fig. 3) and row entropy of the heads of one block
+    ``attn`` ``[..., H, N, N]``, each ``[..., H]``:
+    ``d = mean_i sum_j A'_ij ||p_i - p_j||`` over patch queries i and patch keys j, with A'
+    the rows renormalised over patches, p the patch centres in input pixels (``dist`` =
+    :func:`patch_distances`), and ``e = mean_i H(A'_i) / log(n_patches)``.
+
+    Computed as each block runs (:mod:`vitexplorer.core.stream`), so the full attention is
+    never kept.
+    """
+    p = layout.num_prefix
+    a = attn[..., p:, p:].float()  # rows are renormalised analytically below
+    s = a.sum(-1).clamp_min(1e-12)  # row mass on patches
+    # with A' = A / s: sum_j A'_ij d_ij = (sum_j A_ij d_ij) / s_i and
+    # H(A'_i) = (sum_j -A_ij log A_ij) / s_i + log s_i  (no normalised copy is made)
+    d = (torch.linalg.vecdot(a, dist.to(a.device)) / s).mean(-1)
+    neg_ent = torch.linalg.vecdot(a, a.clamp_min(1e-30).log())
+    ent = (-neg_ent / s + torch.log(s)).mean(-1) / np.log(a.shape[-1])
+    return d, ent
+
+
+def range_scores(distance: np.ndarray, entropy: np.ndarray, layout: TokenLayout,
+                 patch_size: tuple[int, int]) -> dict:
+    """Local / global / uniform from the :func:`range_stats` of every head ``[L, H]``.
+
+    ``distance_ratio = d / d_uniform`` (d_uniform: the same for uniform attention).
     Labels: uniform if row_entropy >= UNIFORM_ENTROPY (no selectivity, whatever the
     distance); else local if distance_ratio <= LOCAL_RATIO, global if >= GLOBAL_RATIO, and
     mid in between. Uniform and mid are this axis's null labels.
     """
-    p = layout.num_prefix
-    gh, gw = layout.grid
-    dist = _patch_distances(layout.grid, tuple(patch_size))
-    d = np.zeros(attn.shape[:2])
-    ent = np.zeros(attn.shape[:2])
-    for li in range(attn.shape[0]):  # one layer at a time: temporaries stay small
-        a = attn[li, :, p:, p:].float()  # rows are renormalised analytically below
-        s = a.sum(-1).clamp_min(1e-12)  # row mass on patches
-        # with A' = A / s: sum_j A'_ij d_ij = (sum_j A_ij d_ij) / s_i and
-        # H(A'_i) = (sum_j -A_ij log A_ij) / s_i + log s_i  (no normalised copy is made)
-        d[li] = (torch.linalg.vecdot(a, dist) / s).mean(-1).double().numpy()
-        neg_ent = torch.linalg.vecdot(a, a.clamp_min(1e-30).log())
-        ent[li] = (-neg_ent / s + torch.log(s)).mean(-1).double().numpy()
-    d_uniform = float(dist.double().mean())
-    ent = ent / np.log(gh * gw)
+    d = np.asarray(distance, np.float64)
+    ent = np.asarray(entropy, np.float64)
+    d_uniform = float(patch_distances(layout.grid, tuple(patch_size)).double().mean())
     ratio = d / max(d_uniform, 1e-12)
     label = np.where(ent >= UNIFORM_ENTROPY, "uniform",
                      np.where(ratio <= LOCAL_RATIO, "local",
@@ -341,7 +350,7 @@ def distance_scores(attn: torch.Tensor, layout: TokenLayout,
 
 def score_heads(
     maps: np.ndarray,
-    attn: torch.Tensor,
+    ranges: tuple[np.ndarray, np.ndarray],
     layout: TokenLayout,
     view: np.ndarray,
     cover: np.ndarray,
@@ -352,7 +361,8 @@ def score_heads(
 ) -> HeadTable:
     """Every score and label of every head.
 
-    ``maps`` ``[L, H, gh, gw]`` head maps; ``attn`` ``[L, H, N, N]``; ``view`` the model's
+    ``maps`` ``[L, H, gh, gw]`` head maps; ``ranges`` the heads' (distance, entropy)
+    ``[L, H]`` from :func:`range_stats`; ``view`` the model's
     input pixels; ``cover`` the foreground mask's per-token coverage; ``valid`` tokens that
     show image pixels.
     """
@@ -361,7 +371,7 @@ def score_heads(
     parts = [("fg_bg", foreground_scores(maps, cover, valid)),
              ("edge_texture", edge_texture_scores(maps, feats)),
              ("colour", colour_scores(maps, feats)),
-             ("range", distance_scores(attn, layout, patch_size))]
+             ("range", range_scores(*ranges, layout, patch_size))]
     scores: dict[str, np.ndarray] = {}
     labels: dict[str, np.ndarray] = {}
     for axis, d in parts:

@@ -1,11 +1,15 @@
 """Attention maps over patches: raw heads, rollout (fused and per head), gradient methods.
 
-Input is one image's attention ``A`` of shape ``[L, H, N, N]`` (rows = queries, prefix tokens
-first, as captured). Every map returned is float32 ``[rows, cols]`` over PATCH tokens only,
-normalised to sum to 1; the mass that went to prefix/register tokens is reported separately
-by :func:`prefix_share`. For models without a class token the "map" of a matrix ``M`` is the
-mean over all query rows of ``M`` (the attention each patch receives), instead of the class
-row; :func:`map_row` is the one place that choice is made.
+The attention ``A`` of one image is ``[L, H, N, N]`` (rows = queries, prefix tokens first, as
+captured), but no function here needs all of it at once: each takes what a capture keeps of
+every block (:mod:`vitexplorer.core.stream`): the heads' map rows ``map_row(A_l)``
+``[L, H, N]``, the head-fused matrices ``fuse_heads(A_l)`` ``[L, N, N]``, or the
+:func:`class_products` of attention and gradient. Every map returned is float32
+``[rows, cols]`` over PATCH tokens only, normalised to sum to 1; the mass that went to
+prefix/register tokens is reported separately by :func:`prefix_share`. For models without a
+class token the "map" of a matrix ``M`` is the mean over all query rows of ``M`` (the
+attention each patch receives), instead of the class row; :func:`map_row` is the one place
+that choice is made.
 """
 
 from __future__ import annotations
@@ -37,17 +41,18 @@ def to_patch_map(row: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
     return p.reshape(*p.shape[:-1], *layout.grid)
 
 
-def head_maps(attn: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
-    """Raw head maps ``[L, H, gh, gw]``: ``A[l, h, cls, patches]`` renormalised over patches
-    (Caron et al. 2021, DINO, Fig. 1); class-token-free models: mean attention received."""
-    return to_patch_map(work(map_row(attn, layout)), layout).float()
+def head_maps(rows: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+    """Raw head maps ``[L, H, gh, gw]`` from the map rows ``[L, H, N]`` (:func:`map_row` of
+    each head): ``A[l, h, cls, patches]`` renormalised over patches (Caron et al. 2021, DINO,
+    Fig. 1); class-token-free models: mean attention received."""
+    return to_patch_map(work(rows), layout).float()
 
 
-def prefix_share(attn: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+def prefix_share(rows: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
     """``[L, H]`` share of the map row's mass on prefix tokens (class, distillation,
     registers): high values flag attention sinks (Darcet et al. 2024, "Vision Transformers
     Need Registers")."""
-    row = work(map_row(attn, layout))
+    row = work(rows)
     return row[..., : layout.num_prefix].sum(-1) / row.sum(-1).clamp_min(1e-12)
 
 
@@ -85,22 +90,23 @@ def discard_lowest(a: torch.Tensor, ratio: float, layout: TokenLayout) -> torch.
 
 
 def rollout_matrices(
-    attn: torch.Tensor, layout: TokenLayout, fusion: Fusion = "mean", discard: float = 0.0
+    fused: torch.Tensor, layout: TokenLayout, discard: float = 0.0
 ) -> torch.Tensor:
     """Attention rollout after each block, ``[L, N, N]`` (Abnar & Zuidema 2020, ACL,
-    "Quantifying Attention Flow in Transformers").
+    "Quantifying Attention Flow in Transformers"), from the head-fused attention
+    ``fused[l] = fuse_h(A_l)`` (:func:`fuse_heads`).
 
     ``Â_l = rownorm(0.5 · fuse_h(A_l) + 0.5 · I)`` (the identity models the residual
     connection; rows renormalised with keepdim after discarding), and
     ``R_l = Â_l Â_(l-1) ... Â_1``; entry ``l`` of the result is ``R_l``.
     """
-    n = attn.shape[-1]
-    dtype = work(attn[:1, :1, :1, :1]).dtype
-    eye = torch.eye(n, dtype=dtype, device=attn.device)
-    out = torch.empty(attn.shape[0], n, n, dtype=dtype, device=attn.device)
+    n = fused.shape[-1]
+    dtype = work(fused[:1, :1, :1]).dtype
+    eye = torch.eye(n, dtype=dtype, device=fused.device)
+    out = torch.empty(fused.shape[0], n, n, dtype=dtype, device=fused.device)
     r = eye
-    for i in range(attn.shape[0]):
-        a = discard_lowest(fuse_heads(work(attn[i]), fusion), discard, layout)
+    for i in range(fused.shape[0]):
+        a = discard_lowest(work(fused[i]), discard, layout)
         a = 0.5 * a + 0.5 * eye
         a = a / a.sum(-1, keepdim=True)
         r = a @ r
@@ -114,49 +120,59 @@ def rollout_map(rollouts: torch.Tensor, layout: TokenLayout, layer: int = -1) ->
 
 
 def head_rollout_maps(
-    attn: torch.Tensor, rollouts: torch.Tensor, layout: TokenLayout
+    rows: torch.Tensor, rollouts: torch.Tensor, layout: TokenLayout
 ) -> torch.Tensor:
     """Per-head rollout ``[L, H, gh, gw]``: head h of block l propagated through the fused
     rollout of the blocks below it, map row of ``(0.5 A_lh + 0.5 I) R_(l-1)`` (R_0 = I).
 
-    Only the map row is formed (a vector-matrix product per head), not the full product.
+    Only the map row is formed (a vector-matrix product per head), not the full product;
+    ``rows`` ``[L, H, N]`` are the heads' map rows.
     """
-    n_layers, _, n, _ = attn.shape
-    eye_row = map_row(torch.eye(n, dtype=rollouts.dtype, device=attn.device), layout)
-    rows = []
+    n_layers, _, n = rows.shape
+    eye_row = map_row(torch.eye(n, dtype=rollouts.dtype, device=rows.device), layout)
+    out = []
     for i in range(n_layers):
         # map_row is linear: map_row(0.5 A + 0.5 I) = 0.5 map_row(A) + 0.5 map_row(I)
-        v = 0.5 * work(map_row(attn[i], layout)).to(rollouts.dtype) + 0.5 * eye_row  # [H, N]
-        rows.append(v if i == 0 else v @ rollouts[i - 1])
-    return to_patch_map(torch.stack(rows), layout).float()
+        v = 0.5 * work(rows[i]).to(rollouts.dtype) + 0.5 * eye_row  # [H, N]
+        out.append(v if i == 0 else v @ rollouts[i - 1])
+    return to_patch_map(torch.stack(out), layout).float()
+
+
+def class_products(attn: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two head-fused products of one block's attention and its gradient
+    ``∂y_c/∂A`` ``[..., H, N, N]``, all the class-specific methods need of that block:
+    ``mean_h(A ⊙ ∂y_c/∂A)`` (gradient rollout) and ``mean_h((∂y_c/∂A ⊙ A)^+)``
+    (relevance), each ``[..., N, N]``."""
+    p = work(attn) * grad
+    return p.mean(-3), p.clamp_min(0).mean(-3)
 
 
 def grad_rollout_map(
-    attn: torch.Tensor, grads: torch.Tensor, layout: TokenLayout, discard: float = 0.0
+    weighted: torch.Tensor, layout: TokenLayout, discard: float = 0.0
 ) -> torch.Tensor:
     """Gradient rollout (vit-explain, J. Gildenblat 2020): per block
     ``G_l = relu(mean_h(A_lh ⊙ ∂y_c/∂A_lh))``, discard, ``Ĝ_l = rownorm(0.5 G_l + 0.5 I)``,
-    ``R = Ĝ_L ... Ĝ_1``; map row of R over patches."""
-    n = attn.shape[-1]
-    eye = torch.eye(n, dtype=grads.dtype, device=attn.device)
+    ``R = Ĝ_L ... Ĝ_1``; map row of R over patches. ``weighted`` ``[L, N, N]`` holds
+    ``mean_h(A ⊙ ∂y_c/∂A)`` of every block (:func:`class_products`)."""
+    n = weighted.shape[-1]
+    eye = torch.eye(n, dtype=weighted.dtype, device=weighted.device)
     r = eye
-    for i in range(attn.shape[0]):
-        g = (work(attn[i]) * grads[i]).mean(0).clamp_min(0)
-        g = discard_lowest(g, discard, layout)
+    for i in range(weighted.shape[0]):
+        g = discard_lowest(weighted[i].clamp_min(0), discard, layout)
         g = 0.5 * g + 0.5 * eye
         g = g / g.sum(-1, keepdim=True)
         r = g @ r
     return to_patch_map(map_row(r, layout), layout).float()
 
 
-def relevance_map(attn: torch.Tensor, grads: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+def relevance_map(cams: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
     """Gradient-weighted attention relevance (Chefer, Gur & Wolf, ICCV 2021, "Generic
     Attention-model Explainability"), eq. 6-7: ``R_0 = I``,
-    ``R_l = R_(l-1) + mean_h((∂y_c/∂A_lh ⊙ A_lh)^+) R_(l-1)``; map row of ``R_L`` over patches.
-    """
-    n = attn.shape[-1]
-    r = torch.eye(n, dtype=grads.dtype, device=attn.device)
-    for i in range(attn.shape[0]):
-        cam = (grads[i] * work(attn[i])).clamp_min(0).mean(0)
-        r = r + cam @ r
+    ``R_l = R_(l-1) + mean_h((∂y_c/∂A_lh ⊙ A_lh)^+) R_(l-1)``; map row of ``R_L`` over
+    patches. ``cams`` ``[L, N, N]`` holds ``mean_h((∂y_c/∂A ⊙ A)^+)`` of every block
+    (:func:`class_products`)."""
+    n = cams.shape[-1]
+    r = torch.eye(n, dtype=cams.dtype, device=cams.device)
+    for i in range(cams.shape[0]):
+        r = r + cams[i] @ r
     return to_patch_map(map_row(r, layout), layout).float()

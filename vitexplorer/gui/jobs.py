@@ -157,6 +157,12 @@ def maps_job(analysis: Analysis, method: str, fusion: str, discard: float,
     analysis.map(method, -1, 0, fusion, discard, target)
 
 
+def layer_job(analysis: Analysis, layer: int, should_stop=None) -> None:
+    """Recompute one block's full attention for a patch query (the analysis keeps only
+    what the maps need)."""
+    analysis.layer(layer)
+
+
 def gradients_job(loaded: LoadedModel, analysis: Analysis, target: int | None,
                   should_stop=None) -> int:
     from vitexplorer.core.analysis import add_gradients

@@ -351,6 +351,11 @@ class MainWindow(TransferMixin, QMainWindow):
         """The map the view shows now, or None when a worker must compute it first."""
         a = self.prepared.analysis
         if o.query != "off" and self._query is not None:
+            if not a.has_layer(o.layer):
+                self.tasks.run("layer", jobs.layer_job, a, o.layer,
+                               on_done=lambda _r: self.render(),
+                               message=f"Attention of layer {o.layer}…")
+                return None
             head = o.head if o.method in PER_HEAD_METHODS else None
             row, col = a.patch_query(o.layer, head, *self._query)
             return row if o.query == "row" else col

@@ -1,0 +1,86 @@
+"""The streamed capture keeps exactly the reductions of the full attention, and recomputes any
+block's full attention from that block's inputs, for every supported family."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.conftest import small_model
+from tests.core.test_capture import FAMILIES
+from vitexplorer.core import rollout as ro
+from vitexplorer.core.analysis import analyze
+from vitexplorer.core.capture import capture
+from vitexplorer.core.errors import Cancelled
+from vitexplorer.core.heads import patch_distances, range_stats
+from vitexplorer.core.stream import layer_attention, stream
+
+
+def _model_and_input(name, batch=2):
+    kwargs = FAMILIES[name][0]
+    model = small_model(name, **kwargs)
+    size = (kwargs["img_size"],) * 2 if "img_size" in kwargs else \
+        model.pretrained_cfg["input_size"][1:]
+    torch.manual_seed(2)
+    return model, torch.randn(batch, 3, *size)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_stream_keeps_the_reductions_of_the_full_attention(name):
+    model, x = _model_and_input(name)
+    full = capture(model, x)
+    s = stream(model, x)
+    a, lay = full.attentions, full.layout
+    assert s.layout == lay
+    torch.testing.assert_close(s.rows, ro.map_row(a, lay), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(s.fused, a.mean(2), atol=1e-6, rtol=1e-5)
+    d, e = range_stats(a, lay, patch_distances(lay.grid, s.patch_size))
+    torch.testing.assert_close(s.distance, d, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(s.entropy, e, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(s.logits, full.logits)
+    for layer in range(len(model.blocks)):  # rope (EVA), relative bias (BEiT), registers
+        torch.testing.assert_close(layer_attention(model, layer, s.calls[layer]),
+                                   a[:, layer], atol=1e-6, rtol=1e-5)
+
+
+def test_hooks_and_flags_are_restored_after_a_stream_and_after_a_cancel():
+    model, x = _model_and_input("vit_small_patch16_224", batch=1)
+    model.blocks[0].attn.fused_attn = True
+    before = [b.attn.fused_attn for b in model.blocks]
+    stream(model, x)
+    calls = []
+    with pytest.raises(Cancelled):
+        stream(model, x, should_stop=lambda: calls.append(1) or len(calls) >= 2)
+    assert len(calls) == 2
+    for b in model.blocks:
+        assert not b.attn.attn_drop._forward_hooks
+        assert not b.attn._forward_pre_hooks
+    assert [b.attn.fused_attn for b in model.blocks] == before
+
+
+def test_analysis_recomputes_layers_and_max_min_fusion(tiny_loaded, images_dir):
+    a = analyze(tiny_loaded, images_dir / "horse.png")
+    full = capture(tiny_loaded.model, a.model_input(tiny_loaded)).attentions[0]
+    for fusion in ("max", "min"):
+        torch.testing.assert_close(a.fused_attention(fusion), ro.fuse_heads(full, fusion),
+                                   atol=1e-6, rtol=1e-5)
+        expected = ro.rollout_matrices(ro.fuse_heads(full, fusion), a.layout, 0.2)
+        torch.testing.assert_close(a.rollouts(fusion, 0.2), expected, atol=1e-6, rtol=1e-5)
+    for layer in (0, 2, 1):
+        assert not a.has_layer(layer)
+        torch.testing.assert_close(a.layer(layer), full[layer], atol=1e-6, rtol=1e-5)
+        assert a.has_layer(layer)
+    assert [a.has_layer(i) for i in range(3)] == [False, True, True], "two layers kept"
+
+
+def test_batched_stream_gives_each_image_its_own_analysis(tiny_loaded, images_dir):
+    from vitexplorer.core.analysis import Analysis, prepare
+
+    pres = [prepare(tiny_loaded, images_dir / n) for n in ("horse.png", "coins.png")]
+    s = stream(tiny_loaded.model, torch.stack([torch.from_numpy(p.pixels) for p in pres]))
+    for i, (pre, name) in enumerate(zip(pres, ("horse.png", "coins.png"), strict=True)):
+        batched = Analysis.from_stream(s, i, tiny_loaded, pre, "crop", name)
+        single = analyze(tiny_loaded, images_dir / name)
+        torch.testing.assert_close(batched.head_maps(), single.head_maps(), atol=1e-5,
+                                   rtol=1e-4)
+        torch.testing.assert_close(batched.layer(1), single.layer(1), atol=1e-5, rtol=1e-4)

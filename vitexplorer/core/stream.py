@@ -1,0 +1,150 @@
+"""A capture that reduces each block's attention as the block runs, instead of keeping it.
+
+The full attention of ViT-L/16 at 384 px is 24 x 16 x 577^2 floats (0.5 GB); every map and
+score of an :class:`~vitexplorer.core.analysis.Analysis` needs far less of it. As each block
+runs, the hook keeps only:
+
+- the heads' map rows ``map_row(A_l)`` ``[H, N]`` (head maps, per-head rollout, sinks),
+- the head-mean matrix ``mean_h(A_l)`` ``[N, N]`` (fused rollout),
+- each head's mean attention distance and row entropy (local / global / uniform),
+- the arguments the block's attention module was called with (``[N, D]`` per image), so
+  any block's full attention can be recomputed on demand from them alone
+  (:func:`layer_attention`: a patch query, max/min head fusion) without a new forward.
+
+The gradient methods likewise keep only :func:`~vitexplorer.core.rollout.class_products`
+per block, formed in a gradient hook during the backward (:func:`class_products`).
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vitexplorer.core import rollout as ro
+from vitexplorer.core.capture import (
+    StopCheck,
+    TokenLayout,
+    as_batch,
+    attention_modules,
+    check_tokens,
+    recording,
+    token_layout,
+)
+from vitexplorer.core.heads import patch_distances, range_stats
+
+#: What one attention module was called with: positional and keyword arguments.
+Call = tuple[tuple, dict]
+
+
+@dataclass
+class Streamed:
+    """What :func:`stream` keeps of one forward over a batch of ``B`` images (CPU tensors
+    except ``calls``, which stay on the model's device).
+
+    ``rows`` ``[B, L, H, N]``; ``fused`` ``[B, L, N, N]`` (mean over heads); ``distance``
+    (input pixels) and ``entropy`` ``[B, L, H]``; ``calls[l]`` block l's attention call.
+    """
+
+    rows: torch.Tensor
+    fused: torch.Tensor
+    distance: torch.Tensor
+    entropy: torch.Tensor
+    logits: torch.Tensor
+    layout: TokenLayout
+    patch_size: tuple[int, int]
+    calls: list[Call]
+
+
+def _record_calls(model: nn.Module, calls: list[Call | None], stack: ExitStack) -> None:
+    """Keep what each attention module is called with (removed when ``stack`` closes)."""
+    def make(i: int):
+        def pre_hook(_mod: nn.Module, args: tuple, kwargs: dict) -> None:
+            calls[i] = (args, kwargs)
+        return pre_hook
+
+    for i, m in enumerate(attention_modules(model)):
+        stack.callback(m.register_forward_pre_hook(make(i), with_kwargs=True).remove)
+
+
+def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None) -> Streamed:
+    """One forward of ``pixels`` ``[B, 3, H, W]``, reducing each block's attention as it is
+    made (see the module docstring); ``should_stop`` is polled after every block."""
+    pixels = as_batch(model, pixels)
+    layout = token_layout(model, tuple(pixels.shape[-2:]))
+    gh, gw = layout.grid
+    patch_size = (pixels.shape[-2] // gh, pixels.shape[-1] // gw)
+    dist = patch_distances(layout.grid, patch_size).to(pixels.device)
+    n_blocks = len(model.blocks)
+    out: dict[str, torch.Tensor] = {}
+    calls: list[Call | None] = [None] * n_blocks
+
+    def sink(i: int, attn: torch.Tensor) -> None:
+        b, h, n, _ = attn.shape
+        if not out:
+            out["rows"] = torch.empty(b, n_blocks, h, n)
+            out["fused"] = torch.empty(b, n_blocks, n, n)
+            out["distance"] = torch.empty(b, n_blocks, h)
+            out["entropy"] = torch.empty(b, n_blocks, h)
+        check_tokens(n, layout)
+        out["rows"][:, i] = ro.map_row(attn, layout)
+        out["fused"][:, i] = attn.mean(1)
+        out["distance"][:, i], out["entropy"][:, i] = range_stats(attn, layout, dist)
+
+    with ExitStack() as stack:
+        stack.enter_context(recording(model, should_stop=should_stop, sink=sink))
+        _record_calls(model, calls, stack)
+        with torch.inference_mode():
+            logits = model(pixels)
+    return Streamed(out["rows"], out["fused"], out["distance"], out["entropy"],
+                    logits.float().cpu(), layout, patch_size, calls)
+
+
+def layer_attention(model: nn.Module, layer: int, call: Call) -> torch.Tensor:
+    """Block ``layer``'s full attention ``[B, H, N, N]`` (CPU, float32), recomputed from the
+    arguments its attention module got in a :func:`stream` (the same operations on the same
+    inputs: equal to what that forward made)."""
+    got: list[torch.Tensor] = []
+    module = attention_modules(model)[layer]
+    with recording(model, sink=lambda i, a: got.append(a)), torch.inference_mode():
+        module(*call[0], **call[1])
+    return got[0].float().cpu()
+
+
+def class_products(model: nn.Module, pixels: torch.Tensor, targets: list[int],
+                   should_stop: StopCheck = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward and one backward of the ``targets`` logits (one class per image); returns
+    :func:`~vitexplorer.core.rollout.class_products` of every block, ``[B, L, N, N]`` each
+    (``mean_h(A ⊙ ∂y/∂A)`` and ``mean_h((∂y/∂A ⊙ A)^+)``), formed in a gradient hook so
+    neither the attention nor its gradient is kept."""
+    if not getattr(model, "num_classes", 0):
+        raise ValueError("class-specific maps need a model with a classifier head")
+    pixels = as_batch(model, pixels)
+    n_blocks = len(model.blocks)
+    out: dict[str, torch.Tensor] = {}
+
+    def sink(i: int, attn: torch.Tensor) -> None:
+        kept = attn.detach()
+
+        def on_grad(grad: torch.Tensor) -> None:
+            b, _, n, _ = grad.shape
+            if not out:
+                out["weighted"] = torch.zeros(b, n_blocks, n, n)
+                out["cams"] = torch.zeros(b, n_blocks, n, n)
+            weighted, cams = ro.class_products(kept, grad)
+            out["weighted"][:, i], out["cams"][:, i] = weighted.cpu(), cams.cpu()
+
+        if attn.requires_grad:
+            attn.register_hook(on_grad)
+
+    # Differentiating with respect to the pixels alone runs the backward through every
+    # attention map (each lies on a path from the logits to the input) but accumulates no
+    # parameter gradients (a ViT-L would need 1.2 GB for them).
+    pixels = pixels.detach().requires_grad_(True)
+    with recording(model, should_stop=should_stop, sink=sink), torch.enable_grad():
+        logits = model(pixels)
+        index = torch.tensor(targets, device=logits.device)[:, None]
+        torch.autograd.grad(logits.gather(1, index).sum(), pixels)
+    return out["weighted"], out["cams"]
