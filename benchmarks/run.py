@@ -195,13 +195,13 @@ def rss(field):
     for line in open("/proc/self/status"):
         if line.startswith(field):
             return int(line.split()[1]) * 1024
+import numpy as np
 from vitexplorer.core.models import load_model
 from vitexplorer.core.analysis import analyze
+import vitexplorer.core.heads, vitexplorer.core.masks  # code is not the analysis' cost
 loaded = load_model(sys.argv[3], "random")
-import numpy as np
 img = (np.random.default_rng(0).random((480, 640, 3)) * 255).astype(np.uint8)
-analyze(loaded, img)  # warm-up allocations of the allocator are not the analysis' cost
-base = rss("VmRSS")
+base = rss("VmRSS")  # right after the model load: no warm-up forward hides anything
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to now
 a = analyze(loaded, img)
 a.head_maps(); a.head_rollout_maps(); a.map("rollout"); a.head_table()

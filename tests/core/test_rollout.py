@@ -18,8 +18,13 @@ GAP = TokenLayout(num_prefix=0, has_class_token=False, num_distill=0, num_regist
 
 
 def rollouts(a, layout, fusion="mean", discard=0.0):
-    """Rollout from the full attention, through what a capture keeps of it."""
-    return ro.rollout_matrices(ro.fuse_heads(a, fusion), layout, discard)
+    """Rollout matrices ``[L, N, N]`` from the full attention, through what a capture keeps."""
+    return torch.stack(list(ro.rollout_steps(ro.fuse_heads(a, fusion), layout, discard)))
+
+
+def maps(a, layout, fusion="mean", discard=0.0):
+    """Fused and per-head rollout maps from the full attention."""
+    return ro.rollout_maps(ro.fuse_heads(a, fusion), ro.map_row(a, layout), layout, discard)
 
 
 def random_attention(layers, heads, n, seed=0):
@@ -80,7 +85,8 @@ def test_hand_made_two_block_rollout():
     # R = Â2 Â1 = [[.25,.25,.5],[0,1,0],[0,0,1]]: class row over patches = [.25,.5] -> [1/3,2/3]
     expected = torch.tensor([[0.25, 0.25, 0.5], [0, 1, 0], [0, 0, 1]], dtype=torch.float64)
     torch.testing.assert_close(r[-1], expected)
-    np.testing.assert_allclose(ro.rollout_map(r, lay).numpy(), [[1 / 3, 2 / 3]], rtol=1e-6)
+    a = torch.stack([a1, a2])
+    np.testing.assert_allclose(maps(a, lay)[0][-1].numpy(), [[1 / 3, 2 / 3]], rtol=1e-6)
 
 
 def test_identity_block_leaves_rollout_unchanged():
@@ -101,11 +107,10 @@ def test_rollout_matches_loop_reference(layout, fusion, discard):
     got = rollouts(a, layout, fusion, discard)
     ref = loop_rollout(a.tolist(), fusion, discard, layout.num_prefix)
     np.testing.assert_allclose(got[-1].numpy(), np.array(ref), atol=1e-6)
-    np.testing.assert_allclose(ro.rollout_map(got, layout).numpy(), loop_map(ref, layout),
-                               atol=1e-6)
+    fused_maps = maps(a, layout, fusion, discard)[0]
+    np.testing.assert_allclose(fused_maps[-1].numpy(), loop_map(ref, layout), atol=1e-6)
     mid = loop_rollout(a.tolist(), fusion, discard, layout.num_prefix, upto=1)
-    np.testing.assert_allclose(ro.rollout_map(got, layout, 1).numpy(), loop_map(mid, layout),
-                               atol=1e-6)
+    np.testing.assert_allclose(fused_maps[1].numpy(), loop_map(mid, layout), atol=1e-6)
 
 
 @pytest.mark.parametrize("layout", [CLS, REG, GAP], ids=["cls", "registers", "no-cls"])
@@ -115,7 +120,7 @@ def test_head_maps_and_per_head_rollout_match_loops(layout):
     al = a.tolist()
     rows = ro.map_row(a, layout)
     hm = ro.head_maps(rows, layout)
-    hr = ro.head_rollout_maps(rows, rollouts(a, layout), layout)
+    hr = maps(a, layout)[1]
     for layer in range(3):
         below = (loop_rollout(al, upto=layer - 1, n_prefix=layout.num_prefix) if layer
                  else [[float(i == j) for j in range(n)] for i in range(n)])
@@ -178,5 +183,5 @@ def test_prefix_share_and_patch_maps_exclude_registers():
 def test_maps_sum_to_one():
     a = random_attention(2, 3, CLS.num_tokens).float()
     rows = ro.map_row(a, CLS)
-    for m in (ro.head_maps(rows, CLS), ro.head_rollout_maps(rows, rollouts(a, CLS), CLS)):
+    for m in (ro.head_maps(rows, CLS), maps(a, CLS)[1]):
         np.testing.assert_allclose(m.sum((-1, -2)).numpy(), 1.0, atol=1e-5)

@@ -101,9 +101,7 @@ class Analysis:
         d = round(discard, 4)
         if method == "head":
             return ("head",)
-        if method == "head-rollout":
-            return ("head-rollout", fusion, d)
-        if method == "rollout":
+        if method in ("rollout", "head-rollout"):  # one pass computes both
             return ("rollouts", fusion, d)
         target = self.top_k(1)[0][0] if target is None else target
         return (method, target, fusion, d)
@@ -134,19 +132,17 @@ class Analysis:
                                             for i in range(self.num_layers)])
         return self._cache[key]
 
-    def rollouts(self, fusion: ro.Fusion = "mean", discard: float = 0.0) -> torch.Tensor:
+    def rollout_maps(self, fusion: ro.Fusion = "mean", discard: float = 0.0
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused ``[L, gh, gw]`` and per-head ``[L, H, gh, gw]`` rollout maps (cached)."""
         key = self._key("rollout", fusion, discard)
         if key not in self._cache:
-            self._cache[key] = ro.rollout_matrices(self.fused_attention(fusion), self.layout,
-                                                   discard)
+            self._cache[key] = ro.rollout_maps(self.fused_attention(fusion), self.rows,
+                                               self.layout, discard)
         return self._cache[key]
 
     def head_rollout_maps(self, fusion: ro.Fusion = "mean", discard: float = 0.0) -> torch.Tensor:
-        key = self._key("head-rollout", fusion, discard)
-        if key not in self._cache:
-            self._cache[key] = ro.head_rollout_maps(
-                self.rows, self.rollouts(fusion, discard), self.layout)
-        return self._cache[key]
+        return self.rollout_maps(fusion, discard)[1]
 
     def has_map(self, method: str, fusion: str = "mean", discard: float = 0.0,
                 target: int | None = None) -> bool:
@@ -177,7 +173,7 @@ class Analysis:
         if method == "head-rollout":
             return self.head_rollout_maps(fusion, discard)[layer, head].numpy()
         if method == "rollout":
-            return ro.rollout_map(self.rollouts(fusion, discard), self.layout, layer).numpy()
+            return self.rollout_maps(fusion, discard)[0][layer].numpy()
         if method in ("grad-rollout", "relevance"):
             target = self.top_k(1)[0][0] if target is None else target
             if target not in self.grads:

@@ -14,6 +14,7 @@ that choice is made.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -89,53 +90,53 @@ def discard_lowest(a: torch.Tensor, ratio: float, layout: TokenLayout) -> torch.
     return a
 
 
-def rollout_matrices(
+def rollout_steps(
     fused: torch.Tensor, layout: TokenLayout, discard: float = 0.0
-) -> torch.Tensor:
-    """Attention rollout after each block, ``[L, N, N]`` (Abnar & Zuidema 2020, ACL,
-    "Quantifying Attention Flow in Transformers"), from the head-fused attention
-    ``fused[l] = fuse_h(A_l)`` (:func:`fuse_heads`).
+) -> Iterator[torch.Tensor]:
+    """Attention rollout after each block, ``R_1, ..., R_L`` ``[N, N]`` one at a time
+    (Abnar & Zuidema 2020, ACL, "Quantifying Attention Flow in Transformers"), from the
+    head-fused attention ``fused[l] = fuse_h(A_l)`` ``[L, N, N]`` (:func:`fuse_heads`).
 
     ``Â_l = rownorm(0.5 · fuse_h(A_l) + 0.5 · I)`` (the identity models the residual
     connection; rows renormalised with keepdim after discarding), and
-    ``R_l = Â_l Â_(l-1) ... Â_1``; entry ``l`` of the result is ``R_l``.
+    ``R_l = Â_l Â_(l-1) ... Â_1``. Only the running product is held: the maps need one
+    row of each ``R_l``, not all L matrices.
     """
     n = fused.shape[-1]
     dtype = work(fused[:1, :1, :1]).dtype
     eye = torch.eye(n, dtype=dtype, device=fused.device)
-    out = torch.empty(fused.shape[0], n, n, dtype=dtype, device=fused.device)
     r = eye
     for i in range(fused.shape[0]):
         a = discard_lowest(work(fused[i]), discard, layout)
         a = 0.5 * a + 0.5 * eye
         a = a / a.sum(-1, keepdim=True)
         r = a @ r
-        out[i] = r
-    return out
+        yield r
 
 
-def rollout_map(rollouts: torch.Tensor, layout: TokenLayout, layer: int = -1) -> torch.Tensor:
-    """Fused rollout map up to block ``layer``: the map row of ``R_layer`` over patches."""
-    return to_patch_map(map_row(rollouts[layer], layout), layout).float()
+def rollout_maps(
+    fused: torch.Tensor, rows: torch.Tensor, layout: TokenLayout, discard: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused rollout maps ``[L, gh, gw]`` (map row of ``R_l``, :func:`rollout_steps`) and
+    per-head rollout maps ``[L, H, gh, gw]`` in one pass over the blocks.
 
-
-def head_rollout_maps(
-    rows: torch.Tensor, rollouts: torch.Tensor, layout: TokenLayout
-) -> torch.Tensor:
-    """Per-head rollout ``[L, H, gh, gw]``: head h of block l propagated through the fused
-    rollout of the blocks below it, map row of ``(0.5 A_lh + 0.5 I) R_(l-1)`` (R_0 = I).
-
-    Only the map row is formed (a vector-matrix product per head), not the full product;
-    ``rows`` ``[L, H, N]`` are the heads' map rows.
+    Per-head rollout: head h of block l propagated through the fused rollout of the blocks
+    below it, map row of ``(0.5 A_lh + 0.5 I) R_(l-1)`` (R_0 = I). Only that row is formed
+    (a vector-matrix product per head), from the heads' map rows ``rows`` ``[L, H, N]``.
     """
-    n_layers, _, n = rows.shape
-    eye_row = map_row(torch.eye(n, dtype=rollouts.dtype, device=rows.device), layout)
-    out = []
-    for i in range(n_layers):
+    n = rows.shape[-1]
+    dtype = work(fused[:1, :1, :1]).dtype
+    eye_row = map_row(torch.eye(n, dtype=dtype, device=fused.device), layout)
+    below = None
+    fused_rows, head_rows = [], []
+    for i, r in enumerate(rollout_steps(fused, layout, discard)):
         # map_row is linear: map_row(0.5 A + 0.5 I) = 0.5 map_row(A) + 0.5 map_row(I)
-        v = 0.5 * work(rows[i]).to(rollouts.dtype) + 0.5 * eye_row  # [H, N]
-        out.append(v if i == 0 else v @ rollouts[i - 1])
-    return to_patch_map(torch.stack(out), layout).float()
+        v = 0.5 * work(rows[i]).to(r.dtype) + 0.5 * eye_row  # [H, N]
+        head_rows.append(v if below is None else v @ below)
+        fused_rows.append(map_row(r, layout))
+        below = r
+    return (to_patch_map(torch.stack(fused_rows), layout).float(),
+            to_patch_map(torch.stack(head_rows), layout).float())
 
 
 def class_products(attn: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
