@@ -17,11 +17,6 @@ GAP = TokenLayout(num_prefix=0, has_class_token=False, num_distill=0, num_regist
                   grid=(2, 3))
 
 
-def rollouts(a, layout, fusion="mean", discard=0.0):
-    """Rollout matrices ``[L, N, N]`` from the full attention, through what a capture keeps."""
-    return torch.stack(list(ro.rollout_steps(ro.fuse_heads(a, fusion), layout, discard)))
-
-
 def maps(a, layout, fusion="mean", discard=0.0):
     """Fused and per-head rollout maps from the full attention."""
     return ro.rollout_maps(ro.fuse_heads(a, fusion), ro.map_row(a, layout), layout, discard)
@@ -80,20 +75,21 @@ def test_hand_made_two_block_rollout():
     lay = TokenLayout(1, True, 0, 0, (1, 2))
     a1 = torch.tensor([[[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
     a2 = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
-    r = rollouts(torch.stack([a1, a2]), lay)
     # Â1 = [[.5,.5,0],[0,1,0],[0,0,1]], Â2 = [[.5,0,.5],[0,1,0],[0,0,1]]
-    # R = Â2 Â1 = [[.25,.25,.5],[0,1,0],[0,0,1]]: class row over patches = [.25,.5] -> [1/3,2/3]
-    expected = torch.tensor([[0.25, 0.25, 0.5], [0, 1, 0], [0, 0, 1]], dtype=torch.float64)
-    torch.testing.assert_close(r[-1], expected)
-    a = torch.stack([a1, a2])
-    np.testing.assert_allclose(maps(a, lay)[0][-1].numpy(), [[1 / 3, 2 / 3]], rtol=1e-6)
+    # R1 = Â1: class row over patches [.5, 0] -> [1, 0]
+    # R2 = Â2 Â1 = [[.25,.25,.5],[0,1,0],[0,0,1]]: class row over patches [.25,.5] -> [1/3,2/3]
+    fused, heads = maps(torch.stack([a1, a2]), lay)
+    np.testing.assert_allclose(fused[0].numpy(), [[1.0, 0.0]], atol=1e-12)
+    np.testing.assert_allclose(fused[1].numpy(), [[1 / 3, 2 / 3]], rtol=1e-6)
+    # head of block 2 through R1: class row of (0.5 A2 + 0.5 I) Â1 = [.25, .25, .5]
+    np.testing.assert_allclose(heads[1, 0].numpy(), [[1 / 3, 2 / 3]], rtol=1e-6)
 
 
 def test_identity_block_leaves_rollout_unchanged():
     a = random_attention(3, 4, 7)
     with_identity = torch.cat([a[:2], torch.eye(7, dtype=a.dtype).expand(1, 4, 7, 7), a[2:]])
-    r = rollouts(a, CLS)
-    r_id = rollouts(with_identity, CLS)
+    r = maps(a, CLS)[0]
+    r_id = maps(with_identity, CLS)[0]
     torch.testing.assert_close(r_id[2], r[1])
     torch.testing.assert_close(r_id[3], r[2])
 
@@ -104,13 +100,10 @@ def test_identity_block_leaves_rollout_unchanged():
 def test_rollout_matches_loop_reference(layout, fusion, discard):
     n = layout.num_tokens
     a = random_attention(3, 2, n, seed=n)
-    got = rollouts(a, layout, fusion, discard)
-    ref = loop_rollout(a.tolist(), fusion, discard, layout.num_prefix)
-    np.testing.assert_allclose(got[-1].numpy(), np.array(ref), atol=1e-6)
     fused_maps = maps(a, layout, fusion, discard)[0]
-    np.testing.assert_allclose(fused_maps[-1].numpy(), loop_map(ref, layout), atol=1e-6)
-    mid = loop_rollout(a.tolist(), fusion, discard, layout.num_prefix, upto=1)
-    np.testing.assert_allclose(fused_maps[1].numpy(), loop_map(mid, layout), atol=1e-6)
+    for upto in range(3):
+        ref = loop_rollout(a.tolist(), fusion, discard, layout.num_prefix, upto=upto)
+        np.testing.assert_allclose(fused_maps[upto].numpy(), loop_map(ref, layout), atol=1e-6)
 
 
 @pytest.mark.parametrize("layout", [CLS, REG, GAP], ids=["cls", "registers", "no-cls"])

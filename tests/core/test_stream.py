@@ -86,3 +86,17 @@ def test_batched_stream_gives_each_image_its_own_analysis(tiny_loaded, images_di
         torch.testing.assert_close(batched.head_maps(), single.head_maps(), atol=1e-5,
                                    rtol=1e-4)
         torch.testing.assert_close(batched.layer(1), single.layer(1), atol=1e-5, rtol=1e-4)
+
+
+def test_without_ranges_the_maps_are_the_same_and_scoring_says_why(tiny_loaded, images_dir):
+    from vitexplorer.core.analysis import Analysis, prepare
+
+    pre = prepare(tiny_loaded, images_dir / "horse.png")
+    x = torch.from_numpy(pre.pixels)[None]
+    full, bare = stream(tiny_loaded.model, x), stream(tiny_loaded.model, x, ranges=False)
+    assert bare.distance is None and bare.entropy is None
+    torch.testing.assert_close(bare.rows, full.rows)
+    torch.testing.assert_close(bare.fused, full.fused)
+    a = Analysis.from_stream(bare, 0, tiny_loaded, pre, "crop", "horse")
+    with pytest.raises(ValueError, match="without the head statistics"):
+        a.head_table()

@@ -29,7 +29,8 @@ class Analysis:
     """Attention of every head for one image, with its geometry and predictions.
 
     ``rows`` ``[L, H, N]`` the heads' map rows; ``fused`` ``[L, N, N]`` the head-mean
-    attention of each block; ``ranges`` each head's (mean distance, row entropy) ``[L, H]``;
+    attention of each block; ``ranges`` each head's (mean distance, row entropy) ``[L, H]``
+    (None when the capture skipped them: no head table then);
     ``recompute(l)`` block l's full attention ``[H, N, N]``; ``grads[c]`` the
     :func:`~vitexplorer.core.rollout.class_products` ``[L, N, N]`` of class c.
     """
@@ -40,7 +41,7 @@ class Analysis:
     layout: TokenLayout
     rows: torch.Tensor
     fused: torch.Tensor
-    ranges: tuple[np.ndarray, np.ndarray]
+    ranges: tuple[np.ndarray, np.ndarray] | None
     logits: torch.Tensor  # [C]
     model_label: str
     recompute: Callable[[int], torch.Tensor] = field(repr=False)
@@ -60,11 +61,11 @@ class Analysis:
         def recompute(layer: int) -> torch.Tensor:
             return layer_attention(model, layer, calls[layer])[index]
 
+        ranges = None if s.distance is None else (s.distance[index].double().numpy(),
+                                                  s.entropy[index].double().numpy())
         return cls(source, pre.display, pre.geometry, s.layout, s.rows[index].clone(),
-                   s.fused[index].clone(),
-                   (s.distance[index].double().numpy(), s.entropy[index].double().numpy()),
-                   s.logits[index], loaded.label, recompute, loaded.class_names, policy,
-                   pre.model_view)
+                   s.fused[index].clone(), ranges, s.logits[index], loaded.label, recompute,
+                   loaded.class_names, policy, pre.model_view)
 
     @property
     def num_layers(self) -> int:
@@ -235,6 +236,9 @@ class Analysis:
         from vitexplorer.core.images import grid_coverage
 
         key = ("table", mask_name or mode)
+        if self.ranges is None:
+            raise ValueError("this analysis was captured without the head statistics "
+                             "(stream(..., ranges=False)); capture again to score heads")
         if key not in self._cache:
             fg = self.foreground_mask(mode, mask)
             meta = {"source": self.source, "model": self.model_label,

@@ -280,9 +280,9 @@ def run_batch(
     pending: list[Future] = []
     try:
         batch: list[tuple[Item, Preprocessed, np.ndarray | None]] = []
-        stream = _prefetch(todo, lambda it: _prepare(it, loaded, opts), opts.workers,
-                           max(2 * opts.batch_size, 4))
-        for item, fut in stream:
+        decoded = _prefetch(todo, lambda it: _prepare(it, loaded, opts), opts.workers,
+                            max(2 * opts.batch_size, 4))
+        for item, fut in decoded:
             try:
                 pre, mask = fut.result()
             except ImageError as exc:
@@ -342,7 +342,7 @@ def _run_one_batch(batch, loaded: LoadedModel, opts: BatchOptions, out: Path,
     futures = []
     for entries in groups.values():
         pixels = torch.from_numpy(np.stack([e[1].pixels for e in entries]))
-        streamed = stream(loaded.model, pixels)
+        streamed = stream(loaded.model, pixels, ranges=opts.scores)
         for i, (item, pre, mask) in enumerate(entries):
             analysis = Analysis.from_stream(streamed, i, loaded, pre, opts.resize,
                                             str(item.path))

@@ -325,12 +325,13 @@ def range_stats(attn: torch.Tensor, layout: TokenLayout, dist: torch.Tensor
     d, ent = [], []
     for h in range(0, a.shape[-3], step):
         c = a[..., h:h + step, :, :].float()
-        s = c.sum(-1).clamp_min(1e-12)  # row mass on patches
+        s = c.sum(-1).clamp_min_(1e-12)  # row mass on patches
         # with A' = A / s: sum_j A'_ij d_ij = (sum_j A_ij d_ij) / s_i and
-        # H(A'_i) = (sum_j -A_ij log A_ij) / s_i + log s_i  (no normalised copy is made)
-        d.append((torch.linalg.vecdot(c, dist) / s).mean(-1))
-        neg_ent = torch.linalg.vecdot(c, c.clamp_min(1e-30).log())  # xlogy: 4x slower
-        ent.append((-neg_ent / s + torch.log(s)).mean(-1) / np.log(n))
+        # H(A'_i) = (sum_j -A_ij log A_ij) / s_i + log s_i  (no normalised copy is made;
+        # in-place steps and no xlogy: each measured faster on these sizes)
+        d.append(torch.linalg.vecdot(c, dist).div_(s).mean(-1))
+        neg_ent = c.clamp_min(1e-30).log_().mul_(c).sum(-1)
+        ent.append((torch.log(s) - neg_ent / s).mean(-1) / np.log(n))
     return torch.cat(d, -1), torch.cat(ent, -1)
 
 
