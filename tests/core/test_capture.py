@@ -239,8 +239,8 @@ def test_large_captures_are_stored_in_float16_and_still_analysed(monkeypatch):
     torch.testing.assert_close(half.attentions.float(), full.attentions, atol=1e-3, rtol=1e-2)
     lay = half.layout
     a16, a32 = half.attentions[0], full.attentions[0]
-    f16, h16 = ro.rollout_maps(ro.fuse_heads(a16), ro.map_row(a16, lay), lay)
-    f32, h32 = ro.rollout_maps(ro.fuse_heads(a32), ro.map_row(a32, lay), lay)
+    f16, h16 = ro.rollout_maps(ro.fuse_heads(a16), lay, 0.0, ro.map_row(a16, lay))
+    f32, h32 = ro.rollout_maps(ro.fuse_heads(a32), lay, 0.0, ro.map_row(a32, lay))
     assert f16.dtype == torch.float32
     torch.testing.assert_close(f16, f32, atol=1e-4, rtol=1e-2)
     torch.testing.assert_close(h16, h32, atol=1e-4, rtol=1e-2)

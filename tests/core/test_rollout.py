@@ -19,7 +19,7 @@ GAP = TokenLayout(num_prefix=0, has_class_token=False, num_distill=0, num_regist
 
 def maps(a, layout, fusion="mean", discard=0.0):
     """Fused and per-head rollout maps from the full attention."""
-    return ro.rollout_maps(ro.fuse_heads(a, fusion), ro.map_row(a, layout), layout, discard)
+    return ro.rollout_maps(ro.fuse_heads(a, fusion), layout, discard, ro.map_row(a, layout))
 
 
 def random_attention(layers, heads, n, seed=0):
@@ -101,6 +101,9 @@ def test_rollout_matches_loop_reference(layout, fusion, discard):
     n = layout.num_tokens
     a = random_attention(3, 2, n, seed=n)
     fused_maps = maps(a, layout, fusion, discard)[0]
+    alone, none = ro.rollout_maps(ro.fuse_heads(a, fusion), layout, discard)
+    assert none is None
+    torch.testing.assert_close(alone, fused_maps)
     for upto in range(3):
         ref = loop_rollout(a.tolist(), fusion, discard, layout.num_prefix, upto=upto)
         np.testing.assert_allclose(fused_maps[upto].numpy(), loop_map(ref, layout), atol=1e-6)

@@ -64,10 +64,11 @@ def test_analysis_recomputes_layers_and_max_min_fusion(tiny_loaded, images_dir):
     for fusion in ("max", "min"):
         torch.testing.assert_close(a.fused_attention(fusion), ro.fuse_heads(full, fusion),
                                    atol=1e-6, rtol=1e-5)
-        expected = ro.rollout_maps(ro.fuse_heads(full, fusion), ro.map_row(full, a.layout),
-                                   a.layout, 0.2)
-        for got, want in zip(a.rollout_maps(fusion, 0.2), expected, strict=True):
-            torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+        fused, heads = ro.rollout_maps(ro.fuse_heads(full, fusion), a.layout, 0.2,
+                                       ro.map_row(full, a.layout))
+        torch.testing.assert_close(a.head_rollout_maps(fusion, 0.2), heads, atol=1e-6,
+                                   rtol=1e-5)
+        torch.testing.assert_close(a.rollout_maps(fusion, 0.2), fused, atol=1e-6, rtol=1e-5)
     for layer in (0, 2, 1):
         assert not a.has_layer(layer)
         torch.testing.assert_close(a.layer(layer), full[layer], atol=1e-6, rtol=1e-5)

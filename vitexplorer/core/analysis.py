@@ -102,8 +102,8 @@ class Analysis:
         d = round(discard, 4)
         if method == "head":
             return ("head",)
-        if method in ("rollout", "head-rollout"):  # one pass computes both
-            return ("rollouts", fusion, d)
+        if method in ("rollout", "head-rollout"):
+            return (method, fusion, d)
         target = self.top_k(1)[0][0] if target is None else target
         return (method, target, fusion, d)
 
@@ -133,17 +133,24 @@ class Analysis:
                                             for i in range(self.num_layers)])
         return self._cache[key]
 
-    def rollout_maps(self, fusion: ro.Fusion = "mean", discard: float = 0.0
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fused ``[L, gh, gw]`` and per-head ``[L, H, gh, gw]`` rollout maps (cached)."""
+    def rollout_maps(self, fusion: ro.Fusion = "mean", discard: float = 0.0) -> torch.Tensor:
+        """Fused rollout maps ``[L, gh, gw]`` (cached)."""
         key = self._key("rollout", fusion, discard)
         if key not in self._cache:
-            self._cache[key] = ro.rollout_maps(self.fused_attention(fusion), self.rows,
-                                               self.layout, discard)
+            self._cache[key] = ro.rollout_maps(self.fused_attention(fusion), self.layout,
+                                               discard)[0]
         return self._cache[key]
 
     def head_rollout_maps(self, fusion: ro.Fusion = "mean", discard: float = 0.0) -> torch.Tensor:
-        return self.rollout_maps(fusion, discard)[1]
+        """Per-head rollout maps ``[L, H, gh, gw]`` (cached; the same pass gives the fused
+        ones, cached too)."""
+        key = self._key("head-rollout", fusion, discard)
+        if key not in self._cache:
+            fused, heads = ro.rollout_maps(self.fused_attention(fusion), self.layout, discard,
+                                           self.rows)
+            self._cache.setdefault(self._key("rollout", fusion, discard), fused)
+            self._cache[key] = heads
+        return self._cache[key]
 
     def has_map(self, method: str, fusion: str = "mean", discard: float = 0.0,
                 target: int | None = None) -> bool:
@@ -174,7 +181,7 @@ class Analysis:
         if method == "head-rollout":
             return self.head_rollout_maps(fusion, discard)[layer, head].numpy()
         if method == "rollout":
-            return self.rollout_maps(fusion, discard)[0][layer].numpy()
+            return self.rollout_maps(fusion, discard)[layer].numpy()
         if method in ("grad-rollout", "relevance"):
             target = self.top_k(1)[0][0] if target is None else target
             if target not in self.grads:

@@ -90,9 +90,11 @@ def discard_lowest(a: torch.Tensor, ratio: float, layout: TokenLayout) -> torch.
 
 
 def rollout_maps(
-    fused: torch.Tensor, rows: torch.Tensor, layout: TokenLayout, discard: float = 0.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fused rollout maps ``[L, gh, gw]`` and per-head rollout maps ``[L, H, gh, gw]``.
+    fused: torch.Tensor, layout: TokenLayout, discard: float = 0.0,
+    rows: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Fused rollout maps ``[L, gh, gw]`` and, given ``rows``, per-head rollout maps
+    ``[L, H, gh, gw]``.
 
     Attention rollout (Abnar & Zuidema 2020, ACL, "Quantifying Attention Flow in
     Transformers") from the head-fused attention ``fused[l] = fuse_h(A_l)`` ``[L, N, N]``
@@ -105,9 +107,11 @@ def rollout_maps(
     A map row is a row vector ``w^T M`` (:func:`map_row` is linear), so each map is a
     vector pushed down through the blocks below it, ``((w^T Â_l) Â_(l-1)) ... Â_1``: all
     L (H + 1) vectors move together, block by block from the top, in
-    ``L^2 (H + 1) N^2 / 2`` multiply-adds instead of the ``L N^3`` of forming every ``R_l``.
+    ``L^2 (H + 1) N^2 / 2`` multiply-adds instead of the ``L N^3`` of forming every ``R_l``
+    (``L^2 N^2 / 2`` without the heads).
     """
-    n_layers, _, n = rows.shape
+    n_layers, n = fused.shape[0], fused.shape[-1]
+    n_heads = 0 if rows is None else rows.shape[1]
     dtype = work(fused[:1, :1, :1]).dtype
     eye = torch.eye(n, dtype=dtype, device=fused.device)
     w = map_row(eye, layout)  # map_row(M) = w^T M
@@ -119,15 +123,16 @@ def rollout_maps(
 
     # vectors[l] = [fused map of block l; per-head maps of block l], each still to be
     # multiplied by Â_(l-1) ... Â_1 (the fused one also by its own Â_l, first)
-    vectors = torch.empty(n_layers, 1 + rows.shape[1], n, dtype=dtype, device=fused.device)
-    vectors[:, 1:] = 0.5 * work(rows).to(dtype) + 0.5 * w
+    vectors = torch.empty(n_layers, 1 + n_heads, n, dtype=dtype, device=fused.device)
+    if rows is not None:
+        vectors[:, 1:] = 0.5 * work(rows).to(dtype) + 0.5 * w
     for i in reversed(range(n_layers)):
         a = a_hat(i)
         vectors[i, 0] = w @ a
         if i + 1 < n_layers:
             vectors[i + 1:] = vectors[i + 1:] @ a
     maps = to_patch_map(vectors, layout).float()
-    return maps[:, 0], maps[:, 1:]
+    return maps[:, 0], None if rows is None else maps[:, 1:]
 
 
 def class_products(attn: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
