@@ -145,14 +145,16 @@ def test_mean_attention_distance_against_a_loop():
     d = distance_scores(a, _layout(g), (16, 16))
     centres = [((i // g + 0.5) * 16, (i % g + 0.5) * 16) for i in range(g * g)]
     for h in range(2):
-        total = 0.0
+        total = entropy = 0.0
         for i in range(g * g):
             row = a[0, h, 1 + i, 1:].numpy()
             row = row / row.sum()
             total += sum(row[j] * np.hypot(centres[i][0] - centres[j][0],
                                            centres[i][1] - centres[j][1])
                          for j in range(g * g))
+            entropy += -sum(v * np.log(v) for v in row if v > 0) / np.log(g * g)
         assert d["distance_px"][0, h] == pytest.approx(total / (g * g), rel=1e-6)
+        assert d["row_entropy"][0, h] == pytest.approx(entropy / (g * g), rel=1e-5)
 
 
 def test_local_global_and_uniform_heads():

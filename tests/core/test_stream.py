@@ -3,6 +3,7 @@ block's full attention from that block's inputs, for every supported family."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -101,3 +102,29 @@ def test_without_ranges_the_maps_are_the_same_and_scoring_says_why(tiny_loaded, 
     a = Analysis.from_stream(bare, 0, tiny_loaded, pre, "crop", "horse")
     with pytest.raises(ValueError, match="without the head statistics"):
         a.head_table()
+
+
+def test_without_inputs_nothing_is_recomputed_and_the_gui_path_never_computes(
+        tiny_loaded, images_dir):
+    from vitexplorer.core.analysis import Analysis, prepare
+
+    pre = prepare(tiny_loaded, images_dir / "coins.png")
+    s = stream(tiny_loaded.model, torch.from_numpy(pre.pixels)[None], keep_inputs=False)
+    assert s.calls is None
+    bare = Analysis.from_stream(s, 0, tiny_loaded, pre, "crop", "coins")
+    assert bare.map("rollout").shape == (4, 4)
+    with pytest.raises(ValueError, match="kept no block inputs"):
+        bare.layer(0)
+    a = analyze(tiny_loaded, images_dir / "coins.png")
+    assert a.patch_query(2, 0, 1, 1, compute=False) is None and not a.has_layer(2)
+    row, col = a.patch_query(2, 0, 1, 1)
+    got = a.patch_query(2, 0, 1, 1, compute=False)
+    np.testing.assert_array_equal(got[0], row)
+    np.testing.assert_array_equal(got[1], col)
+
+
+def test_class_products_refuse_inference_mode(tiny_loaded):
+    from vitexplorer.core.stream import class_products
+
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="outside inference_mode"):
+        class_products(tiny_loaded.model, torch.randn(1, 3, 64, 64), [0])

@@ -31,8 +31,9 @@ class Analysis:
     ``rows`` ``[L, H, N]`` the heads' map rows; ``fused`` ``[L, N, N]`` the head-mean
     attention of each block; ``ranges`` each head's (mean distance, row entropy) ``[L, H]``
     (None when the capture skipped them: no head table then);
-    ``recompute(l)`` block l's full attention ``[H, N, N]``; ``grads[c]`` the
-    :func:`~vitexplorer.core.rollout.class_products` ``[L, N, N]`` of class c.
+    ``recompute(l)`` block l's full attention ``[H, N, N]`` (None when the capture kept no
+    block inputs); ``grads[c]`` the two :func:`~vitexplorer.core.rollout.class_products`
+    ``(weighted, cams)``, ``[L, N, N]`` each, of class c.
     """
 
     source: str
@@ -44,7 +45,7 @@ class Analysis:
     ranges: tuple[np.ndarray, np.ndarray] | None
     logits: torch.Tensor  # [C]
     model_label: str
-    recompute: Callable[[int], torch.Tensor] = field(repr=False)
+    recompute: Callable[[int], torch.Tensor] | None = field(repr=False)
     class_names: list[str] | None = None
     policy: str = "crop"
     model_view: np.ndarray | None = field(default=None, repr=False)
@@ -59,12 +60,13 @@ class Analysis:
         model, calls = loaded.model, s.calls
 
         def recompute(layer: int) -> torch.Tensor:
-            return layer_attention(model, layer, calls[layer])[index]
+            return layer_attention(model, layer, calls[layer])[index].clone()
 
         ranges = None if s.distance is None else (s.distance[index].double().numpy(),
                                                   s.entropy[index].double().numpy())
         return cls(source, pre.display, pre.geometry, s.layout, s.rows[index].clone(),
-                   s.fused[index].clone(), ranges, s.logits[index], loaded.label, recompute,
+                   s.fused[index].clone(), ranges, s.logits[index], loaded.label,
+                   None if calls is None else recompute,
                    loaded.class_names, policy, pre.model_view)
 
     @property
@@ -109,14 +111,18 @@ class Analysis:
 
     def layer(self, layer: int) -> torch.Tensor:
         """Block ``layer``'s full attention ``[H, N, N]``, recomputed from its inputs; the
-        last two asked for are kept (a patch query moves within one layer)."""
+        two used last are kept (a patch query moves within one layer)."""
         key = ("layer", layer % self.num_layers)
-        got = self._cache.get(key)
+        got = self._cache.pop(key, None)  # re-inserted below: the newest entry
         if got is None:
+            if self.recompute is None:
+                raise ValueError("this analysis kept no block inputs (a batch capture); "
+                                 "analyse the image on its own to query its attention")
             got = self.recompute(key[1])
-            for old in [k for k in self._cache if k[0] == "layer"][:-1]:
-                self._cache.pop(old, None)
-            self._cache[key] = got
+        # a snapshot of the keys: workers may fill the cache meanwhile
+        for old in [k for k in list(self._cache) if k[0] == "layer"][:-1]:
+            self._cache.pop(old, None)
+        self._cache[key] = got
         return got
 
     def has_layer(self, layer: int) -> bool:
@@ -257,12 +263,18 @@ class Analysis:
                 self.prefix_share().numpy(), meta)
         return self._cache[key]
 
-    def patch_query(self, layer: int, head: int | None, row: int, col: int) -> tuple[np.ndarray,
-                                                                                   np.ndarray]:
+    def patch_query(self, layer: int, head: int | None, row: int, col: int,
+                    compute: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
         """Where patch (row, col) attends (its attention row) and what attends to it (its
         column), each ``[gh, gw]`` over patches and sum-normalised; ``head=None`` averages
-        the heads of the layer. Recomputes the layer unless :meth:`has_layer`."""
-        a = self.layer(layer)
+        the heads of the layer. Recomputes the layer unless it is kept; with
+        ``compute=False`` answers None instead (the GUI thread then asks a worker)."""
+        if compute:
+            a = self.layer(layer)
+        else:
+            a = self._cache.get(("layer", layer % self.num_layers))
+            if a is None:
+                return None
         a = a.mean(0) if head is None else a[head]
         p = self.layout.num_prefix + row * self.layout.grid[1] + col
         return (ro.to_patch_map(a[p], self.layout).numpy(),

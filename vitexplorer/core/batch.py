@@ -276,9 +276,11 @@ def run_batch(
                 continue
         todo.append(it)
     total = len(todo)
-    # two writers: while one waits on the disk or the forward holds the cores, the other
-    # encodes (measured 0.59x -> 0.62x the plain forward on 2 cores)
-    writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vitexplorer-write")
+    # two PNG writers: while one waits on the disk or the forward holds the cores, the other
+    # encodes (measured 0.59x -> 0.62x the plain forward on 2 cores); SVG/PDF figures are
+    # drawn by matplotlib, which promises no thread safety: one writer
+    writer = ThreadPoolExecutor(max_workers=2 if opts.format == "png" else 1,
+                                thread_name_prefix="vitexplorer-write")
     pending: list[Future] = []
     try:
         batch: list[tuple[Item, Preprocessed, np.ndarray | None]] = []
@@ -344,7 +346,7 @@ def _run_one_batch(batch, loaded: LoadedModel, opts: BatchOptions, out: Path,
     futures = []
     for entries in groups.values():
         pixels = torch.from_numpy(np.stack([e[1].pixels for e in entries]))
-        streamed = stream(loaded.model, pixels, ranges=opts.scores)
+        streamed = stream(loaded.model, pixels, ranges=opts.scores, keep_inputs=False)
         for i, (item, pre, mask) in enumerate(entries):
             analysis = Analysis.from_stream(streamed, i, loaded, pre, opts.resize,
                                             str(item.path))

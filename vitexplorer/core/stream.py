@@ -46,7 +46,7 @@ class Streamed:
 
     ``rows`` ``[B, L, H, N]``; ``fused`` ``[B, L, N, N]`` (mean over heads); ``distance``
     (input pixels) and ``entropy`` ``[B, L, H]`` (None when not asked for);
-    ``calls[l]`` block l's attention call.
+    ``calls[l]`` block l's attention call (``calls`` None when not asked for).
     """
 
     rows: torch.Tensor
@@ -56,7 +56,7 @@ class Streamed:
     logits: torch.Tensor
     layout: TokenLayout
     patch_size: tuple[int, int]
-    calls: list[Call]
+    calls: list[Call] | None
 
 
 def _record_calls(model: nn.Module, calls: list[Call | None], stack: ExitStack) -> None:
@@ -82,11 +82,12 @@ def _record_calls(model: nn.Module, calls: list[Call | None], stack: ExitStack) 
 
 
 def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None,
-           ranges: bool = True) -> Streamed:
+           ranges: bool = True, keep_inputs: bool = True) -> Streamed:
     """One forward of ``pixels`` ``[B, 3, H, W]``, reducing each block's attention as it is
     made (see the module docstring); ``should_stop`` is polled after every block.
     ``ranges=False`` skips the distance and entropy statistics (the head scores' only use
-    of the full attention; a third of the reduction time)."""
+    of the full attention; a third of the reduction time); ``keep_inputs=False`` keeps no
+    block inputs (nothing can be recomputed then: a batch, which never needs to)."""
     pixels = as_batch(model, pixels)
     layout = token_layout(model, tuple(pixels.shape[-2:]))
     gh, gw = layout.grid
@@ -112,11 +113,12 @@ def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None
 
     with ExitStack() as stack:
         stack.enter_context(recording(model, should_stop=should_stop, sink=sink))
-        _record_calls(model, calls, stack)
+        if keep_inputs:
+            _record_calls(model, calls, stack)
         with torch.inference_mode():
             logits = model(pixels)
     return Streamed(out["rows"], out["fused"], out.get("distance"), out.get("entropy"),
-                    logits.float().cpu(), layout, patch_size, calls)
+                    logits.float().cpu(), layout, patch_size, calls if keep_inputs else None)
 
 
 def layer_attention(model: nn.Module, layer: int, call: Call) -> torch.Tensor:
@@ -138,6 +140,8 @@ def class_products(model: nn.Module, pixels: torch.Tensor, targets: list[int],
     neither the attention nor its gradient is kept."""
     if not getattr(model, "num_classes", 0):
         raise ValueError("class-specific maps need a model with a classifier head")
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError("class-specific maps need gradients: call outside inference_mode")
     pixels = as_batch(model, pixels)
     n_blocks = len(model.blocks)
     out: dict[str, torch.Tensor] = {}

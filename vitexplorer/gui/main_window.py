@@ -351,14 +351,14 @@ class MainWindow(TransferMixin, QMainWindow):
         """The map the view shows now, or None when a worker must compute it first."""
         a = self.prepared.analysis
         if o.query != "off" and self._query is not None:
-            if not a.has_layer(o.layer):
+            head = o.head if o.method in PER_HEAD_METHODS else None
+            maps = a.patch_query(o.layer, head, *self._query, compute=False)
+            if maps is None:  # the layer is recomputed from its inputs in a worker
                 self.tasks.run("layer", jobs.layer_job, a, o.layer,
                                on_done=lambda _r: self.render(),
                                message=f"Attention of layer {o.layer}…")
                 return None
-            head = o.head if o.method in PER_HEAD_METHODS else None
-            row, col = a.patch_query(o.layer, head, *self._query)
-            return row if o.query == "row" else col
+            return maps[0] if o.query == "row" else maps[1]
         if o.method in CLASS_METHODS:
             target = o.target if o.target is not None else a.top_k(1)[0][0]
             if target not in a.grads:
