@@ -115,6 +115,8 @@ def test_without_inputs_nothing_is_recomputed_and_the_gui_path_never_computes(
     assert bare.map("rollout").shape == (4, 4)
     with pytest.raises(ValueError, match="kept no block inputs"):
         bare.layer(0)
+    with pytest.raises(ValueError, match="kept no block inputs"):
+        bare.map("rollout", fusion="max")
     a = analyze(tiny_loaded, images_dir / "coins.png")
     assert a.patch_query(2, 0, 1, 1, compute=False) is None and not a.has_layer(2)
     row, col = a.patch_query(2, 0, 1, 1)

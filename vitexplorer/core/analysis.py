@@ -115,15 +115,18 @@ class Analysis:
         key = ("layer", layer % self.num_layers)
         got = self._cache.pop(key, None)  # re-inserted below: the newest entry
         if got is None:
-            if self.recompute is None:
-                raise ValueError("this analysis kept no block inputs (a batch capture); "
-                                 "analyse the image on its own to query its attention")
-            got = self.recompute(key[1])
+            got = self._recompute(key[1])
         # a snapshot of the keys: workers may fill the cache meanwhile
         for old in [k for k in list(self._cache) if k[0] == "layer"][:-1]:
             self._cache.pop(old, None)
         self._cache[key] = got
         return got
+
+    def _recompute(self, layer: int) -> torch.Tensor:
+        if self.recompute is None:
+            raise ValueError("this analysis kept no block inputs (a batch capture); "
+                             "analyse the image on its own to recompute its attention")
+        return self.recompute(layer)
 
     def has_layer(self, layer: int) -> bool:
         return ("layer", layer % self.num_layers) in self._cache
@@ -135,7 +138,7 @@ class Analysis:
             return self.fused
         key = ("fused", fusion)
         if key not in self._cache:
-            self._cache[key] = torch.stack([ro.fuse_heads(self.recompute(i), fusion)
+            self._cache[key] = torch.stack([ro.fuse_heads(self._recompute(i), fusion)
                                             for i in range(self.num_layers)])
         return self._cache[key]
 

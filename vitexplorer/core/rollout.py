@@ -150,16 +150,16 @@ def grad_rollout_map(
     """Gradient rollout (vit-explain, J. Gildenblat 2020): per block
     ``G_l = relu(mean_h(A_lh ⊙ ∂y_c/∂A_lh))``, discard, ``Ĝ_l = rownorm(0.5 G_l + 0.5 I)``,
     ``R = Ĝ_L ... Ĝ_1``; map row of R over patches. ``weighted`` ``[L, N, N]`` holds
-    ``mean_h(A ⊙ ∂y_c/∂A)`` of every block (:func:`class_products`)."""
+    ``mean_h(A ⊙ ∂y_c/∂A)`` of every block (:func:`class_products`). As in
+    :func:`rollout_maps`, the map row is pushed down from the top (vector products only)."""
     n = weighted.shape[-1]
     eye = torch.eye(n, dtype=weighted.dtype, device=weighted.device)
-    r = eye
-    for i in range(weighted.shape[0]):
+    v = map_row(eye, layout)
+    for i in reversed(range(weighted.shape[0])):
         g = discard_lowest(weighted[i].clamp_min(0), discard, layout)
         g = 0.5 * g + 0.5 * eye
-        g = g / g.sum(-1, keepdim=True)
-        r = g @ r
-    return to_patch_map(map_row(r, layout), layout).float()
+        v = v @ (g / g.sum(-1, keepdim=True))
+    return to_patch_map(v, layout).float()
 
 
 def relevance_map(cams: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
@@ -167,9 +167,10 @@ def relevance_map(cams: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
     Attention-model Explainability"), eq. 6-7: ``R_0 = I``,
     ``R_l = R_(l-1) + mean_h((∂y_c/∂A_lh ⊙ A_lh)^+) R_(l-1)``; map row of ``R_L`` over
     patches. ``cams`` ``[L, N, N]`` holds ``mean_h((∂y_c/∂A ⊙ A)^+)`` of every block
-    (:func:`class_products`)."""
+    (:func:`class_products`). ``R_L = (I + C_L) ... (I + C_1)``, so its map row is pushed
+    down from the top: ``v <- v + v C_l``."""
     n = cams.shape[-1]
-    r = torch.eye(n, dtype=cams.dtype, device=cams.device)
-    for i in range(cams.shape[0]):
-        r = r + cams[i] @ r
-    return to_patch_map(map_row(r, layout), layout).float()
+    v = map_row(torch.eye(n, dtype=cams.dtype, device=cams.device), layout)
+    for i in reversed(range(cams.shape[0])):
+        v = v + v @ cams[i]
+    return to_patch_map(v, layout).float()
