@@ -13,13 +13,11 @@ from vitexplorer.core.heads import (
     colour_scores,
     edge_texture_scores,
     foreground_scores,
-    patch_distances,
     patch_features,
     range_scores,
-    range_stats,
 )
 from vitexplorer.core.images import grid_coverage, load_image, preprocess
-from vitexplorer.core.render import map_entropy
+from vitexplorer.core.maps import map_entropy, patch_distances, range_stats
 
 CFG = {"input_size": (3, 224, 224), "mean": (0.5,) * 3, "std": (0.5,) * 3,
        "interpolation": "bicubic", "crop_pct": 1.0, "crop_mode": "center"}

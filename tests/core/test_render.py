@@ -1,8 +1,6 @@
-"""Overlay compositing, display scaling, the 60%-mass region, and the Analysis record."""
+"""Overlay compositing, display scaling, and the Analysis record."""
 
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 import pytest
@@ -14,32 +12,10 @@ from vitexplorer.core.render import (
     COLORMAPS,
     colormap_lut,
     display_range,
-    mass_region,
     overlay,
 )
 
 GEOM = Geometry(image_size=(40, 60), input_size=(32, 48), grid=(2, 3), box=(0, 0, 60, 40))
-
-
-def test_mass_region_is_the_smallest_set_holding_the_mass():
-    rng = np.random.default_rng(0)
-    m = rng.random((3, 3)) ** 3
-    m /= m.sum()
-    got = mass_region(m, 0.6)
-    # brute force: the smallest subset reaching 60%, and among those the heaviest
-    best = None
-    for k in range(1, 10):
-        for sub in itertools.combinations(range(9), k):
-            if m.ravel()[list(sub)].sum() >= 0.6 and (best is None or
-                                                     m.ravel()[list(sub)].sum() >
-                                                     m.ravel()[list(best)].sum()):
-                best = sub
-        if best is not None:
-            break
-    expected = np.zeros(9, bool)
-    expected[list(best)] = True
-    assert (got.ravel() == expected).all()
-    assert not mass_region(np.zeros((2, 2))).any()
 
 
 def test_overlay_opacity_extremes_and_colormap():
@@ -93,16 +69,6 @@ def test_analysis_maps_and_patch_query(tiny_loaded, images_dir):
     np.testing.assert_allclose(col.ravel(), (att[1:, p] / att[1:, p].sum()).numpy(), rtol=1e-5)
     top = a.top_k(5)
     assert len(top) == 5 and top[0][2] >= top[-1][2] and isinstance(top[0][1], str)
-
-
-def test_mass_region_vectorised_equals_one_by_one():
-    rng = np.random.default_rng(5)
-    maps = rng.random((3, 4, 5, 6)) ** 4
-    maps[0, 0] = 0.0
-    got = mass_region(maps, 0.6)
-    for idx in np.ndindex(maps.shape[:2]):
-        assert (got[idx] == mass_region(maps[idx], 0.6)).all()
-    assert not got[0, 0].any()
 
 
 def test_atomic_writes_get_normal_permissions_and_leave_no_temporaries(tmp_path):

@@ -13,7 +13,7 @@ from vitexplorer.core import rollout as ro
 from vitexplorer.core.analysis import analyze
 from vitexplorer.core.capture import capture
 from vitexplorer.core.errors import Cancelled
-from vitexplorer.core.heads import patch_distances, range_stats
+from vitexplorer.core.maps import patch_distances, range_stats
 from vitexplorer.core.stream import layer_attention, stream
 
 

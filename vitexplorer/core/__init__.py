@@ -1,5 +1,18 @@
-"""Qt-free engine: models, images, capture, maps, rendering and figures.
+"""Qt-free core: models, capture, maps, head science and outputs.
 
 Nothing in this package imports Qt (an import-linter contract enforces it), so the GUI,
-the CLI, the batch runner and the tests all call the same code.
+the CLI, the batch runner, notebooks and the tests all call the same code.
+
+The modules form four layers; a module imports only from its own layer or the ones below
+(the ``layers`` contract in ``pyproject.toml`` enforces it, and lists every module):
+
+- output: ``batch`` (folders of images to files), ``figures`` (matplotlib figures);
+- science: ``analysis`` (the one object every view and export reads: maps, head table,
+  gradients) and what it and the studies compute from maps: ``heads``, ``masks``,
+  ``relations``, ``importance``, ``stability``, ``profile``;
+- engine: ``models``, ``images``, ``capture`` (full attention), ``stream`` (the capture the
+  app runs), ``rollout``, ``maps`` (map statistics), ``render`` (colormaps and overlays);
+- base: ``constants``, ``errors``, ``files`` (atomic writes), importable without torch.
+
+A new module goes into the lowest layer whose modules it needs, and into the contract.
 """

@@ -16,10 +16,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vitexplorer.core import masks
 from vitexplorer.core import rollout as ro
 from vitexplorer.core.capture import StopCheck, TokenLayout
 from vitexplorer.core.constants import METHODS
-from vitexplorer.core.images import Geometry, Preprocessed, ResizePolicy, load_image, preprocess
+from vitexplorer.core.heads import HeadTable, score_heads
+from vitexplorer.core.images import (
+    Geometry,
+    Preprocessed,
+    ResizePolicy,
+    grid_coverage,
+    load_image,
+    preprocess,
+)
 from vitexplorer.core.models import LoadedModel
 from vitexplorer.core.stream import Streamed, class_products, layer_attention, stream
 
@@ -219,8 +228,6 @@ class Analysis:
 
     def valid_tokens(self) -> np.ndarray:
         """bool ``[gh, gw]``: tokens at least half on image pixels (not letterbox padding)."""
-        from vitexplorer.core.images import grid_coverage
-
         ones = np.ones(self.geometry.image_size, np.float32)
         return grid_coverage(ones, self.geometry) >= 0.5
 
@@ -228,8 +235,6 @@ class Analysis:
                         ) -> np.ndarray:
         """bool ``[H, W]`` foreground on the original image: the given ``mask``, or from
         the model's own fused rollout (``rollout``: its 60%-mass region; ``grabcut``)."""
-        from vitexplorer.core import masks
-
         if mask is not None:
             return mask
         key = ("mask", mode)
@@ -245,12 +250,9 @@ class Analysis:
         return self._cache[key]
 
     def head_table(self, mode: str = "rollout", mask: np.ndarray | None = None,
-                   mask_name: str | None = None):
+                   mask_name: str | None = None) -> HeadTable:
         """Scores and labels of every head (:func:`vitexplorer.core.heads.score_heads`),
         cached per mask source."""
-        from vitexplorer.core.heads import score_heads
-        from vitexplorer.core.images import grid_coverage
-
         key = ("table", mask_name or mode)
         if self.ranges is None:
             raise ValueError("this analysis was captured without the head statistics "

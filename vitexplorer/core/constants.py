@@ -19,6 +19,13 @@ CLASS_METHODS = ("grad-rollout", "relevance")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff",
                             ".webp", ".ppm", ".pgm", ".pbm", ".pnm"})
 
+#: share of a map's mass whose region (the fewest patches holding it) outlines what a head
+#: attends to, the foreground of a rollout mask and a head's "area" (Caron et al. 2021, DINO:
+#: "we keep 60% of the mass")
+MASS_SHARE = 0.6
+#: opacity of a map over its image, everywhere a default is needed (screen, CLI, figures)
+DEFAULT_OPACITY = 0.6
+
 #: figure formats written by core.figures
 FORMATS = ("png", "svg", "pdf")
 

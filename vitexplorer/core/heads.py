@@ -21,15 +21,13 @@ import csv
 import io
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import cv2
 import numpy as np
-import torch
 
 from vitexplorer.core.capture import TokenLayout
-from vitexplorer.core.constants import AXES, NULL_LABELS, NULL_SET
-from vitexplorer.core.render import map_entropy, mass_region
+from vitexplorer.core.constants import AXES, MASS_SHARE, NULL_LABELS, NULL_SET
+from vitexplorer.core.maps import map_entropy, mass_region, patch_distances
 
 FG_THRESHOLD = 0.5  # |fg_score| >= 0.5: at least half of the possible excess mass
 EDGE_LIFT = 2.0  # mass on contour pixels at least twice the uniform map's
@@ -229,7 +227,7 @@ def foreground_scores(maps: np.ndarray, cover: np.ndarray, valid: np.ndarray) ->
     else:
         score = np.where(inside >= a, (inside - a) / (1 - a), (inside - a) / a)
     mask = (c >= 0.5)
-    regions = mass_region(m, 0.6) & valid
+    regions = mass_region(m, MASS_SHARE) & valid
     union = (regions | mask).sum(axis=(-1, -2))
     jac = np.divide((regions & mask).sum(axis=(-1, -2)), union, out=np.zeros(union.shape),
                     where=union > 0)
@@ -293,46 +291,6 @@ def colour_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
     return {"colour_score": score, "sat_lift": lifts[0], "hue_lift": lifts[1],
             "saturation_r": _pearson(m, feats.saturation, v),
             "hue_r": _pearson(m, feats.hue, v), "_label": label}
-
-
-@lru_cache(maxsize=8)
-def patch_distances(grid: tuple[int, int], patch_size: tuple[int, int]) -> torch.Tensor:
-    """``[P, P]`` distances in input pixels between the centres of a grid's patches."""
-    gh, gw = grid
-    ys, xs = np.meshgrid((np.arange(gh) + 0.5) * patch_size[0],
-                         (np.arange(gw) + 0.5) * patch_size[1], indexing="ij")
-    pos = torch.from_numpy(np.stack([ys.ravel(), xs.ravel()], -1)).float()
-    return torch.cdist(pos, pos)
-
-
-def range_stats(attn: torch.Tensor, layout: TokenLayout, dist: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean attention distance (Raghu et al. 2021, "Do Vision Transformers See Like
-    Convolutional Neural Networks?", Fig. 3) and row entropy of the heads of one block
-    ``attn`` ``[..., H, N, N]``, each ``[..., H]``:
-    ``d = mean_i sum_j A'_ij ||p_i - p_j||`` over patch queries i and patch keys j, with A'
-    the rows renormalised over patches, p the patch centres in input pixels (``dist`` =
-    :func:`patch_distances`), and ``e = mean_i H(A'_i) / log(n_patches)``.
-
-    Computed as each block runs (:mod:`vitexplorer.core.stream`), so the full attention is
-    never kept; a few heads at a time, so the temporaries stay near 4 MB.
-    """
-    p = layout.num_prefix
-    a = attn[..., p:, p:]  # rows are renormalised analytically below
-    dist = dist.to(a.device)
-    n = a.shape[-1]
-    step = max(1, 2**20 // max(1, a[..., 0, :, :].numel()))
-    d, ent = [], []
-    for h in range(0, a.shape[-3], step):
-        c = a[..., h:h + step, :, :].float()
-        s = c.sum(-1).clamp_min_(1e-12)  # row mass on patches
-        # with A' = A / s: sum_j A'_ij d_ij = (sum_j A_ij d_ij) / s_i and
-        # H(A'_i) = (sum_j -A_ij log A_ij) / s_i + log s_i  (no normalised copy is made;
-        # in-place steps and no xlogy: each measured faster on these sizes)
-        d.append(torch.linalg.vecdot(c, dist).div_(s).mean(-1))
-        neg_ent = c.clamp_min(1e-30).log_().mul_(c).sum(-1)
-        ent.append((torch.log(s) - neg_ent / s).mean(-1) / np.log(n))
-    return torch.cat(d, -1), torch.cat(ent, -1)
 
 
 def range_scores(distance: np.ndarray, entropy: np.ndarray, layout: TokenLayout,

@@ -12,9 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vitexplorer.core.constants import MASS_SHARE
 from vitexplorer.core.errors import ImageError
 from vitexplorer.core.images import Geometry, load_image, map_to_image
-from vitexplorer.core.render import mass_region
+from vitexplorer.core.maps import mass_region
 
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".webp")
 
@@ -48,7 +49,8 @@ def load_mask(path: str | Path, image_shape: tuple[int, int]) -> np.ndarray:
     return grey > 127
 
 
-def rollout_mask(rollout_map: np.ndarray, geometry: Geometry, mass: float = 0.6) -> np.ndarray:
+def rollout_mask(rollout_map: np.ndarray, geometry: Geometry,
+                 mass: float = MASS_SHARE) -> np.ndarray:
     """Foreground = the fewest tokens holding ``mass`` of the fused rollout, on image pixels."""
     region = mass_region(rollout_map, mass).astype(np.float32)
     return map_to_image(region, geometry, "nearest") > 0.5

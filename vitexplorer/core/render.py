@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from vitexplorer.core.images import Geometry, map_to_image
+from vitexplorer.core.maps import mass_region
 
 COLORMAPS = ("viridis", "magma", "inferno", "turbo", "jet", "gray")
 Scaling = Literal["minmax", "percentile"]
@@ -50,27 +51,6 @@ def normalise(values: np.ndarray, vrange: tuple[float, float]) -> np.ndarray:
     return np.clip((np.asarray(values, np.float32) - lo) / (hi - lo), 0.0, 1.0)
 
 
-def mass_region(grid_map: np.ndarray, mass: float = 0.6) -> np.ndarray:
-    """Boolean mask of the fewest patches holding ``mass`` of the map's total
-    (Caron et al. 2021, DINO: "we keep 60% of the mass"): sort descending, keep while the
-    cumulative sum is below ``mass`` plus the patch that crosses it.
-
-    Works on one map ``[gh, gw]`` or a stack ``[..., gh, gw]`` at once (vectorised).
-    """
-    m = np.asarray(grid_map, dtype=np.float64)
-    shape = m.shape
-    flat = m.reshape(-1, shape[-2] * shape[-1])
-    total = flat.sum(-1, keepdims=True)
-    share = np.divide(flat, total, out=np.zeros_like(flat), where=total > 0)
-    order = np.argsort(-share, axis=-1, kind="stable")
-    csum = np.cumsum(np.take_along_axis(share, order, -1), axis=-1)
-    keep = (csum < mass - 1e-12).sum(-1, keepdims=True) + 1  # ... plus the crossing patch
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(flat.shape[-1])[None].repeat(len(flat), 0), -1)
-    out = (ranks < keep) & (total > 0)
-    return out.reshape(shape)
-
-
 def view_rect(geometry: Geometry) -> tuple[int, int, int, int]:
     """Rows r0:r1 and columns c0:c1 of the original image whose pixel centres lie inside
     the model's view (``Geometry.box``)."""
@@ -79,16 +59,6 @@ def view_rect(geometry: Geometry) -> tuple[int, int, int, int]:
     r0, r1 = max(0, int(np.ceil(y0 - 0.5))), min(h, int(np.floor(y1 - 0.5)) + 1)
     c0, c1 = max(0, int(np.ceil(x0 - 0.5))), min(w, int(np.floor(x1 - 0.5)) + 1)
     return r0, max(r0, r1), c0, max(c0, c1)
-
-
-def map_entropy(maps: np.ndarray) -> np.ndarray:
-    """Normalised Shannon entropy ``H(A) / log(n)`` of each map over its n patches
-    (1 = uniform, 0 = one patch), for ``[..., gh, gw]``."""
-    m = np.asarray(maps, np.float64)
-    flat = m.reshape(*m.shape[:-2], -1)
-    flat = flat / np.maximum(flat.sum(-1, keepdims=True), 1e-12)
-    h = -(flat * np.log(np.maximum(flat, 1e-30))).sum(-1)
-    return h / np.log(flat.shape[-1])
 
 
 def colorize(unit: np.ndarray, cmap: str) -> np.ndarray:

@@ -33,7 +33,7 @@ from vitexplorer.core.capture import (
     recording,
     token_layout,
 )
-from vitexplorer.core.heads import patch_distances, range_stats
+from vitexplorer.core.maps import patch_distances, range_stats
 
 #: What one attention module was called with: positional and keyword arguments.
 Call = tuple[tuple, dict]

@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from vitexplorer.core.constants import METHOD_LABELS, PER_HEAD_METHODS
-from vitexplorer.core.render import map_entropy, mass_region
+from vitexplorer.core.maps import map_entropy, mass_region
 
 
 class HeadPanel(QWidget):
@@ -49,7 +49,7 @@ class HeadPanel(QWidget):
         query = "" if o.query == "off" else f" · patch query ({o.query})"
         self.title.setText(f"<b>{METHOD_LABELS[o.method]}</b> — {where}{query}")
         self.fields["entropy"].setText(f"{float(map_entropy(grid_map)):.3f}")
-        self.fields["area"].setText(f"{mass_region(grid_map, 0.6).mean():.1%}")
+        self.fields["area"].setText(f"{mass_region(grid_map).mean():.1%}")
         if per_head:
             share = analysis.prefix_share()[o.layer, o.head].item()
             self.fields["sink"].setText(f"{share:.1%}")

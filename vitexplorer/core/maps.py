@@ -1,0 +1,100 @@
+"""Statistics of attention maps shared by the capture, the head scores and the views.
+
+Engine layer (see :mod:`vitexplorer.core`): the streamed capture (:mod:`~vitexplorer.core.stream`)
+computes :func:`range_stats` as each block runs; the head scores (:mod:`~vitexplorer.core.heads`),
+the masks and the GUI's head panel read :func:`mass_region` and :func:`map_entropy`. Importing
+this module does not import torch (the window starts without it).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vitexplorer.core.constants import MASS_SHARE
+
+if TYPE_CHECKING:
+    import torch
+
+    from vitexplorer.core.capture import TokenLayout
+
+
+def mass_region(grid_map: np.ndarray, mass: float = MASS_SHARE) -> np.ndarray:
+    """Boolean mask of the fewest patches holding ``mass`` of the map's total
+    (Caron et al. 2021, DINO: "we keep 60% of the mass"): sort descending, keep while the
+    cumulative sum is below ``mass`` plus the patch that crosses it.
+
+    Works on one map ``[gh, gw]`` or a stack ``[..., gh, gw]`` at once (vectorised).
+    """
+    m = np.asarray(grid_map, dtype=np.float64)
+    shape = m.shape
+    flat = m.reshape(-1, shape[-2] * shape[-1])
+    total = flat.sum(-1, keepdims=True)
+    share = np.divide(flat, total, out=np.zeros_like(flat), where=total > 0)
+    order = np.argsort(-share, axis=-1, kind="stable")
+    csum = np.cumsum(np.take_along_axis(share, order, -1), axis=-1)
+    keep = (csum < mass - 1e-12).sum(-1, keepdims=True) + 1  # ... plus the crossing patch
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(flat.shape[-1])[None].repeat(len(flat), 0), -1)
+    out = (ranks < keep) & (total > 0)
+    return out.reshape(shape)
+
+
+
+def map_entropy(maps: np.ndarray) -> np.ndarray:
+    """Normalised Shannon entropy ``H(A) / log(n)`` of each map over its n patches
+    (1 = uniform, 0 = one patch), for ``[..., gh, gw]``."""
+    m = np.asarray(maps, np.float64)
+    flat = m.reshape(*m.shape[:-2], -1)
+    flat = flat / np.maximum(flat.sum(-1, keepdims=True), 1e-12)
+    h = -(flat * np.log(np.maximum(flat, 1e-30))).sum(-1)
+    return h / np.log(flat.shape[-1])
+
+
+
+@lru_cache(maxsize=8)
+def patch_distances(grid: tuple[int, int], patch_size: tuple[int, int]) -> torch.Tensor:
+    """``[P, P]`` distances in input pixels between the centres of a grid's patches."""
+    import torch
+
+    gh, gw = grid
+    ys, xs = np.meshgrid((np.arange(gh) + 0.5) * patch_size[0],
+                         (np.arange(gw) + 0.5) * patch_size[1], indexing="ij")
+    pos = torch.from_numpy(np.stack([ys.ravel(), xs.ravel()], -1)).float()
+    return torch.cdist(pos, pos)
+
+
+def range_stats(attn: torch.Tensor, layout: TokenLayout, dist: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean attention distance (Raghu et al. 2021, "Do Vision Transformers See Like
+    Convolutional Neural Networks?", Fig. 3) and row entropy of the heads of one block
+    ``attn`` ``[..., H, N, N]``, each ``[..., H]``:
+    ``d = mean_i sum_j A'_ij ||p_i - p_j||`` over patch queries i and patch keys j, with A'
+    the rows renormalised over patches, p the patch centres in input pixels (``dist`` =
+    :func:`patch_distances`), and ``e = mean_i H(A'_i) / log(n_patches)``.
+
+    Computed as each block runs (:mod:`vitexplorer.core.stream`), so the full attention is
+    never kept; a few heads at a time, so the temporaries stay near 4 MB.
+    """
+    import torch
+
+    p = layout.num_prefix
+    a = attn[..., p:, p:]  # rows are renormalised analytically below
+    dist = dist.to(a.device)
+    n = a.shape[-1]
+    step = max(1, 2**20 // max(1, a[..., 0, :, :].numel()))
+    d, ent = [], []
+    for h in range(0, a.shape[-3], step):
+        c = a[..., h:h + step, :, :].float()
+        s = c.sum(-1).clamp_min_(1e-12)  # row mass on patches
+        # with A' = A / s: sum_j A'_ij d_ij = (sum_j A_ij d_ij) / s_i and
+        # H(A'_i) = (sum_j -A_ij log A_ij) / s_i + log s_i  (no normalised copy is made;
+        # in-place steps and no xlogy: each measured faster on these sizes)
+        d.append(torch.linalg.vecdot(c, dist).div_(s).mean(-1))
+        neg_ent = c.clamp_min(1e-30).log_().mul_(c).sum(-1)
+        ent.append((torch.log(s) - neg_ent / s).mean(-1) / np.log(n))
+    return torch.cat(d, -1), torch.cat(ent, -1)
+
+
