@@ -177,7 +177,7 @@ def _gui(path: str | None, model: str | None, weights: str | None) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from vitexplorer.core.analysis import add_gradients, analyze
+    from vitexplorer.core.analysis import analyze
     from vitexplorer.core.figures import grid_figure, overlay_figure, save_figure
     from vitexplorer.core.models import load_model
 
@@ -193,7 +193,7 @@ def _export(args: argparse.Namespace) -> int:
     analysis = analyze(loaded, args.image, args.resize)
     target = args.target
     if args.method in ("grad-rollout", "relevance"):
-        target = add_gradients(loaded, analysis, target)
+        target = analysis.ensure_gradients(target)
     if args.grid:
         fig = grid_figure(analysis, args.method, None if args.grid == "all" else args.layer,
                           args.cmap, args.opacity, args.scaling, args.fusion, args.discard)
@@ -254,7 +254,7 @@ def _heads(args: argparse.Namespace) -> int:
     mask = load_mask(mask_path, image.shape[:2]) if mask_path else None
     table = analysis.head_table(args.mask_mode, mask, str(mask_path) if mask_path else None)
     if args.importance:
-        imp = head_importance(loaded.model, analysis.model_input(loaded))
+        imp = head_importance(loaded.model, analysis.model_input())
         table.scores["logprob_drop"] = imp["logprob_drop"].numpy().astype(float)
         table.scores["kl"] = imp["kl"].numpy().astype(float)
         table.meta["importance_target"] = imp["target"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vitexplorer.core.analysis import add_gradients, analyze
+from vitexplorer.core.analysis import analyze
 from vitexplorer.core.capture import capture
 from vitexplorer.core.images import Geometry
 from vitexplorer.core.render import (
@@ -59,11 +59,11 @@ def test_analysis_maps_and_patch_query(tiny_loaded, images_dir):
     assert np.allclose(a.map("head", 1, 2), a.head_maps()[1, 2].numpy())
     with pytest.raises(KeyError):
         a.map("relevance")
-    t = add_gradients(tiny_loaded, a)
+    t = a.ensure_gradients()
     assert t == a.top_k(1)[0][0]
     assert abs(a.map("relevance").sum() - 1) < 1e-5
     row, col = a.patch_query(1, 0, 2, 3)
-    att = capture(tiny_loaded.model, a.model_input(tiny_loaded)).attentions[0, 1, 0]
+    att = capture(tiny_loaded.model, a.model_input()).attentions[0, 1, 0]
     p = 1 + 2 * 4 + 3
     np.testing.assert_allclose(row.ravel(), (att[p, 1:] / att[p, 1:].sum()).numpy(), rtol=1e-5)
     np.testing.assert_allclose(col.ravel(), (att[1:, p] / att[1:, p].sum()).numpy(), rtol=1e-5)

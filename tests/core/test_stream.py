@@ -61,7 +61,7 @@ def test_hooks_and_flags_are_restored_after_a_stream_and_after_a_cancel():
 
 def test_analysis_recomputes_layers_and_max_min_fusion(tiny_loaded, images_dir):
     a = analyze(tiny_loaded, images_dir / "horse.png")
-    full = capture(tiny_loaded.model, a.model_input(tiny_loaded)).attentions[0]
+    full = capture(tiny_loaded.model, a.model_input()).attentions[0]
     for fusion in ("max", "min"):
         torch.testing.assert_close(a.fused_attention(fusion), ro.fuse_heads(full, fusion),
                                    atol=1e-6, rtol=1e-5)
@@ -78,9 +78,9 @@ def test_analysis_recomputes_layers_and_max_min_fusion(tiny_loaded, images_dir):
 
 
 def test_batched_stream_gives_each_image_its_own_analysis(tiny_loaded, images_dir):
-    from vitexplorer.core.analysis import Analysis, prepare
+    from vitexplorer.core.analysis import Analysis, preprocess_image
 
-    pres = [prepare(tiny_loaded, images_dir / n) for n in ("horse.png", "coins.png")]
+    pres = [preprocess_image(tiny_loaded, images_dir / n) for n in ("horse.png", "coins.png")]
     s = stream(tiny_loaded.model, torch.stack([torch.from_numpy(p.pixels) for p in pres]))
     for i, (pre, name) in enumerate(zip(pres, ("horse.png", "coins.png"), strict=True)):
         batched = Analysis.from_stream(s, i, tiny_loaded, pre, "crop", name)
@@ -91,9 +91,9 @@ def test_batched_stream_gives_each_image_its_own_analysis(tiny_loaded, images_di
 
 
 def test_without_ranges_the_maps_are_the_same_and_scoring_says_why(tiny_loaded, images_dir):
-    from vitexplorer.core.analysis import Analysis, prepare
+    from vitexplorer.core.analysis import Analysis, preprocess_image
 
-    pre = prepare(tiny_loaded, images_dir / "horse.png")
+    pre = preprocess_image(tiny_loaded, images_dir / "horse.png")
     x = torch.from_numpy(pre.pixels)[None]
     full, bare = stream(tiny_loaded.model, x), stream(tiny_loaded.model, x, ranges=False)
     assert bare.distance is None and bare.entropy is None
@@ -106,9 +106,9 @@ def test_without_ranges_the_maps_are_the_same_and_scoring_says_why(tiny_loaded, 
 
 def test_without_inputs_nothing_is_recomputed_and_the_gui_path_never_computes(
         tiny_loaded, images_dir):
-    from vitexplorer.core.analysis import Analysis, prepare
+    from vitexplorer.core.analysis import Analysis, preprocess_image
 
-    pre = prepare(tiny_loaded, images_dir / "coins.png")
+    pre = preprocess_image(tiny_loaded, images_dir / "coins.png")
     s = stream(tiny_loaded.model, torch.from_numpy(pre.pixels)[None], keep_inputs=False)
     assert s.calls is None
     bare = Analysis.from_stream(s, 0, tiny_loaded, pre, "crop", "coins")

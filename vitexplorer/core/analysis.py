@@ -35,14 +35,23 @@ from vitexplorer.core.stream import Streamed, class_products, layer_attention, s
 
 @dataclass
 class Analysis:
-    """Attention of every head for one image, with its geometry and predictions.
+    """Attention of every head for one image, with its geometry, predictions and model.
+
+    The one object the window, the CLI, the batch runner and notebooks read:
+
+    - :meth:`map` (one ``[gh, gw]`` map of a method, layer and head), :meth:`has_map`,
+      :meth:`head_maps`, :meth:`rollout_maps`, :meth:`head_rollout_maps`;
+    - :meth:`head_table` (scores and groups of every head), :meth:`foreground_mask`;
+    - :meth:`ensure_gradients` / :meth:`has_gradients` (the class-specific methods' extra
+      forward and backward, run once per class);
+    - :meth:`patch_query` and :meth:`layer` (a block's full attention, recomputed),
+      :meth:`top_k`, :meth:`model_input` (the pixels for ablation), :meth:`prefix_share`.
 
     ``rows`` ``[L, H, N]`` the heads' map rows; ``fused`` ``[L, N, N]`` the head-mean
     attention of each block; ``ranges`` each head's (mean distance, row entropy) ``[L, H]``
     (None when the capture skipped them: no head table then);
     ``recompute(l)`` block l's full attention ``[H, N, N]`` (None when the capture kept no
-    block inputs); ``grads[c]`` the two :func:`~vitexplorer.core.rollout.class_products`
-    ``(weighted, cams)``, ``[L, N, N]`` each, of class c.
+    block inputs); ``loaded`` the model that made it (gradients and ablation run on it).
     """
 
     source: str
@@ -58,8 +67,11 @@ class Analysis:
     class_names: list[str] | None = None
     policy: str = "crop"
     model_view: np.ndarray | None = field(default=None, repr=False)
-    grads: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict,
-                                                                repr=False)
+    loaded: LoadedModel | None = field(default=None, repr=False)
+    #: class -> the two :func:`~vitexplorer.core.rollout.class_products` ``(weighted, cams)``
+    #: ``[L, N, N]`` of that class (filled by :meth:`ensure_gradients`)
+    _grads: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict,
+                                                                 repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -76,7 +88,7 @@ class Analysis:
         return cls(source, pre.display, pre.geometry, s.layout, s.rows[index].clone(),
                    s.fused[index].clone(), ranges, s.logits[index], loaded.label,
                    None if calls is None else recompute,
-                   loaded.class_names, policy, pre.model_view)
+                   loaded.class_names, policy, pre.model_view, loaded)
 
     @property
     def num_layers(self) -> int:
@@ -190,8 +202,8 @@ class Analysis:
         """The ``[gh, gw]`` float32 map (sums to 1 over patches) of one method and selection.
 
         ``layer`` indexes blocks (negative from the end); ``head`` is used by the per-head
-        methods; ``target`` by the class-specific ones (their gradients must have been added
-        with :func:`add_gradients`).
+        methods; ``target`` (default top-1) by the class-specific ones, whose gradients
+        :meth:`ensure_gradients` must have computed.
         """
         layer = layer % self.num_layers
         if method == "head":
@@ -202,9 +214,9 @@ class Analysis:
             return self.rollout_maps(fusion, discard)[layer].numpy()
         if method in ("grad-rollout", "relevance"):
             target = self.top_k(1)[0][0] if target is None else target
-            if target not in self.grads:
-                raise KeyError(f"no gradients for class {target}; call add_gradients first")
-            weighted, cams = self.grads[target]
+            if target not in self._grads:
+                raise KeyError(f"no gradients for class {target}; call ensure_gradients first")
+            weighted, cams = self._grads[target]
             key = self._key(method, fusion, discard, target)
             if key not in self._cache:
                 if method == "grad-rollout":
@@ -215,11 +227,32 @@ class Analysis:
             return self._cache[key]
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
 
-    def model_input(self, loaded: LoadedModel) -> torch.Tensor:
+    def _model(self) -> LoadedModel:
+        if self.loaded is None:
+            raise ValueError("this analysis does not know its model; make it with analyze()")
+        return self.loaded
+
+    def model_input(self) -> torch.Tensor:
         """``[1, 3, H, W]``: the image as the model saw it (same policy), for the extra
         forwards of gradients and ablation."""
+        loaded = self._model()
         pre = preprocess(self.image, loaded.data_config, self.policy, loaded.patch_size)
         return torch.from_numpy(pre.pixels)[None]
+
+    def has_gradients(self, target: int | None = None) -> bool:
+        """Whether class ``target``'s (default top-1) gradient maps are ready (no backward)."""
+        return (self.top_k(1)[0][0] if target is None else target) in self._grads
+
+    def ensure_gradients(self, target: int | None = None, should_stop: StopCheck = None
+                         ) -> int:
+        """One forward + backward for class ``target`` (default top-1) unless already done;
+        returns the class. The class-specific methods of :meth:`map` read the result."""
+        target = self.top_k(1)[0][0] if target is None else target
+        if target not in self._grads:
+            weighted, cams = class_products(self._model().model, self.model_input(), [target],
+                                            should_stop)
+            self._grads[target] = (weighted[0], cams[0])
+        return target
 
     @property
     def patch_size(self) -> tuple[int, int]:
@@ -286,7 +319,7 @@ class Analysis:
                 ro.to_patch_map(a[:, p], self.layout).numpy())
 
 
-def prepare(
+def preprocess_image(
     loaded: LoadedModel, image: str | Path | np.ndarray, policy: ResizePolicy = "crop"
 ) -> Preprocessed:
     """Decode (when given a path) and preprocess an image for ``loaded``'s model."""
@@ -302,18 +335,8 @@ def analyze(
     should_stop: StopCheck = None,
 ) -> Analysis:
     """Decode, preprocess and capture one image: the single forward every view reads."""
-    pre = prepare(loaded, image, policy)
+    pre = preprocess_image(loaded, image, policy)
     s = stream(loaded.model, torch.from_numpy(pre.pixels)[None], should_stop)
     src = source or (str(image) if isinstance(image, str | Path) else "image")
     return Analysis.from_stream(s, 0, loaded, pre, policy, src)
 
-
-def add_gradients(loaded: LoadedModel, analysis: Analysis, target: int | None = None,
-                  should_stop: StopCheck = None) -> int:
-    """One forward + backward for class ``target`` (default top-1), stored in ``analysis``."""
-    target = analysis.top_k(1)[0][0] if target is None else target
-    if target not in analysis.grads:
-        weighted, cams = class_products(loaded.model, analysis.model_input(loaded), [target],
-                                        should_stop)
-        analysis.grads[target] = (weighted[0], cams[0])
-    return target

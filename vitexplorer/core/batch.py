@@ -197,8 +197,8 @@ def result_paths(out: Path, item: Item) -> dict[str, Path]:
 
 
 # ------------------------------------------------------------------------------ running
-def _prepare(item: Item, loaded: LoadedModel, opts: BatchOptions
-             ) -> tuple[Preprocessed, np.ndarray | None]:
+def _decode_item(item: Item, loaded: LoadedModel, opts: BatchOptions
+                 ) -> tuple[Preprocessed, np.ndarray | None]:
     """Decode, preprocess and find the mask of one image (runs in a prefetch thread)."""
     rgb = load_image(item.path)
     pre = preprocess(rgb, loaded.data_config, opts.resize, loaded.patch_size)
@@ -284,7 +284,7 @@ def run_batch(
     pending: list[Future] = []
     try:
         batch: list[tuple[Item, Preprocessed, np.ndarray | None]] = []
-        decoded = _prefetch(todo, lambda it: _prepare(it, loaded, opts), opts.workers,
+        decoded = _prefetch(todo, lambda it: _decode_item(it, loaded, opts), opts.workers,
                             max(2 * opts.batch_size, 4))
         for item, fut in decoded:
             try:

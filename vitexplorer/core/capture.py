@@ -5,6 +5,11 @@ capture sets ``fused_attn = False`` on the captured model's own attention module
 instance attribute: other models in the process are untouched) and restores each module's
 previous value afterwards. A forward hook on each ``attn.attn_drop`` (applied right after the
 softmax in every timm ViT family) reads ``softmax(q k^T * scale + bias)``.
+
+Two captures run on these hooks. The app (window, CLI, batch) runs
+:func:`vitexplorer.core.stream.stream`, which reduces each block's attention as it is made.
+:func:`capture` keeps every attention matrix, ``[B, L, H, N, N]``: the public "give me all of
+it" call for notebooks, and the reference the tests check the streamed reductions against.
 """
 
 from __future__ import annotations
@@ -40,14 +45,6 @@ class TokenLayout:
     @property
     def num_tokens(self) -> int:
         return self.num_prefix + self.grid[0] * self.grid[1]
-
-    @property
-    def prefix_names(self) -> list[str]:
-        names = ["class"] if self.has_class_token else []
-        names += ["distillation"] * self.num_distill
-        names += [f"register {i}" for i in range(self.num_registers)]
-        names += ["prefix"] * (self.num_prefix - len(names))
-        return names
 
 
 #: Above this size (bytes, float32) the captured attention is stored as float16: ViT-L/16 at

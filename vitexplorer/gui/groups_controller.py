@@ -56,7 +56,7 @@ class GroupsController(QObject):
     def compute_importance(self) -> None:
         if self.w.prepared is None or self.w.loaded is None:
             return
-        self.w.tasks.run("importance", jobs.importance_job, self.w.loaded,
+        self.w.tasks.run("importance", jobs.importance_job,
                          self.w.prepared.analysis, on_done=self._importance_done,
                          message="Ablating every head (importance)…")
 

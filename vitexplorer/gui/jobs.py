@@ -137,11 +137,12 @@ def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = Non
     return Groups(table, clustering, divergence, matrix, mask_name or mask_mode)
 
 
-def importance_job(loaded: LoadedModel, analysis: Analysis, should_stop=None) -> dict:
+def importance_job(analysis: Analysis, should_stop=None) -> dict:
     """Ablate every head (one image); scores are added to the analysis' head tables."""
     from vitexplorer.core.importance import head_importance
 
-    out = head_importance(loaded.model, analysis.model_input(loaded), should_stop=should_stop)
+    out = head_importance(analysis.loaded.model, analysis.model_input(),
+                          should_stop=should_stop)
     return {"logprob_drop": out["logprob_drop"].numpy().astype(float),
             "kl": out["kl"].numpy().astype(float), "target": out["target"]}
 
@@ -163,11 +164,8 @@ def layer_job(analysis: Analysis, layer: int, should_stop=None) -> None:
     analysis.layer(layer)
 
 
-def gradients_job(loaded: LoadedModel, analysis: Analysis, target: int | None,
-                  should_stop=None) -> int:
-    from vitexplorer.core.analysis import add_gradients
-
-    return add_gradients(loaded, analysis, target, should_stop=should_stop)
+def gradients_job(analysis: Analysis, target: int | None, should_stop=None) -> int:
+    return analysis.ensure_gradients(target, should_stop)
 
 
 def export_job(analysis: Analysis, kind: str, path: str, options: dict,

@@ -361,8 +361,8 @@ class MainWindow(TransferMixin, QMainWindow):
             return maps[0] if o.query == "row" else maps[1]
         if o.method in CLASS_METHODS:
             target = o.target if o.target is not None else a.top_k(1)[0][0]
-            if target not in a.grads:
-                self.tasks.run("gradients", jobs.gradients_job, self.loaded, a, target,
+            if not a.has_gradients(target):
+                self.tasks.run("gradients", jobs.gradients_job, a, target,
                                on_done=lambda _t: self.render(),
                                message=f"Gradients for {a.class_name(target)}…")
                 return None
