@@ -271,9 +271,9 @@ w.show()
 def wait(sig, ms=120000):
     l = QEventLoop(); sig.connect(l.quit); QTimer.singleShot(ms, l.quit); l.exec()
 w.load_model(sys.argv[2], "random")
-while w.loaded is None: app.processEvents()
+while w.state.a.loaded is None: app.processEvents()
 forwards = []
-w.loaded.model.register_forward_hook(lambda *a: forwards.append(1))
+w.state.a.loaded.model.register_forward_hook(lambda *a: forwards.append(1))
 # event-loop stall while the model runs in a worker
 gaps, last = [], [time.perf_counter()]
 def tick():
@@ -287,7 +287,8 @@ n0 = len(forwards)
 times = []
 for i in range(40):
     t0 = time.perf_counter()
-    w.controls.select(i % w.prepared.analysis.num_layers, (i * 7) % w.prepared.analysis.num_heads)
+    a = w.state.a.analysis
+    w.state.select_head(i % a.num_layers, (i * 7) % a.num_heads)
     times.append((time.perf_counter() - t0) * 1000)
 print(statistics.median(times), stall, len(forwards) - n0)
 """

@@ -26,7 +26,7 @@ def window(qtbot, settings):
     qtbot.addWidget(w)
     w.show()
     w.load_model("vit_tiny_patch16_224", "random")
-    qtbot.waitUntil(lambda: w.loaded is not None, timeout=60000)
+    qtbot.waitUntil(lambda: w.state.a.loaded is not None, timeout=60000)
     yield w
     w.tasks.cancel()
 
@@ -34,7 +34,7 @@ def window(qtbot, settings):
 def open_and_wait(qtbot, window, path):
     with qtbot.waitSignal(window.analysis_shown, timeout=60000):
         window.open_path(str(path))
-    return window.prepared.analysis
+    return window.state.a.analysis
 
 
 @pytest.fixture

@@ -34,16 +34,19 @@ def test_open_image_shows_overlay_and_grid(qtbot, window, chelsea):
     assert window.grid.shape == (3, 3)
     assert "chelsea.png" in window.windowTitle()
     assert "random weights" in window.windowTitle()
+    assert window.windowTitle().count("vitexplorer") == 0, "the platform adds the app name"
     assert window.controls.target.count() == 5
+    assert (window.state.layer, window.state.source) == (2, str(chelsea)), "last layer first"
 
 
 def test_switching_view_options_never_reruns_the_model(qtbot, window, chelsea):
     open_and_wait(qtbot, window, chelsea)
-    calls, handle = count_forwards(window.loaded.model)
+    calls, handle = count_forwards(window.state.a.loaded.model)
     try:
         before = view_image(window)
         seen = [before]
-        for change in (lambda: window.grid.move(0, 1), lambda: window.grid.move(-1, 0),
+        for change in (lambda: window.state.select_head(2, 1),
+                       lambda: window.state.select_head(1, 1),
                        lambda: window.controls.cmap.setCurrentText("viridis"),
                        lambda: window.controls.opacity.setValue(90),
                        lambda: window.controls.method.setCurrentIndex(2)):
@@ -56,21 +59,48 @@ def test_switching_view_options_never_reruns_the_model(qtbot, window, chelsea):
         assert calls == [], "no forward for a head, layer, method, colormap or opacity change"
     finally:
         handle.remove()
-    o = window.controls.options()
-    assert (o.layer, o.head) == (1, 1)
+    assert (window.state.cmap, window.state.opacity, window.state.method) == (
+        "viridis", 0.9, "rollout"), "the controls write into the state"
+
+
+def test_widgets_follow_the_state(qtbot, window, chelsea):
+    open_and_wait(qtbot, window, chelsea)
+    edits = []
+    window.state.changed.connect(edits.append)
+    with qtbot.waitSignal(window.rendered, timeout=10000):
+        window.state.update(cmap="magma", layer=0, head=2, opacity=0.25)
+    assert edits == [frozenset({"cmap", "layer", "head", "opacity"})], "no echo from widgets"
+    c = window.controls
+    assert (c.cmap.currentText(), c.layer.value(), c.head.value(), c.opacity.value()) == (
+        "magma", 0, 2, 25)
+    assert window.grid.current == (0, 2)
+    assert "layer 0, head 2" in window.head_panel.title.text()
+    frame = window.maps.last_frame
+    np.testing.assert_allclose(frame.grid_map, window.state.a.analysis.map("head", 0, 2))
 
 
 def test_grid_click_and_arrows_select_heads(qtbot, window, chelsea):
     open_and_wait(qtbot, window, chelsea)
     window.grid.resize(300, 300)
-    r = window.grid._rect(2, 1)
+    r = window.grid.cell_rect(2, 1)
     qtbot.mouseClick(window.grid, Qt.MouseButton.LeftButton, pos=r.center())
-    assert (window.controls.layer.value(), window.controls.head.value()) == (2, 1)
+    assert (window.state.layer, window.state.head) == (2, 1)
     qtbot.keyClick(window.grid, Qt.Key.Key_Right)
     qtbot.keyClick(window.grid, Qt.Key.Key_Up)
-    assert (window.controls.layer.value(), window.controls.head.value()) == (1, 2)
+    assert (window.state.layer, window.state.head) == (1, 2)
     window.view.arrow_pressed.emit(int(Qt.Key.Key_Down))
-    assert window.controls.layer.value() == 2
+    assert (window.controls.layer.value(), window.controls.head.value()) == (2, 2)
+
+
+def test_arrow_keys_move_in_the_cluster_order_shown(qtbot, window, chelsea):
+    open_and_wait(qtbot, window, chelsea)
+    window.groups_panel.sort.setCurrentIndex(1)
+    order = window.state.a.head_groups.clustering.ordered_cells()
+    assert window.state.sort_by_cluster and window.grid.cells_in_order() == order
+    window.state.select_head(*order[0])
+    for expected in order[1:4]:
+        qtbot.keyClick(window.grid, Qt.Key.Key_Right)
+        assert (window.state.layer, window.state.head) == expected
 
 
 def _drop(window, path):
@@ -86,8 +116,8 @@ def test_drag_and_drop_opens_the_file(qtbot, window, tmp_path):
     shutil.copy(TEST_IMAGES / "coins.png", p)
     with qtbot.waitSignal(window.analysis_shown, timeout=60000):
         _drop(window, p)
-    assert window.prepared.analysis.source == str(p)
-    assert window.prepared.analysis.image.shape == (303, 384, 3)  # grey shown as RGB
+    assert window.state.a.analysis.source == str(p)
+    assert window.state.a.analysis.image.shape == (303, 384, 3)  # grey shown as RGB
 
 
 def test_corrupt_file_gives_a_message_and_keeps_the_previous_image(qtbot, window, chelsea,
@@ -98,8 +128,12 @@ def test_corrupt_file_gives_a_message_and_keeps_the_previous_image(qtbot, window
     _drop(window, bad)
     qtbot.waitUntil(lambda: window.banner.isVisible() and "broken.jpg" in
                     window.banner.label.text(), timeout=20000)
-    assert window.prepared.analysis.source == str(chelsea)
+    assert window.state.a.analysis.source == str(chelsea)
     assert "previous image stays" in window.banner.label.text()
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.open_path(str(TEST_IMAGES / "horse.png"))
+    assert window.banner.isHidden(), "the next success clears the error"
+    assert window.warning.isVisible() and "random weights" in window.warning.label.text()
 
 
 def test_export_writes_valid_files(qtbot, window, chelsea, tmp_path):
@@ -118,17 +152,18 @@ def test_cancel_drops_the_running_analysis(qtbot, window, chelsea, tmp_path):
     shown = []
     window.analysis_shown.connect(lambda: shown.append(1))
     window.open_path(str(TEST_IMAGES / "horse.png"))
-    assert window.tasks.is_running("analyze")
-    window.cancel()
-    assert not window.tasks.is_running()
-    qtbot.wait(1500)
-    assert shown == [] and window.prepared.analysis is a
-    assert not window.progress.isVisible() or window.progress.isHidden()
+    assert window.tasks.is_running("analyze-A") and window.progress.isVisible()
+    with qtbot.waitSignal(window.tasks.worker_finished, timeout=60000) as ended:
+        window.cancel()
+        assert not window.tasks.is_running()
+    assert ended.args == ["analyze-A"]
+    assert shown == [] and window.state.a.analysis is a and window.state.source == str(chelsea)
+    assert window.progress.isHidden() and window.status_text.text() == "Cancelled."
 
 
 def test_newer_image_supersedes_older(qtbot, window, chelsea):
     shown = []
-    window.analysis_shown.connect(lambda: shown.append(window.prepared.analysis.source))
+    window.analysis_shown.connect(lambda: shown.append(window.state.a.analysis.source))
     window.open_path(str(chelsea))
     with qtbot.waitSignal(window.analysis_shown, timeout=60000):
         window.open_path(str(TEST_IMAGES / "horse.png"))
@@ -143,15 +178,21 @@ def test_patch_query_shows_the_attention_row_and_column(qtbot, window, chelsea):
     x0, y0, x1, y1 = g.box
     cx = x0 + (x1 - x0) * (2.5 / 4)
     cy = y0 + (y1 - y0) * (1.5 / 4)
-    o = window.controls.options()
+    o = window.state.options
     assert not a.has_layer(o.layer), "the analysis keeps no full attention"
     with qtbot.waitSignal(window.rendered):
-        window._clicked(cx, cy)
+        window.view.clicked.emit(cx, cy)
+    assert window.state.query_cell == (1, 2)
     assert a.has_layer(o.layer), "recomputed in a worker, then drawn"
     row, col = a.patch_query(o.layer, o.head, 1, 2)
-    np.testing.assert_allclose(window.current_map(o), row)
-    window.controls.query.setCurrentIndex(2)
-    np.testing.assert_allclose(window.current_map(window.controls.options()), col)
+    np.testing.assert_allclose(window.maps.last_frame.grid_map, row)
+    assert window.view.marker_visible()
+    with qtbot.waitSignal(window.rendered):
+        window.controls.query.setCurrentIndex(2)
+    np.testing.assert_allclose(window.maps.last_frame.grid_map, col)
+    with qtbot.waitSignal(window.rendered):
+        window.actions_["query"].trigger()  # Q: off
+    assert window.state.query_cell is None and not window.view.marker_visible()
 
 
 def test_class_methods_compute_gradients_in_a_worker(qtbot, window, chelsea):
@@ -168,13 +209,17 @@ def test_settings_round_trip(qtbot, settings, window, chelsea):
     open_and_wait(qtbot, window, chelsea)
     window.controls.cmap.setCurrentText("magma")
     window.controls.opacity.setValue(35)
+    window.state.update(method="rollout", fusion="max", discard=0.2, sort_by_cluster=True)
     window.close()
     from vitexplorer.gui.main_window import MainWindow
 
     w2 = MainWindow(settings, model="vit_tiny_patch16_224", weights="random")
     qtbot.addWidget(w2)
-    o = w2.controls.options()
-    assert (o.cmap, o.opacity) == ("magma", 0.35)
+    o = w2.state.options
+    assert (o.cmap, o.opacity, o.method, o.fusion, o.discard) == (
+        "magma", 0.35, "rollout", "max", 0.2)
+    assert w2.state.sort_by_cluster and w2.groups_panel.sort.currentIndex() == 1
+    assert w2.controls.cmap.currentText() == "magma"
     assert settings.get("files/recent")[0] == str(chelsea)
     assert settings.get("model/weights") == "random"
     assert w2.actions_["recent"].actions()[0].text().endswith("chelsea.png")
@@ -197,6 +242,24 @@ def test_offline_model_gives_a_banner_with_the_ways_out(qtbot, settings, monkeyp
                                         "Use random weights"]
     assert "x.dino" in w.banner.label.text() and w.banner.label.toolTip() == "offline mode"
     assert not w.findChildren(QMessageBox)
+    assert w.status_text.text() == "No model loaded."
+
+
+def test_a_failed_load_keeps_the_previous_model_and_says_so(qtbot, window, monkeypatch):
+    from vitexplorer.core.errors import UnsupportedModelError
+    from vitexplorer.gui import jobs
+
+    def unsupported(*_a, **_k):
+        raise UnsupportedModelError("Model 'swin_t' is not supported, because no attn.")
+
+    before = window.state.a.loaded
+    monkeypatch.setattr(jobs, "load_model_job", unsupported)
+    window.load_model("swin_t")
+    qtbot.waitUntil(window.banner.isVisible, timeout=10000)
+    assert window.state.a.loaded is before
+    assert "Still using" in window.banner.label.text() and before.label in \
+        window.status_text.text()
+    assert "Use random weights" not in window.banner.button_labels()
 
 
 def test_unexpected_errors_open_a_dialog_and_the_app_keeps_running(qtbot, window):
@@ -228,8 +291,8 @@ def test_paste_from_clipboard(qtbot, window):
     QGuiApplication.clipboard().setImage(img)
     with qtbot.waitSignal(window.analysis_shown, timeout=60000):
         window.paste()
-    assert window.prepared.analysis.source == "clipboard"
-    assert window.prepared.analysis.image.shape[:2] == (328, 400)
+    assert window.state.a.analysis.source == "clipboard"
+    assert window.state.a.analysis.image.shape[:2] == (328, 400)
 
 
 def test_folder_browsing(qtbot, window, tmp_path):
@@ -238,13 +301,13 @@ def test_folder_browsing(qtbot, window, tmp_path):
     (tmp_path / "notes.txt").write_text("skip me")
     with qtbot.waitSignal(window.analysis_shown, timeout=60000):
         window.open_path(str(tmp_path))
-    assert window.prepared.analysis.source.endswith("a.png")
+    assert window.state.source.endswith("a.png")
     with qtbot.waitSignal(window.analysis_shown, timeout=60000):
         window.actions_["next"].trigger()
-    assert window.prepared.analysis.source.endswith("b.png")
+    assert window.state.source.endswith("b.png")
     with qtbot.waitSignal(window.analysis_shown, timeout=60000):
         window.actions_["previous"].trigger()
-    assert window.prepared.analysis.source.endswith("a.png")
+    assert window.state.a.analysis.source.endswith("a.png")
 
 
 @pytest.mark.parametrize("kind", ["rgba", "exif"])
@@ -288,30 +351,38 @@ def test_model_picker_lists_supported_models(qtbot):
 def test_groups_panel_filters_sorts_and_scores(qtbot, window, chelsea):
     a = open_and_wait(qtbot, window, chelsea)
     gp = window.groups_panel
-    groups = window.prepared.groups
+    groups = window.state.a.head_groups
     assert groups is not None and groups.table.shape == (3, 3)
     top = [gp.tree.topLevelItem(i) for i in range(gp.tree.topLevelItemCount())]
     assert top[0].text(0) == "all heads" and top[0].text(1) == "9"
     assert sum(int(t.text(1)) for t in top[1:]) == 9
     gp.tree.setCurrentItem(top[-1])
-    assert window.grid._visible == set(top[-1].data(0, Qt.ItemDataRole.UserRole))
+    chosen = set(top[-1].data(0, Qt.ItemDataRole.UserRole))
+    assert window.state.selection == chosen
+    assert {c for c in window.grid.cells_in_order() if not window.grid.is_dimmed(*c)} == chosen
     gp.tree.setCurrentItem(top[0])
-    assert window.grid._visible is None
+    assert window.state.selection is None and not window.grid.is_dimmed(0, 0)
+    by_layer = [(li, h) for li in range(3) for h in range(3)]
     gp.sort.setCurrentIndex(1)
-    assert window.grid._order == groups.clustering.ordered_cells()
+    assert window.grid.cells_in_order() == groups.clustering.ordered_cells()
     gp.sort.setCurrentIndex(0)
-    assert window.grid._order is None
+    assert window.grid.cells_in_order() == by_layer
     with qtbot.waitSignal(window.rendered, timeout=60000):
-        gp.importance_requested.emit()
-    assert groups.table.scores["kl"].shape == (3, 3)
+        gp.importance.click()
+    assert window.state.a.head_groups.table.scores["kl"].shape == (3, 3)
     assert "ablation" in window.head_panel.scores.text()
     with qtbot.waitSignal(window.rendered, timeout=60000):
         gp.mask.setCurrentIndex(1)
-    assert window.prepared.groups.mask_mode == "grabcut"
-    assert ("table", "grabcut") in a._cache
+    assert window.state.mask == "grabcut"
+    table = window.state.a.head_groups.table
+    assert window.state.a.head_groups.mask == "grabcut" and table.meta["mask"] == "grabcut"
+    np.testing.assert_array_equal(table.scores["fg_score"],
+                                  a.head_table("grabcut").scores["fg_score"])
 
 
 def test_batch_dialog_runs_the_core_runner(qtbot, window, tmp_path):
+    import json
+
     from vitexplorer.gui.batch_dialog import BatchDialog
 
     src = tmp_path / "photos"
@@ -319,16 +390,50 @@ def test_batch_dialog_runs_the_core_runner(qtbot, window, tmp_path):
     for name in ("coins.png", "horse.png", "chelsea.png"):
         shutil.copy(TEST_IMAGES / name, src / name)
     (src / "bad.jpg").write_text("nope")
-    dlg = BatchDialog(window)
+    window.state.update(cmap="viridis", opacity=0.4)
+    base = tmp_path / "results"
+    dlg = BatchDialog(window.state.a.loaded, window.tasks, window.state.options, str(base))
     qtbot.addWidget(dlg)
+    used = []
+    dlg.output_base_used.connect(used.append)
     dlg.add_input(str(src))
-    dlg.output.setText(str(tmp_path / "out"))
+    assert dlg.output.text() == str(base / "photos_vitexplorer"), "never beside the inputs"
     dlg.methods["head"].setChecked(True)
     dlg.heads.setText("0")
     dlg.start()
-    assert window.tasks.is_running("batch")
+    assert window.tasks.is_running("batch") and used == [str(base)]
     qtbot.waitUntil(lambda: dlg.open_button.isEnabled(), timeout=120000)
     assert "3 images done" in dlg.status.text() and "1 failed" in dlg.status.text()
+    assert dlg.progress.value() == dlg.progress.maximum() == 4
     assert not dlg.profile.pixmap().isNull()
-    assert len(list((tmp_path / "out" / "photos").glob("*.json"))) == 3
-    assert (tmp_path / "out" / "photos" / "coins.png__head_L2_H0.png").exists()
+    out = base / "photos_vitexplorer" / "photos"
+    assert len(list(out.glob("*.json"))) == 3
+    assert (out / "coins.png__head_L2_H0.png").exists()
+    record = json.loads((base / "photos_vitexplorer" / "run.json").read_text())
+    assert (record["options"]["cmap"], record["options"]["opacity"]) == ("viridis", 0.4)
+
+
+def test_batch_dialog_suggests_an_output_for_the_input_until_one_is_chosen(qtbot, window,
+                                                                           tmp_path):
+    from vitexplorer.gui.batch_dialog import DEFAULT_OUTPUT_BASE, BatchDialog
+
+    dlg = BatchDialog(window.state.a.loaded, window.tasks, window.state.options)
+    qtbot.addWidget(dlg)
+    (tmp_path / "cats").mkdir()
+    (tmp_path / "dogs").mkdir()
+    dlg.add_input(str(tmp_path / "cats"))
+    assert dlg.output.text() == str(DEFAULT_OUTPUT_BASE / "cats_vitexplorer")
+    dlg.inputs.item(0).setSelected(True)
+    dlg._remove()
+    dlg.add_input(str(tmp_path / "dogs"))
+    assert dlg.output.text() == str(DEFAULT_OUTPUT_BASE / "dogs_vitexplorer")
+    qtbot.keyClicks(dlg.output, "x")
+    dlg.add_input(str(tmp_path / "cats"))
+    assert dlg.output.text().endswith("dogs_vitexplorerx"), "a typed folder is kept"
+
+
+def test_the_sample_image_is_not_a_recent_file(qtbot, settings, window):
+    from vitexplorer.gui.main_window import sample_image
+
+    open_and_wait(qtbot, window, sample_image())
+    assert settings.get("files/recent") == []

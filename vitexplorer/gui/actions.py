@@ -137,29 +137,34 @@ def _open_folder(w: MainWindow) -> None:
 
 
 def _export(w: MainWindow) -> None:
-    if w.prepared is None:
+    a = w.state.a.analysis
+    if a is None:
         w.message("Nothing to export yet.")
         return
-    stem = Path(w.prepared.analysis.source).stem
-    o = w.controls.options()
-    suggested = str(Path(w.settings.get("files/last_dir")) / f"{stem}_{o.method}.png")
+    folder = w.settings.get("files/export_dir") or w.settings.get("files/last_dir")
+    suggested = str(Path(folder) / f"{Path(a.source).stem}_{w.state.method}.png")
     dlg = ExportDialog(suggested, w)
     if dlg.exec():
+        w.settings.set("files/export_dir", str(Path(dlg.target()).parent))
         w.export(dlg.kind(), dlg.target())
 
 
 def _batch(w: MainWindow) -> None:
     from vitexplorer.gui.batch_dialog import BatchDialog
 
-    dlg = BatchDialog(w)
-    if w.prepared is not None and Path(w.prepared.analysis.source).is_file():
-        dlg.add_input(str(Path(w.prepared.analysis.source).parent))
+    dlg = BatchDialog(w.state.a.loaded, w.tasks, w.state.options,
+                      w.settings.get("files/batch_output"), w)
+    dlg.output_base_used.connect(lambda base: w.settings.set("files/batch_output", base))
+    source = w.state.source
+    if source is not None and Path(source).is_file():
+        dlg.add_input(str(Path(source).parent))
     dlg.open()
 
 
 def _choose_model(w: MainWindow) -> None:
     def show(models):
-        current = w.loaded.spec if w.loaded else w.settings.get("model/spec")
+        loaded = w.state.a.loaded
+        current = loaded.spec if loaded else w.settings.get("model/spec")
         dlg = ModelPicker(models, current, w)
         if dlg.exec() and dlg.choice():
             w.load_model(*dlg.choice())
@@ -174,15 +179,16 @@ def _load_weights(w: MainWindow) -> None:
     path, _ = QFileDialog.getOpenFileName(w, "Load weights", w.settings.get("files/last_dir"),
                                           WEIGHTS_FILTER)
     if path:
-        spec = w.loaded.spec if w.loaded else w.settings.get("model/spec")
+        loaded = w.state.a.loaded
+        spec = loaded.spec if loaded else w.settings.get("model/spec")
         w.load_model(architecture_of(spec), path)
 
 
 def _model_info(w: MainWindow) -> None:
-    if w.loaded is None:
+    if w.state.a.loaded is None:
         w.message("No model loaded.")
         return
-    QMessageBox.information(w, "Model info", model_info_text(w.loaded))
+    QMessageBox.information(w, "Model info", model_info_text(w.state.a.loaded))
 
 
 def _about(w: MainWindow) -> None:

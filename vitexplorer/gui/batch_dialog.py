@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QTimer, QUrl
+from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -27,10 +27,16 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from vitexplorer.gui.scaled_label import ScaledPixmap
+from vitexplorer.core.constants import FORMATS
+from vitexplorer.gui.scaled_pixmap import ScaledPixmap
 
 if TYPE_CHECKING:
-    from vitexplorer.gui.main_window import MainWindow
+    from vitexplorer.core.models import LoadedModel
+    from vitexplorer.gui.state import ViewOptions
+    from vitexplorer.gui.tasks import TaskRunner
+
+#: where results go when no output folder was chosen before (never beside the inputs)
+DEFAULT_OUTPUT_BASE = Path.home() / "vitexplorer-results"
 
 
 def batch_job(loaded, inputs, out, opts, resume, overwrite, state, should_stop=None):
@@ -44,13 +50,28 @@ def batch_job(loaded, inputs, out, opts, resume, overwrite, state, should_stop=N
 
 
 class BatchDialog(QDialog):
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window_ = window
+    """Runs :func:`vitexplorer.core.batch.run_batch` with ``loaded`` through ``tasks``.
+
+    ``view`` gives the colormap and opacity of the figures (the window's); ``output_base``
+    is the folder the last run wrote beside (remembered by the caller through
+    :attr:`output_base_used`).
+    """
+
+    #: the folder holding the output folder of a run that started (to be remembered)
+    output_base_used = Signal(str)
+
+    def __init__(self, loaded: LoadedModel | None, tasks: TaskRunner, view: ViewOptions,
+                 output_base: str = "", parent=None) -> None:
+        super().__init__(parent)
+        self.loaded = loaded
+        self.tasks = tasks
+        self.view = view
+        self._base = Path(output_base) if output_base else DEFAULT_OUTPUT_BASE
+        self._output_edited = False
         self.setWindowTitle("Batch process")
-        self.resize(640, 720)
+        self.resize(600, 640)
         lay = QVBoxLayout(self)
-        model = window.loaded.label if window.loaded else "no model loaded"
+        model = loaded.label if loaded else "no model loaded"
         lay.addWidget(QLabel(f"Model: <b>{model}</b>"))
         self.inputs = QListWidget()
         self.inputs.setToolTip("Image files and folders (folders are searched recursively)")
@@ -65,6 +86,7 @@ class BatchDialog(QDialog):
         lay.addLayout(row)
         form = QFormLayout()
         self.output = QLineEdit()
+        self.output.textEdited.connect(self._edited)
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_output)
         out_row = QHBoxLayout()
@@ -89,8 +111,12 @@ class BatchDialog(QDialog):
         o_row.addWidget(QLabel("(+ JSON always)"))
         form.addRow("Write", o_row)
         self.format = QComboBox()
-        self.format.addItems(["png", "svg", "pdf"])
+        self.format.addItems(list(FORMATS))
         form.addRow("Figure format", self.format)
+        look = QLabel(f"colormap {view.cmap}, opacity {view.opacity:.2f}, min-max scaling")
+        look.setToolTip("Taken from the window's view (the batch figures always scale each "
+                        "map to its own minimum and maximum)")
+        form.addRow("Overlays drawn with", look)
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 256)
         self.batch_size.setValue(8)
@@ -131,10 +157,18 @@ class BatchDialog(QDialog):
     # ---------------------------------------------------------------------------- inputs
     def add_input(self, path: str) -> None:
         self.inputs.addItem(path)
-        if not self.output.text():
-            p = Path(path)
-            self.output.setText(str((p if p.is_dir() else p.parent).parent /
-                                    f"{p.stem}_vitexplorer"))
+        self._suggest_output()
+
+    def _edited(self, _text: str) -> None:
+        self._output_edited = True
+
+    def _suggest_output(self) -> None:
+        """``<base>/<first input>_vitexplorer``, until the user types or browses a folder."""
+        if self._output_edited or not self.inputs.count():
+            return
+        first = Path(self.inputs.item(0).text())
+        name = first.name if first.is_dir() else first.parent.name or first.stem
+        self.output.setText(str(self._base / f"{name}_vitexplorer"))
 
     def _add_folder(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Add folder")
@@ -149,18 +183,19 @@ class BatchDialog(QDialog):
     def _remove(self) -> None:
         for item in self.inputs.selectedItems():
             self.inputs.takeItem(self.inputs.row(item))
+        self._suggest_output()
 
     def _browse_output(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Output folder")
+        d = QFileDialog.getExistingDirectory(self, "Output folder", str(self._base))
         if d:
+            self._output_edited = True
             self.output.setText(d)
 
     # ---------------------------------------------------------------------------- running
     def options(self):
         from vitexplorer.core.batch import BatchOptions
 
-        w = self.window_
-        loaded = w.loaded
+        loaded = self.loaded
         n_layers, n_heads = len(loaded.model.blocks), loaded.model.blocks[0].attn.num_heads
 
         def ints(text: str, n: int):
@@ -176,12 +211,12 @@ class BatchDialog(QDialog):
             methods=tuple(m for m, cb in self.methods.items() if cb.isChecked()) or ("rollout",),
             layers=ints(self.layers.text(), n_layers), heads=ints(self.heads.text(), n_heads),
             outputs=(*[o for o, cb in self.outputs.items() if cb.isChecked()], "json"),
-            format=self.format.currentText(), batch_size=self.batch_size.value())
+            format=self.format.currentText(), batch_size=self.batch_size.value(),
+            cmap=self.view.cmap, opacity=self.view.opacity)
 
     def start(self) -> None:
-        w = self.window_
         inputs = [Path(self.inputs.item(i).text()) for i in range(self.inputs.count())]
-        if w.loaded is None or not inputs or not self.output.text().strip():
+        if self.loaded is None or not inputs or not self.output.text().strip():
             self.status.setText("Load a model, add inputs and choose an output folder first.")
             return
         try:
@@ -189,28 +224,37 @@ class BatchDialog(QDialog):
         except ValueError:
             self.status.setText("Layers and heads take comma lists of integers, or 'all'.")
             return
-        self._state = {"done": 0, "total": 0, "failed": 0}
+        self._state = {}
+        self.progress.setRange(0, 0)  # busy until the runner has counted the images
+        self.profile.set_pixmap(QPixmap())
+        self.open_button.setEnabled(False)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.status.setText("Running…")
+        self.status.setText("Finding images…")
         self._timer.start()
-        w.tasks.run("batch", batch_job, w.loaded, inputs, Path(self.output.text()), opts,
+        out = Path(self.output.text())
+        self.output_base_used.emit(str(out.parent))
+        self.tasks.run("batch", batch_job, self.loaded, inputs, out, opts,
                     self.resume.isChecked(), False, self._state, on_done=self._finished,
                     on_error=self._failed, message="Batch processing…")
 
     def cancel(self) -> None:
         # stop after the current batch: the runner polls should_stop between batches
-        self.window_.tasks.cancel("batch")
-        self.status.setText("Cancelled: the current batch finishes, finished images are "
-                            "kept; run again with Resume to continue.")
+        self.tasks.cancel("batch")
+        self._poll()
         self._reset()
+        s = self._state
+        self.status.setText(f"Cancelled after {s.get('done', 0)} of {s.get('total', '?')} "
+                            "images: the current batch finishes, finished images are kept; "
+                            "run again with Resume to continue.")
 
     def _poll(self) -> None:
         s = self._state
-        self.progress.setMaximum(max(1, s.get("total", 0)))
-        self.progress.setValue(s.get("done", 0) + s.get("failed", 0))
-        self.status.setText(f"{s.get('done', 0)} done, {s.get('failed', 0)} failed of "
-                            f"{s.get('total', 0)}")
+        if "total" not in s:
+            return
+        self.progress.setRange(0, max(1, s["total"]))
+        self.progress.setValue(s["done"] + s["failed"])
+        self.status.setText(f"{s['done']} done, {s['failed']} failed of {s['total']}")
 
     def _finished(self, result) -> None:
         self._poll()
@@ -242,7 +286,7 @@ class BatchDialog(QDialog):
         QDesktopServices.openUrl(QUrl.fromLocalFile(self.output.text()))
 
     def closeEvent(self, event) -> None:
-        if self.window_.tasks.is_running("batch"):
+        if self.tasks.is_running("batch"):
             self.cancel()
         super().closeEvent(event)
 

@@ -1,10 +1,9 @@
-"""The controls that choose what the view shows; they emit ``changed`` and compute nothing."""
+"""The controls that choose what the view shows: they write into the view state and show it;
+they compute nothing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -17,33 +16,22 @@ from PySide6.QtWidgets import (
 
 from vitexplorer.core.constants import METHOD_LABELS, METHODS
 from vitexplorer.core.render import COLORMAPS, SCALINGS
+from vitexplorer.gui.state import FinishedAnalysis, ViewOptions, ViewState
 
 QUERY_MODES = {"off": "off", "row": "where the patch looks (row)",
                "column": "what looks at the patch (column)"}
 
 
-@dataclass
-class ViewOptions:
-    method: str = "head"
-    layer: int = -1
-    head: int = 0
-    target: int | None = None
-    fusion: str = "mean"
-    discard: float = 0.0
-    cmap: str = "inferno"
-    opacity: float = 0.6
-    scaling: str = "minmax"
-    contour: bool = True
-    query: str = "off"
-
-
 class ControlsPanel(QWidget):
-    """Method, class, layer, head, colormap, opacity, scaling, contour and patch query."""
+    """Method, class, layer, head, colormap, opacity, scaling, contour and patch query.
 
-    changed = Signal()
+    A user's edit becomes one :meth:`ViewState.update`; a state change sets the widgets
+    without echoing back.
+    """
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, state: ViewState, parent=None) -> None:
         super().__init__(parent)
+        self.state = state
         form = QFormLayout(self)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.method = QComboBox()
@@ -92,33 +80,28 @@ class ControlsPanel(QWidget):
                     self.cmap.currentIndexChanged, self.opacity.valueChanged,
                     self.scaling.currentIndexChanged, self.contour.toggled,
                     self.query.currentIndexChanged):
-            sig.connect(self._emit)
-        self.method.currentIndexChanged.connect(self._enable)
+            sig.connect(self._push)
         self._quiet = False
-        self._shape = (0, 0)
         self.layer.setRange(0, 0)
         self.head.setRange(0, 0)
-        self._enable()
+        state.changed.connect(self._pull)
+        state.a.finished_changed.connect(self.show_analysis)
+        self._pull(frozenset())
 
-    def set_shape(self, layers: int, heads: int) -> None:
-        """Ranges for a model's blocks and heads; a new model starts on its last layer."""
+    def show_analysis(self, finished: FinishedAnalysis) -> None:
+        """Ranges for the analysis' blocks and heads, its top-5 classes."""
+        a = finished.analysis
         self._quiet = True
-        first = self._shape != (layers, heads)
-        self._shape = (layers, heads)
-        self.layer.setRange(0, max(0, layers - 1))
-        self.head.setRange(0, max(0, heads - 1))
-        if first:
-            self.layer.setValue(layers - 1)
-        self._quiet = False
-
-    def set_targets(self, top: list[tuple[int, str, float]]) -> None:
-        self._quiet = True
+        self.layer.setRange(0, max(0, a.num_layers - 1))
+        self.head.setRange(0, max(0, a.num_heads - 1))
         self.target.clear()
-        for idx, name, p in top:
+        for idx, name, p in a.top_k(5):
             self.target.addItem(f"{name} ({p:.0%})", idx)
         self._quiet = False
+        self._pull(frozenset())
 
     def options(self) -> ViewOptions:
+        """What the widgets show now."""
         return ViewOptions(
             method=self.method.currentData(), layer=self.layer.value(), head=self.head.value(),
             target=self.target.currentData(), fusion=self.fusion.currentText(),
@@ -126,13 +109,26 @@ class ControlsPanel(QWidget):
             opacity=self.opacity.value() / 100, scaling=self.scaling.currentText(),
             contour=self.contour.isChecked(), query=self.query.currentData())
 
-    def set_options(self, o: ViewOptions) -> None:
-        """Set every control without emitting one ``changed`` per widget."""
+    def _push(self, *_args) -> None:
+        if self._quiet:
+            return
+        values = vars(self.options()).copy()
+        if self.state.a.finished is None:  # no ranges yet: the widgets' 0 means nothing
+            del values["layer"], values["head"]
+        if self.target.currentIndex() == 0:
+            values["target"] = None  # the top-1 class, whatever the image
+        self.state.update(**values)
+
+    def _pull(self, _names: frozenset[str]) -> None:
+        """Show the state in the widgets (no event back into the state)."""
+        o = self.state.options
         self._quiet = True
         self.method.setCurrentIndex(max(0, self.method.findData(o.method)))
         if o.layer >= 0:
             self.layer.setValue(o.layer)
         self.head.setValue(o.head)
+        i = self.target.findData(o.target) if o.target is not None else 0
+        self.target.setCurrentIndex(max(0, i))
         self.fusion.setCurrentText(o.fusion)
         self.discard.setValue(o.discard)
         self.cmap.setCurrentText(o.cmap)
@@ -142,14 +138,6 @@ class ControlsPanel(QWidget):
         self.query.setCurrentIndex(max(0, self.query.findData(o.query)))
         self._quiet = False
         self._enable()
-        self.changed.emit()
-
-    def select(self, layer: int, head: int) -> None:
-        self._quiet = True
-        self.layer.setValue(layer)
-        self.head.setValue(head)
-        self._quiet = False
-        self.changed.emit()
 
     def _enable(self) -> None:
         m = self.method.currentData()
@@ -158,7 +146,3 @@ class ControlsPanel(QWidget):
         self.discard.setEnabled(m in ("head-rollout", "rollout", "grad-rollout"))
         self.head.setEnabled(m in ("head", "head-rollout"))
         self.layer.setEnabled(m in ("head", "head-rollout", "rollout"))
-
-    def _emit(self, *_args) -> None:
-        if not self._quiet:
-            self.changed.emit()

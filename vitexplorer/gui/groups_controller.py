@@ -1,72 +1,63 @@
-"""Connects the Groups panel to the window: head table, frames, sorting, importance."""
+"""Head scores for a slot: re-scored when the foreground mask changes, head importance on
+request. Results go into the slot (``set_head_groups``); progress goes out as signals."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
-from PySide6.QtCore import QObject
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QObject, Signal
 
-from vitexplorer.core.constants import GROUP_COLOURS
 from vitexplorer.gui import jobs
-
-if TYPE_CHECKING:
-    from vitexplorer.gui.main_window import MainWindow
+from vitexplorer.gui.state import ModelSlot, ViewState
+from vitexplorer.gui.tasks import TaskRunner
 
 
 class GroupsController(QObject):
-    """Reacts to the panel's requests with worker jobs and shows their results."""
+    """Runs the head-table and importance workers of one slot."""
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.w = window
-        gp = window.groups_panel
-        gp.filter_changed.connect(window.grid.set_filter)
-        gp.head_chosen.connect(window.controls.select)
-        gp.mask_mode_changed.connect(self.mask_mode)
-        gp.sort_changed.connect(self.sort_grid)
-        gp.importance_requested.connect(self.compute_importance)
+    #: a line for the status bar
+    message = Signal(str)
 
-    def show(self, groups: jobs.Groups) -> None:
-        """Frames, list, similarity view and grid order for a new head table."""
-        if self.w.prepared is None:
+    def __init__(self, state: ViewState, slot: ModelSlot, tasks: TaskRunner,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.slot = slot
+        self.tasks = tasks
+        state.changed.connect(self._state_changed)
+
+    def _kind(self, kind: str) -> str:
+        return f"{kind}-{self.slot.name}"
+
+    def _state_changed(self, names: frozenset[str]) -> None:
+        groups = self.slot.head_groups
+        if "mask" in names and groups is not None and groups.mask != self.state.mask:
+            self.score_heads()
+
+    def score_heads(self) -> None:
+        """Head table, clusters and divergence for the state's foreground mask."""
+        if self.slot.analysis is None:
             return
-        self.w.prepared.groups = groups
-        names = groups.table.groups()
-        n_l, n_h = names.shape
-        cells = [(li, h) for li in range(n_l) for h in range(n_h)]
-        colours = {c: QColor(GROUP_COLOURS[str(names[c])]) for c in cells
-                   if names[c] != "none"}
-        self.w.grid.set_frames(colours, {c: str(names[c]) for c in cells})
-        self.w.groups_panel.set_groups(groups)
-        self.sort_grid(self.w.groups_panel.sort.currentIndex() == 1)
-        self.w.render()
-
-    def mask_mode(self, mode: str) -> None:
-        if self.w.prepared is None:
-            return
-        self.w.tasks.run("groups", jobs.groups_job, self.w.prepared.analysis, mode,
-                         on_done=self.show, message="Scoring heads…")
-
-    def sort_grid(self, by_cluster: bool) -> None:
-        groups = self.w.prepared.groups if self.w.prepared else None
-        order = groups.clustering.ordered_cells() if by_cluster and groups else None
-        self.w.grid.set_order(order)
+        self.tasks.run(self._kind("groups"), jobs.groups_job, self.slot.analysis,
+                       self.state.mask, on_done=self.slot.set_head_groups,
+                       message="Scoring heads…")
 
     def compute_importance(self) -> None:
-        if self.w.prepared is None or self.w.loaded is None:
+        """Ablate every head for the slot's image (top-1 class) in a worker."""
+        if self.slot.analysis is None or self.slot.loaded is None:
             return
-        self.w.tasks.run("importance", jobs.importance_job,
-                         self.w.prepared.analysis, on_done=self._importance_done,
-                         message="Ablating every head (importance)…")
+        self.tasks.run(self._kind("importance"), jobs.importance_job,
+                       self.slot.analysis, on_done=self._importance_done,
+                       message="Ablating every head (importance)…")
 
     def _importance_done(self, result: dict) -> None:
-        groups = self.w.prepared.groups if self.w.prepared else None
+        groups = self.slot.head_groups
         if groups is None:
             return
-        groups.table.scores["logprob_drop"] = result["logprob_drop"]
-        groups.table.scores["kl"] = result["kl"]
-        name = self.w.prepared.analysis.class_name(result["target"])
-        self.w.message(f"Head importance computed for '{name}'.")
-        self.w.render()
+        table = groups.table
+        table.scores["logprob_drop"] = result["logprob_drop"]
+        table.scores["kl"] = result["kl"]
+        name = self.slot.analysis.class_name(result["target"])
+        self.slot.set_head_groups(replace(groups, importance_class=name))
+        self.message.emit(f"Head importance computed for '{name}'.")
 

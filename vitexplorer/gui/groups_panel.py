@@ -16,22 +16,20 @@ from PySide6.QtWidgets import (
 
 from vitexplorer.core.constants import GROUP_COLOURS
 from vitexplorer.gui.similarity_view import SimilarityView
+from vitexplorer.gui.state import HeadGroups, ViewState
 
 ROLE_CELLS = Qt.ItemDataRole.UserRole
 
 
 class GroupsPanel(QWidget):
-    """Emits ``filter_changed(cells or None)``, ``head_chosen(layer, head)``,
-    ``mask_mode_changed(mode)``, ``sort_changed(by_cluster)`` and ``importance_requested``."""
+    """Shows slot A's head groups; writes the mask, grid order, selection and chosen head
+    into the state; emits ``importance_requested`` for the controller."""
 
-    filter_changed = Signal(object)
-    head_chosen = Signal(int, int)
-    mask_mode_changed = Signal(str)
-    sort_changed = Signal(bool)
     importance_requested = Signal()
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, state: ViewState, parent=None) -> None:
         super().__init__(parent)
+        self.state = state
         lay = QVBoxLayout(self)
         form = QFormLayout()
         self.mask = QComboBox()
@@ -59,12 +57,22 @@ class GroupsPanel(QWidget):
         self.tree.itemSelectionChanged.connect(self._selected)
         self.tree.itemDoubleClicked.connect(self._double)
         self.mask.currentIndexChanged.connect(
-            lambda _i: self.mask_mode_changed.emit(self.mask.currentData()))
-        self.sort.currentIndexChanged.connect(lambda i: self.sort_changed.emit(i == 1))
+            lambda _i: state.update(mask=self.mask.currentData()))
+        self.sort.currentIndexChanged.connect(lambda i: state.update(sort_by_cluster=i == 1))
         self.importance.clicked.connect(self.importance_requested)
+        state.changed.connect(self._pull)
+        state.a.head_groups_changed.connect(self.set_groups)
+        state.a.finished_changed.connect(
+            lambda f: self.set_groups(f.head_groups) if f.head_groups is not None else None)
 
-    def set_groups(self, groups) -> None:
-        """Fill the list from a :class:`vitexplorer.gui.jobs.Groups`."""
+    def _pull(self, names: frozenset[str]) -> None:
+        if "mask" in names:
+            self.mask.setCurrentIndex(max(0, self.mask.findData(self.state.mask)))
+        if "sort_by_cluster" in names:
+            self.sort.setCurrentIndex(int(self.state.sort_by_cluster))
+
+    def set_groups(self, groups: HeadGroups) -> None:
+        """Fill the list from the head groups of the analysis shown."""
         self.tree.clear()
         table = groups.table
         by_group: dict[str, list[tuple[int, int]]] = {}
@@ -98,9 +106,9 @@ class GroupsPanel(QWidget):
         if not items:
             return
         cells = items[0].data(0, ROLE_CELLS)
-        self.filter_changed.emit(set(cells) if cells else None)
+        self.state.update(selection=frozenset(cells) if cells else None)
 
     def _double(self, item: QTreeWidgetItem, _col: int) -> None:
         cells = item.data(0, ROLE_CELLS)
         if cells and len(cells) == 1:
-            self.head_chosen.emit(*cells[0])
+            self.state.select_head(*cells[0])

@@ -16,9 +16,11 @@ MARGIN, GAP, LABEL = 4, 3, 22
 
 
 class HeadGrid(QWidget):
-    """Click or use the arrow keys to select a head; emits ``selected(layer, head)``."""
+    """Click a head to select it (``selected(layer, head)``); arrow keys ask to step through
+    the cells in the order shown (``step_requested(d_layer, d_head)``)."""
 
     selected = Signal(int, int)
+    step_requested = Signal(int, int)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -62,6 +64,11 @@ class HeadGrid(QWidget):
         self.update()
 
     @property
+    def current(self) -> tuple[int, int]:
+        """The (layer, head) drawn as selected."""
+        return self._cur
+
+    @property
     def shape(self) -> tuple[int, int]:
         return (len(self._pix), len(self._pix[0]) if self._pix else 0)
 
@@ -99,6 +106,17 @@ class HeadGrid(QWidget):
     def minimumSizeHint(self) -> QSize:
         return QSize(200, self.heightForWidth(self.width()))
 
+    def cell_rect(self, layer: int, head: int) -> QRect:
+        """Where the thumbnail of (layer, head) is drawn now."""
+        for li, h, row, col in self._positions():
+            if (li, h) == (layer, head):
+                return self._rect(row, col)
+        raise KeyError((layer, head))
+
+    def is_dimmed(self, layer: int, head: int) -> bool:
+        """True when a group filter hides the head (drawn faint)."""
+        return self._visible is not None and (layer, head) not in self._visible
+
     # --- painting and input ---------------------------------------------------------------
     def paintEvent(self, _event) -> None:
         p = QPainter(self)
@@ -123,8 +141,7 @@ class HeadGrid(QWidget):
                 p.setPen(pal.text().color())
                 p.drawText(QRect(0, r.y(), LABEL + MARGIN - 2, r.height()),
                            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
-            hidden = self._visible is not None and (li, h) not in self._visible
-            p.setOpacity(0.18 if hidden else 1.0)
+            p.setOpacity(0.18 if self.is_dimmed(li, h) else 1.0)
             p.drawPixmap(r, self._pix[li][h])
             p.setOpacity(1.0)
             colour = self._frames.get((li, h))
@@ -155,14 +172,12 @@ class HeadGrid(QWidget):
         if step is None or not self._pix:
             super().keyPressEvent(event)
             return
-        self.move(*step)
+        self.step_requested.emit(*step)
 
-    def move(self, d_layer: int, d_head: int) -> None:
-        n_l, n_h = self.shape
-        if not n_l:
-            return
-        li = (self._cur[0] + d_layer) % n_l
-        h = (self._cur[1] + d_head) % n_h
-        self._cur = (li, h)
-        self.update()
-        self.selected.emit(li, h)
+    def cells_in_order(self) -> list[tuple[int, int]]:
+        """(layer, head) of every cell in the order shown, row by row."""
+        return [(li, h) for li, h, _r, _c in self._positions()]
+
+    @property
+    def per_row(self) -> int:
+        return max(1, self.shape[1])

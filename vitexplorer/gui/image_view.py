@@ -50,6 +50,9 @@ class ImageView(QGraphicsView):
         if rect is not None:
             self._marker.setRect(rect)
 
+    def marker_visible(self) -> bool:
+        return self._marker.isVisible()
+
     def fit(self) -> None:
         self._fit = True
         if not self._item.pixmap().isNull():

@@ -6,13 +6,13 @@ conversion to pixmaps happens on the GUI thread.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vitexplorer.core.render import overlay
+from vitexplorer.gui.state import FinishedAnalysis, HeadGroups
 
 if TYPE_CHECKING:
     from vitexplorer.core.analysis import Analysis
@@ -20,28 +20,6 @@ if TYPE_CHECKING:
 
 THUMB = 72  # head-grid thumbnail size (longest side, pixels)
 DISPLAY_MAX = 1600  # longest side of the image the view renders on
-
-
-@dataclass
-class Groups:
-    """Head scores and relations of one analysis (one foreground-mask choice)."""
-
-    table: Any  # core.heads.HeadTable
-    clustering: Any  # core.relations.Clustering
-    divergence: np.ndarray
-    matrix: np.ndarray  # RGB image of the JS distances in cluster order
-    mask_mode: str
-
-
-@dataclass
-class Prepared:
-    """A finished analysis plus what the views show without further computing."""
-
-    analysis: Analysis
-    display: np.ndarray  # RGB, longest side <= DISPLAY_MAX
-    display_scale: float
-    thumbnails: np.ndarray  # [L, H, h, w, 3] uint8 for the per-head method shown
-    groups: Groups | None = None
 
 
 def load_model_job(spec: str, weights: str, model_kwargs: dict | None = None,
@@ -107,7 +85,7 @@ def head_thumbnails(analysis: Analysis, method: str, cmap: str, fusion: str = "m
 
 
 def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, policy: str,
-                cmap: str, should_stop=None) -> Prepared:
+                cmap: str, should_stop=None) -> FinishedAnalysis:
     """Forward + the maps every view needs at once (head maps, rollouts, thumbnails)."""
     from vitexplorer.core.analysis import analyze
 
@@ -115,12 +93,12 @@ def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, polic
     analysis.head_maps()
     analysis.head_rollout_maps()
     display, scale = resized(analysis.image, DISPLAY_MAX)
-    return Prepared(analysis, display, scale, head_thumbnails(analysis, "head", cmap),
-                    groups_job(analysis, "rollout"))
+    return FinishedAnalysis(analysis, display, scale, head_thumbnails(analysis, "head", cmap),
+                            groups_job(analysis, "rollout"))
 
 
 def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = None,
-               mask_name: str | None = None, should_stop=None) -> Groups:
+               mask_name: str | None = None, should_stop=None) -> HeadGroups:
     """Head table, clustering, per-layer divergence and the distance matrix as an image
     (coloured with the core's colormap tables, not matplotlib: a figure draw holds the
     interpreter lock for ~40 ms and would stall the event loop)."""
@@ -134,7 +112,7 @@ def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = Non
     order = clustering.order
     ordered = clustering.distances[np.ix_(order, order)]
     matrix = colorize(1.0 - np.clip(ordered, 0, 1), "viridis")
-    return Groups(table, clustering, divergence, matrix, mask_name or mask_mode)
+    return HeadGroups(table, clustering, divergence, matrix, mask_name or mask_mode)
 
 
 def importance_job(analysis: Analysis, should_stop=None) -> dict:

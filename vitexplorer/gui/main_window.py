@@ -1,8 +1,8 @@
-"""The main window: assembles the views, owns the state, dispatches work to workers.
+"""The main window: builds the views around one :class:`ViewState` and wires them.
 
-Every forward, analysis, export and load runs through :class:`TaskRunner`; this class only
-reacts to results and re-renders from the finished :class:`Analysis` (no forward for a
-head, layer, colormap or opacity change).
+The state holds what is shown; the controllers (analysis, map, groups) run every forward,
+analysis and map in workers and put their results into the state or emit them; the widgets
+subscribe. This class only assembles, shows messages and keeps the settings.
 """
 
 from __future__ import annotations
@@ -18,30 +18,29 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
-from vitexplorer.core.constants import (
-    CLASS_METHODS,
-    IMAGE_SUFFIXES,
-    METHOD_LABELS,
-    PER_HEAD_METHODS,
-)
-from vitexplorer.core.errors import ImageError, VitexplorerError, WeightsUnavailableError
-from vitexplorer.core.render import overlay
+from vitexplorer.core.constants import METHOD_LABELS
+from vitexplorer.core.errors import UnsupportedModelError, WeightsUnavailableError
 from vitexplorer.gui import jobs
 from vitexplorer.gui.actions import build_actions
+from vitexplorer.gui.analysis_controller import AnalysisController
 from vitexplorer.gui.banner import Banner
-from vitexplorer.gui.controls import ControlsPanel, ViewOptions
+from vitexplorer.gui.controls import ControlsPanel
 from vitexplorer.gui.dialogs import show_error
 from vitexplorer.gui.groups_controller import GroupsController
 from vitexplorer.gui.groups_panel import GroupsPanel
 from vitexplorer.gui.head_grid import HeadGrid
 from vitexplorer.gui.head_panel import HeadPanel
 from vitexplorer.gui.image_view import ImageView
+from vitexplorer.gui.map_controller import Frame, MapController
 from vitexplorer.gui.qimage import to_pixmap
+from vitexplorer.gui.remembered import restore_state, save_state
 from vitexplorer.gui.settings import Settings
+from vitexplorer.gui.state import HeadGroups, ViewState
 from vitexplorer.gui.tasks import TaskRunner
 from vitexplorer.gui.transfer import TransferMixin
 
@@ -68,39 +67,41 @@ class MainWindow(TransferMixin, QMainWindow):
                  weights: str | None = None, model_kwargs: dict | None = None) -> None:
         super().__init__()
         self.settings = settings or Settings()
+        self.state = ViewState()
         self.tasks = TaskRunner(self)
-        self.loaded: LoadedModel | None = None
-        self.prepared: jobs.Prepared | None = None
-        self._pending: tuple[str | np.ndarray, str] | None = None
-        self._current_source: str | None = None
-        self._folder: list[Path] = []
-        self._query: tuple[int, int] | None = None
+        slot = self.state.a
+        self.analyses = AnalysisController(self.state, slot, self.tasks, model_kwargs, self)
+        self.maps = MapController(self.state, slot, self.tasks, self)
+        self.groups_controller = GroupsController(self.state, slot, self.tasks, self)
         self._model_spec = model or self.settings.get("model/spec")
         self._weights = weights or self.settings.get("model/weights")
-        self._model_kwargs = model_kwargs or {}
-        self.setWindowTitle("vitexplorer")
         self.setAcceptDrops(True)
         self._build()
+        self._wire()
         self.actions_ = build_actions(self)
-        self._restore()
+        restore_state(self)
+        self._update_title()
 
     # ----------------------------------------------------------------------- construction
     def _build(self) -> None:
         self.view = ImageView()
-        self.banner = Banner()
+        self.warning = Banner()  # the random-weights notice: stays while that model runs
+        self.banner = Banner()  # errors: cleared by the next success
         central = QWidget()
         lay = QVBoxLayout(central)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.warning)
         lay.addWidget(self.banner)
         lay.addWidget(self.view, 1)
         self.setCentralWidget(central)
-        self.controls = ControlsPanel()
+        self.controls = ControlsPanel(self.state)
         self.grid = HeadGrid()
         self.head_panel = HeadPanel()
+        self.groups_panel = GroupsPanel(self.state)
         self._dock("Controls", self.controls, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock("Heads", self.grid, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("Selected head", self.head_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.groups_panel = GroupsPanel()
+        self._dock("Heads", self.grid, Qt.DockWidgetArea.RightDockWidgetArea, scroll=False)
+        self._dock("Map and head scores", self.head_panel,
+                   Qt.DockWidgetArea.RightDockWidgetArea, name="Selected head")
         self._dock("Groups", self.groups_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.status_text = QLabel()
         self._idle_message = "Ready."
@@ -117,36 +118,47 @@ class MainWindow(TransferMixin, QMainWindow):
         sb.addPermanentWidget(self.cancel_button)
         sb.addPermanentWidget(self.model_label)
         self._busy(False, "")
-        self.tasks.busy_changed.connect(self._busy)
-        self.tasks.failed.connect(self._unexpected)
-        self.controls.changed.connect(self._options_changed)
-        self.grid.selected.connect(self.controls.select)
-        self.view.clicked.connect(self._clicked)
-        self.view.arrow_pressed.connect(self._arrow)
-        self.groups = GroupsController(self)
-        self._last_thumb_key: tuple | None = None
 
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, scroll: bool = True,
+              name: str | None = None) -> QDockWidget:
+        """A dock whose content scrolls instead of being clipped when the window is small."""
         dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock-{title}")
+        dock.setObjectName(f"dock-{name or title}")
+        if scroll:
+            area_widget = QScrollArea()
+            area_widget.setWidgetResizable(True)
+            area_widget.setFrameShape(QScrollArea.Shape.NoFrame)
+            area_widget.setWidget(widget)
+            widget = area_widget
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
 
-    def _restore(self) -> None:
-        s = self.settings
-        geometry = s.get("window/geometry")
-        if geometry and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1400, 860)
-        state = s.get("window/state")
-        if state and not state.isEmpty():
-            self.restoreState(state)
-        self.controls.set_options(ViewOptions(cmap=s.get("view/cmap"),
-                                              opacity=s.get("view/opacity"),
-                                              scaling=s.get("view/scaling"),
-                                              contour=s.get("view/contour")))
+    def _wire(self) -> None:
+        s, slot = self.state, self.state.a
+        self.tasks.busy_changed.connect(self._busy)
+        self.tasks.failed.connect(self._unexpected)
+        ac = self.analyses
+        ac.message.connect(self.message)
+        ac.model_failed.connect(self._model_failed)
+        ac.image_failed.connect(self._image_failed)
+        ac.raw_image.connect(lambda rgb: self.view.set_pixmap(
+            to_pixmap(jobs.resized(rgb, jobs.DISPLAY_MAX)[0])))
+        ac.analysis_shown.connect(self._analysis_shown)
+        slot.loaded_changed.connect(self._model_loaded)
+        slot.finished_changed.connect(
+            lambda f: self.head_panel.set_predictions(f.analysis.top_k(5)))
+        self.maps.frame_ready.connect(self._show_frame)
+        self.maps.thumbnails_ready.connect(self.grid.set_thumbnails)
+        self.maps.message.connect(self.message)
+        self.groups_controller.message.connect(self.message)
+        self.groups_panel.importance_requested.connect(self.groups_controller.compute_importance)
+        slot.head_groups_changed.connect(self._show_groups)
+        self.grid.selected.connect(s.select_head)
+        self.grid.step_requested.connect(self._step_head)
+        self.view.clicked.connect(self.maps.query_at)
+        self.view.arrow_pressed.connect(self._arrow)
+        s.changed.connect(self._state_changed)
 
     def start(self, path: str | None = None) -> None:
         """Load the model and open ``path`` (default: the bundled sample image)."""
@@ -155,15 +167,7 @@ class MainWindow(TransferMixin, QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.tasks.cancel()
-        s = self.settings
-        o = self.controls.options()
-        s.set("window/geometry", self.saveGeometry())
-        s.set("window/state", self.saveState())
-        s.set("view/cmap", o.cmap)
-        s.set("view/opacity", o.opacity)
-        s.set("view/scaling", o.scaling)
-        s.set("view/contour", o.contour)
-        s.sync()
+        save_state(self)
         super().closeEvent(event)
 
     # ----------------------------------------------------------------------------- status
@@ -186,234 +190,135 @@ class MainWindow(TransferMixin, QMainWindow):
         show_error(self, "Unexpected error", f"The {kind} job failed: {exc}", details)
         self.message(f"Error: {exc}")
 
+    def _update_title(self) -> None:
+        """File and model; the platform adds the application's name once."""
+        parts = []
+        if self.state.source:
+            parts.append(Path(self.state.source).name)
+        if self.state.a.loaded:
+            parts.append(self.state.a.loaded.label)
+        self.setWindowTitle(" — ".join(parts) or "vitexplorer")
+
     # ----------------------------------------------------------------------------- models
     def load_model(self, spec: str, weights: str = "pretrained") -> None:
-        self.banner.hide()
-        label = spec if weights == "pretrained" else f"{spec} ({Path(weights).name})"
-        self.tasks.run("model", jobs.load_model_job, spec, weights, self._model_kwargs,
-                       on_done=self._model_loaded, on_error=self._model_failed,
-                       message=f"Loading {label}…")
+        self.analyses.load_model(spec, weights)
 
     def _model_loaded(self, loaded: LoadedModel) -> None:
-        self.loaded = loaded
         self.settings.set("model/spec", loaded.spec)
         self.settings.set("model/weights", loaded.weights)
         self.model_label.setText(loaded.label)
         self.model_label.setToolTip(loaded.label)
+        self.banner.hide()
         if loaded.random_weights:
-            self.banner.show_message(
+            self.warning.show_message(
                 f"<b>{loaded.architecture}</b> runs with <b>random weights</b>: a demo of the "
                 "tool, the maps say nothing about a trained model.",
                 [("Choose model…", self.actions_["choose_model"].trigger),
                  ("Open weights file…", self.actions_["load_weights"].trigger)])
-        self.message(f"Model ready: {loaded.label}")
+        else:
+            self.warning.hide()
         self._update_title()
-        source = self._pending or self._current_image()
-        if source is not None:
-            self._analyze(*source)
 
-    def _model_failed(self, exc: BaseException) -> bool:
-        if not isinstance(exc, VitexplorerError):
-            return False
+    def _model_failed(self, exc: BaseException) -> None:
         text = str(exc).split("\n")[0]
+        self.banner.label.setToolTip("")
         if isinstance(exc, WeightsUnavailableError):
             text = (f"The weights of <b>{exc.spec}</b> are not in the local cache and cannot "
                     "be downloaded now. Connect once to cache them, open a local weights "
                     "file, choose another (cached) model, or use random weights for a demo.")
             self.banner.label.setToolTip(exc.reason)
-        self.banner.show_message(text, [
-            ("Open weights file…", self.actions_["load_weights"].trigger),
-            ("Choose model…", self.actions_["choose_model"].trigger),
-            ("Use random weights", self.use_random_weights)])
-        self.message("No model loaded.")
-        return True
+        actions = [("Open weights file…", self.actions_["load_weights"].trigger),
+                   ("Choose model…", self.actions_["choose_model"].trigger)]
+        if not isinstance(exc, UnsupportedModelError):
+            actions.append(("Use random weights", self.use_random_weights))
+        current = self.state.a.loaded
+        if current is not None:
+            text += f" Still using <b>{current.label}</b>."
+            self.message(f"Model not changed: still using {current.label}.")
+        else:
+            self.message("No model loaded.")
+        self.banner.show_message(text, actions)
 
     def use_random_weights(self) -> None:
         from vitexplorer.core.models import architecture_of
 
-        spec = self.loaded.spec if self.loaded else self._model_spec
+        loaded = self.state.a.loaded
+        spec = loaded.spec if loaded else self._model_spec
         self.load_model(architecture_of(spec), "random")
 
     # ----------------------------------------------------------------------------- images
-    def _current_image(self) -> tuple[np.ndarray, str] | None:
-        if self.prepared is None:
-            return None
-        a = self.prepared.analysis
-        return a.image, a.source
-
     def open_path(self, path: str) -> None:
-        p = Path(path)
-        if p.is_dir():
-            self.open_folder(p)
-            return
-        self._analyze(str(p), str(p))
+        self.analyses.open_path(path)
 
     def open_folder(self, folder: Path) -> None:
-        files = sorted((f for f in folder.iterdir()
-                        if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-                        and f.is_file()), key=lambda f: f.name.lower())
-        if not files:
-            self.banner.show_message(f"No images found in '{folder}'.")
-            return
-        self._folder = files
-        self._analyze(str(files[0]), str(files[0]))
+        self.analyses.open_folder(folder)
 
     def step_folder(self, delta: int) -> None:
-        if not self._folder or self._current_source is None:
-            self.message("Open a folder (Ctrl+Shift+O or drop one) to browse it.")
-            return
-        cur = Path(self._current_source)
-        i = self._folder.index(cur) if cur in self._folder else -1
-        nxt = self._folder[(i + delta) % len(self._folder)]
-        self._analyze(str(nxt), str(nxt))
+        self.analyses.step_folder(delta)
 
     def open_array(self, rgb: np.ndarray, source: str) -> None:
-        self._analyze(rgb, source)
+        self.analyses.analyze(rgb, source)
 
-    def _analyze(self, image: str | np.ndarray, source: str) -> None:
-        if self.loaded is None:
-            self._pending = (image, source)
-            if isinstance(image, str):
-                self.tasks.run("decode", jobs.decode_job, image, on_done=self._show_raw,
-                               on_error=self._image_failed, message="Opening image…")
-            return
-        self._pending = None
-        self.tasks.cancel("gradients")
-        self.tasks.cancel("maps")
-        o = self.controls.options()
-        self.tasks.run("analyze", jobs.analyze_job, self.loaded, image, source, "crop", o.cmap,
-                       on_done=self._analysis_done, on_error=self._image_failed,
-                       message=f"Analysing {Path(source).name}…")
+    def _image_failed(self, text: str) -> None:
+        self.banner.label.setToolTip("")
+        self.banner.show_message(text)
+        self.message(text)
 
-    def _show_raw(self, rgb: np.ndarray) -> None:
-        if self.prepared is None:
-            self.view.set_pixmap(to_pixmap(jobs.resized(rgb, jobs.DISPLAY_MAX)[0]))
-
-    def _image_failed(self, exc: BaseException) -> bool:
-        if isinstance(exc, ImageError):
-            self.banner.show_message(f"{exc}. The previous image stays open.")
-            self.message(str(exc))
-            return True
-        return False
-
-    def _analysis_done(self, prepared: jobs.Prepared) -> None:
-        self.prepared = prepared
-        a = prepared.analysis
-        self._current_source = a.source
-        self._query = None
-        self.view.show_marker(None)
-        if Path(a.source).is_file():
-            self.actions_["recent"].set_files(self.settings.add_recent(a.source))
-        self.controls.set_shape(a.num_layers, a.num_heads)
-        self.controls.set_targets(a.top_k(5))
-        self.grid.set_thumbnails(prepared.thumbnails)
-        o = self.controls.options()
-        self._last_thumb_key = ("head", o.cmap, "mean", 0.0)
-        self.head_panel.set_predictions(a.top_k(5))
-        if prepared.groups is not None:
-            self.groups.show(prepared.groups)
+    def _analysis_shown(self) -> None:
+        self.banner.hide()
+        source = self.state.source
+        if source and Path(source).is_file() and Path(source) != sample_image():
+            self.actions_["recent"].set_files(self.settings.add_recent(source))
         self._update_title()
-        self._options_changed()
-        self.message(f"{Path(a.source).name}: {a.num_layers} layers x {a.num_heads} heads")
         self.analysis_shown.emit()
 
-    def _update_title(self) -> None:
-        parts = ["vitexplorer"]
-        if self._current_source:
-            parts.append(Path(self._current_source).name)
-        if self.loaded:
-            parts.append(self.loaded.label)
-        self.setWindowTitle(" — ".join(parts))
-
     # ---------------------------------------------------------------------------- viewing
-    def _options_changed(self) -> None:
-        o = self.controls.options()
-        if o.query == "off" and self._query is not None:
-            self._query = None
-            self.view.show_marker(None)
-        self.grid.set_current(o.layer, o.head)
-        self._refresh_thumbnails(o)
-        self.render()
+    def _state_changed(self, names: frozenset[str]) -> None:
+        s = self.state
+        if names & {"layer", "head"}:
+            self.grid.set_current(s.layer, s.head)
+        if "selection" in names:
+            self.grid.set_filter(s.selection)
+        if "sort_by_cluster" in names:
+            self._order_grid()
 
-    def _refresh_thumbnails(self, o: ViewOptions) -> None:
-        if self.prepared is None:
-            return
-        method = o.method if o.method in PER_HEAD_METHODS else "head"
-        key = (method, o.cmap, o.fusion, o.discard)
-        if key == self._last_thumb_key:
-            return
-        self._last_thumb_key = key
-        self.tasks.run("thumbs", jobs.thumbnails_job, self.prepared.analysis, method, o.cmap,
-                       o.fusion, o.discard, on_done=self.grid.set_thumbnails,
-                       message="Drawing head thumbnails…")
+    def _show_groups(self, groups: HeadGroups) -> None:
+        """Frames and grid order for a new head table."""
+        from PySide6.QtGui import QColor
 
-    def current_map(self, o: ViewOptions) -> np.ndarray | None:
-        """The map the view shows now, or None when a worker must compute it first."""
-        a = self.prepared.analysis
-        if o.query != "off" and self._query is not None:
-            head = o.head if o.method in PER_HEAD_METHODS else None
-            maps = a.patch_query(o.layer, head, *self._query, compute=False)
-            if maps is None:  # the layer is recomputed from its inputs in a worker
-                self.tasks.run("layer", jobs.layer_job, a, o.layer,
-                               on_done=lambda _r: self.render(),
-                               message=f"Attention of layer {o.layer}…")
-                return None
-            return maps[0] if o.query == "row" else maps[1]
-        if o.method in CLASS_METHODS:
-            target = o.target if o.target is not None else a.top_k(1)[0][0]
-            if not a.has_gradients(target):
-                self.tasks.run("gradients", jobs.gradients_job, a, target,
-                               on_done=lambda _t: self.render(),
-                               message=f"Gradients for {a.class_name(target)}…")
-                return None
-        if not a.has_map(o.method, o.fusion, o.discard, o.target):
-            self.tasks.run("maps", jobs.maps_job, a, o.method, o.fusion, o.discard, o.target,
-                           on_done=lambda _r: self.render(), message="Computing rollout…")
-            return None
-        return a.map(o.method, o.layer, o.head, o.fusion, o.discard, o.target)
+        from vitexplorer.core.constants import GROUP_COLOURS
 
-    def render(self) -> None:
-        """Re-draw the overlay from the finished analysis (no forward)."""
-        if self.prepared is None:
-            return
-        o = self.controls.options()
-        grid_map = self.current_map(o)
-        if grid_map is None:
-            return
-        p = self.prepared
-        geom = p.analysis.geometry.scaled(p.display_scale)
-        img = overlay(p.display, grid_map, geom, o.cmap, o.opacity, o.scaling,
-                      contour=0.6 if o.contour else None)
-        self.view.set_pixmap(to_pixmap(img))
-        self.head_panel.show_map(p.analysis, o, grid_map,
-                                 p.groups.table if p.groups is not None else None)
+        names = groups.table.groups()
+        n_l, n_h = names.shape
+        cells = [(li, h) for li in range(n_l) for h in range(n_h)]
+        colours = {c: QColor(GROUP_COLOURS[str(names[c])]) for c in cells
+                   if names[c] != "none"}
+        self.grid.set_frames(colours, {c: str(names[c]) for c in cells})
+        self._order_grid()
+
+    def _order_grid(self) -> None:
+        groups = self.state.a.head_groups
+        by_cluster = self.state.sort_by_cluster and groups is not None
+        self.grid.set_order(groups.clustering.ordered_cells() if by_cluster else None)
+
+    def _show_frame(self, frame: Frame) -> None:
+        o = frame.options
+        self.view.set_pixmap(to_pixmap(frame.image))
+        self.view.show_marker(QRectF(*frame.marker) if frame.marker else None)
+        f = self.state.a.finished
+        groups = f.head_groups
+        self.head_panel.show_map(f.analysis, o, frame.grid_map,
+                                 groups.table if groups is not None else None)
         self.view.setToolTip(f"{METHOD_LABELS[o.method]} · layer {o.layer} · head {o.head}")
         self.rendered.emit()
 
-    def _clicked(self, x: float, y: float) -> None:
-        o = self.controls.options()
-        if self.prepared is None or o.query == "off":
-            return
-        p = self.prepared
-        geom = p.analysis.geometry.scaled(p.display_scale)
-        cell = geom.image_to_grid(x, y)
-        if cell is None:
-            self.message("That point lies outside the model's view (cropped away).")
-            return
-        self._query = cell
-        x0, y0, x1, y1 = geom.box
-        gh, gw = geom.grid
-        cw, ch = (x1 - x0) / gw, (y1 - y0) / gh
-        self.view.show_marker(QRectF(x0 + cell[1] * cw, y0 + cell[0] * ch, cw, ch))
-        self.message(f"Patch row {cell[0]}, column {cell[1]}: "
-                     f"{'where it looks' if o.query == 'row' else 'what looks at it'}")
-        self.render()
-
     def toggle_query(self) -> None:
-        q = self.controls.query
-        q.setCurrentIndex(0 if q.currentIndex() else 1)
+        self.state.update(query="off" if self.state.query != "off" else "row")
+
+    def _step_head(self, d_layer: int, d_head: int) -> None:
+        self.state.step_head(d_layer, d_head, self.grid.cells_in_order(), self.grid.per_row)
 
     def _arrow(self, key: int) -> None:
         steps = {Qt.Key.Key_Left: (0, -1), Qt.Key.Key_Right: (0, 1),
                  Qt.Key.Key_Up: (-1, 0), Qt.Key.Key_Down: (1, 0)}
-        self.grid.move(*steps[key])
+        self._step_head(*steps[key])

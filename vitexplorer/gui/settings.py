@@ -12,12 +12,18 @@ from vitexplorer.core.constants import DEFAULT_MODEL
 DEFAULTS: dict[str, Any] = {
     "model/spec": DEFAULT_MODEL,
     "model/weights": "pretrained",
+    "view/method": "head",
+    "view/fusion": "mean",
+    "view/discard": 0.0,
     "view/cmap": "inferno",
     "view/opacity": 0.6,
     "view/scaling": "minmax",
     "view/contour": True,
+    "groups/sort_by_cluster": False,
     "files/recent": [],
     "files/last_dir": str(Path.home()),
+    "files/export_dir": "",
+    "files/batch_output": "",
     "window/geometry": QByteArray(),
     "window/state": QByteArray(),
 }

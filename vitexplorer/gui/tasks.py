@@ -71,6 +71,8 @@ class TaskRunner(QObject):
     busy_changed = Signal(bool, str)
     #: (kind, exception, formatted traceback) for failures that are not cancellations
     failed = Signal(str, object, str)
+    #: (kind) after any worker has ended, superseded and cancelled ones included
+    worker_finished = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -103,7 +105,10 @@ class TaskRunner(QObject):
                                _ignore_errors=True)
         def done() -> None:
             self._alive.discard(worker)
-            self._finished(kind, token, outcome, on_done, on_error)
+            try:
+                self._finished(kind, token, outcome, on_done, on_error)
+            finally:
+                self.worker_finished.emit(kind)
 
         receiver = _Receiver(done, self)
         worker.finished.connect(receiver.finished)

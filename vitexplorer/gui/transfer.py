@@ -48,14 +48,12 @@ class TransferMixin:
     # ----------------------------------------------------------------------------- export
     def export(self, kind: str, path: str) -> None:
         """Write the figure ``kind`` (view / layer / grid) to ``path`` in a worker."""
-        if self.prepared is None:
+        analysis = self.state.a.analysis
+        if analysis is None:
             self.message("Nothing to export yet.")
             return
-        o = self.controls.options()
-        options = dict(method=o.method, layer=o.layer, head=o.head, target=o.target,
-                       cmap=o.cmap, opacity=o.opacity, scaling=o.scaling, contour=o.contour,
-                       fusion=o.fusion, discard=o.discard)
-        self.tasks.run("export", jobs.export_job, self.prepared.analysis, kind, path, options,
+        options = vars(self.state.options).copy()
+        self.tasks.run("export", jobs.export_job, analysis, kind, path, options,
                        on_done=lambda p: self.message(f"Saved {p}"),
                        on_error=self._export_failed, message=f"Exporting {Path(path).name}…")
 

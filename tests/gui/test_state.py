@@ -1,0 +1,74 @@
+"""The view state on its own: no Qt, no model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from vitexplorer.gui.state import ViewOptions, ViewState
+
+
+def recorder(state: ViewState) -> list[frozenset[str]]:
+    seen: list[frozenset[str]] = []
+    state.changed.connect(seen.append)
+    return seen
+
+
+def test_update_emits_once_with_the_names_that_changed():
+    s = ViewState()
+    seen = recorder(s)
+    assert s.update(layer=3, head=2, cmap="inferno") == {"layer", "head"}  # cmap unchanged
+    assert seen == [frozenset({"layer", "head"})]
+    assert (s.layer, s.head, s.options.layer) == (3, 2, 3)
+    assert s.update(layer=3) == frozenset()
+    assert len(seen) == 1, "no event when nothing changed"
+    s.update(mask="grabcut", opacity=0.3)
+    assert seen[-1] == {"mask", "opacity"} and s.mask == "grabcut"
+    assert s.options == ViewOptions(layer=3, head=2, opacity=0.3)
+
+
+def test_unknown_fields_are_refused():
+    s = ViewState()
+    with pytest.raises(AttributeError, match="colour"):
+        s.update(colour="red")
+    with pytest.raises(AttributeError):
+        _ = s.colour
+
+
+def test_switching_the_patch_query_off_drops_the_queried_cell():
+    s = ViewState(query="row", query_cell=(1, 2))
+    seen = recorder(s)
+    s.update(query="off")
+    assert s.query_cell is None and seen == [frozenset({"query", "query_cell"})]
+
+
+@pytest.mark.parametrize(("step", "expected"), [((0, 1), (0, 0)), ((0, -1), (2, 0)),
+                                                ((1, 0), (2, 2)), ((-1, 0), (0, 1))])
+def test_step_head_follows_the_order_shown(step, expected):
+    # a cluster order shown 2 per row: (0,1) (2,0) / (1,1) (0,0) / (2,2) (1,0)
+    order = [(0, 1), (2, 0), (1, 1), (0, 0), (2, 2), (1, 0)]
+    s = ViewState(layer=1, head=1)
+    s.step_head(*step, order, per_row=2)
+    assert (s.layer, s.head) == expected
+
+
+def test_two_slots_are_independent():
+    s = ViewState()
+    got = []
+    s.b.loaded_changed.connect(got.append)
+    s.a.set_loaded("model A")
+    assert got == [] and s.b.loaded is None
+    s.b.set_loaded("model B")
+    assert got == ["model B"] and s.a.loaded == "model A"
+    s.b.set_head_groups("ignored: no analysis in slot B")
+    assert s.b.head_groups is None
+
+
+def test_the_state_imports_no_qt():
+    code = ("import sys; import vitexplorer.gui.state; "
+            "print(sorted(m for m in sys.modules if m.startswith(('PySide6', 'shiboken'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

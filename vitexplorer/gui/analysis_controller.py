@@ -1,0 +1,148 @@
+"""Loads models and images into a model slot and runs the analysis, all in workers.
+
+Results go into the :class:`~vitexplorer.gui.state.ViewState` (the slot's model and finished
+analysis, the image source); failures and progress go out as signals. No widget is touched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from vitexplorer.core.constants import IMAGE_SUFFIXES
+from vitexplorer.core.errors import ImageError, VitexplorerError
+from vitexplorer.gui import jobs
+from vitexplorer.gui.state import FinishedAnalysis, ModelSlot, ViewState
+from vitexplorer.gui.tasks import TaskRunner
+
+if TYPE_CHECKING:
+    from vitexplorer.core.models import LoadedModel
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The images of ``folder`` (not recursive, hidden files skipped), sorted by name."""
+    return sorted((f for f in folder.iterdir()
+                   if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+                   and f.is_file()), key=lambda f: f.name.lower())
+
+
+class AnalysisController(QObject):
+    """Model loading, image opening and folder browsing for one slot."""
+
+    #: a line for the status bar
+    message = Signal(str)
+    #: a model load failed with an expected error (the previous model, if any, stays)
+    model_failed = Signal(object)
+    #: an image could not be opened: (one-line reason)
+    image_failed = Signal(str)
+    #: the decoded image while no model is loaded yet (RGB array)
+    raw_image = Signal(object)
+    #: a new analysis is in the slot
+    analysis_shown = Signal()
+
+    def __init__(self, state: ViewState, slot: ModelSlot, tasks: TaskRunner,
+                 model_kwargs: dict | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.slot = slot
+        self.tasks = tasks
+        self.model_kwargs = model_kwargs or {}
+        self.folder: list[Path] = []
+        self._pending: tuple[str | np.ndarray, str] | None = None
+
+    def _kind(self, kind: str) -> str:
+        return f"{kind}-{self.slot.name}"
+
+    # --- models ----------------------------------------------------------------------------
+    def load_model(self, spec: str, weights: str = "pretrained") -> None:
+        label = spec if weights == "pretrained" else f"{spec} ({Path(weights).name})"
+        self.tasks.run(self._kind("model"), jobs.load_model_job, spec, weights,
+                       self.model_kwargs, on_done=self._model_loaded,
+                       on_error=self._model_error, message=f"Loading {label}…")
+
+    def _model_loaded(self, loaded: LoadedModel) -> None:
+        self.slot.set_loaded(loaded)
+        self.message.emit(f"Model ready: {loaded.label}")
+        source = self._pending or self._current_image()
+        if source is not None:
+            self.analyze(*source)
+
+    def _model_error(self, exc: BaseException) -> bool:
+        if not isinstance(exc, VitexplorerError):
+            return False
+        self.model_failed.emit(exc)
+        return True
+
+    # --- images ----------------------------------------------------------------------------
+    def _current_image(self) -> tuple[np.ndarray, str] | None:
+        a = self.slot.analysis
+        return None if a is None else (a.image, a.source)
+
+    def open_path(self, path: str) -> None:
+        p = Path(path)
+        if p.is_dir():
+            self.open_folder(p)
+        else:
+            self.analyze(str(p), str(p))
+
+    def open_folder(self, folder: Path) -> None:
+        files = image_files(folder)
+        if not files:
+            self.image_failed.emit(f"No images found in '{folder}'.")
+            return
+        self.folder = files
+        self.analyze(str(files[0]), str(files[0]))
+
+    def step_folder(self, delta: int) -> None:
+        source = self.state.source
+        if not self.folder or source is None:
+            self.message.emit("Open a folder (Ctrl+Shift+O or drop one) to browse it.")
+            return
+        cur = Path(source)
+        i = self.folder.index(cur) if cur in self.folder else -1
+        nxt = self.folder[(i + delta) % len(self.folder)]
+        self.analyze(str(nxt), str(nxt))
+
+    def analyze(self, image: str | np.ndarray, source: str) -> None:
+        """Analyse ``image`` with the slot's model (or decode it now, analyse once loaded)."""
+        if self.slot.loaded is None:
+            self._pending = (image, source)
+            if isinstance(image, str):
+                self.tasks.run(self._kind("decode"), jobs.decode_job, image,
+                               on_done=self._decoded, on_error=self._image_error,
+                               message="Opening image…")
+            return
+        self._pending = None
+        for kind in ("gradients", "maps", "layer"):
+            self.tasks.cancel(self._kind(kind))
+        self.tasks.run(self._kind("analyze"), jobs.analyze_job, self.slot.loaded, image,
+                       source, "crop", self.state.cmap, on_done=self._analysis_done,
+                       on_error=self._image_error, message=f"Analysing {Path(source).name}…")
+
+    def _decoded(self, rgb: np.ndarray) -> None:
+        if self.slot.finished is None:
+            self.raw_image.emit(rgb)
+
+    def _image_error(self, exc: BaseException) -> bool:
+        if isinstance(exc, ImageError):
+            self.image_failed.emit(f"{exc}. The previous image stays open.")
+            return True
+        return False
+
+    def _analysis_done(self, finished: FinishedAnalysis) -> None:
+        a = finished.analysis
+        layer = self.state.layer
+        if not 0 <= layer < a.num_layers or self.slot.analysis is None or (
+                self.slot.analysis.num_layers, self.slot.analysis.num_heads) != (
+                a.num_layers, a.num_heads):
+            layer = a.num_layers - 1  # a new model starts on its last layer
+        # one event for the new image: the slot first (no drawing without it), then the state
+        self.slot.finished = finished
+        self.state.update(source=a.source, query_cell=None, layer=layer,
+                          head=min(self.state.head, a.num_heads - 1), target=None)
+        self.slot.set_finished(finished)
+        self.message.emit(f"{Path(a.source).name}: {a.num_layers} layers x {a.num_heads} heads")
+        self.analysis_shown.emit()

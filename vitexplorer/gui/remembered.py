@@ -1,0 +1,52 @@
+"""What the window keeps between sessions: geometry and dock layout, view options, grid order."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vitexplorer.gui.main_window import MainWindow
+
+#: state field -> settings key
+REMEMBERED = {"method": "view/method", "fusion": "view/fusion", "discard": "view/discard",
+              "cmap": "view/cmap", "opacity": "view/opacity", "scaling": "view/scaling",
+              "contour": "view/contour", "sort_by_cluster": "groups/sort_by_cluster"}
+DEFAULT_SIZE = (1280, 800)
+
+
+def restore_state(w: MainWindow) -> None:
+    """Window geometry, dock layout and the remembered state fields from the settings."""
+    s = w.settings
+    geometry = s.get("window/geometry")
+    if geometry and not geometry.isEmpty():
+        w.restoreGeometry(geometry)
+    else:
+        screen = w.screen().availableGeometry() if w.screen() else None
+        width, height = DEFAULT_SIZE
+        if screen is not None:
+            width, height = min(width, screen.width()), min(height, screen.height())
+        w.resize(width, height)
+    layout = s.get("window/state")
+    if layout and not layout.isEmpty():
+        w.restoreState(layout)
+    values = {field: s.get(key) for field, key in REMEMBERED.items()}
+    w.state.update(**{k: v for k, v in values.items() if _valid(k, v)})
+
+
+def _valid(field: str, value) -> bool:
+    """False for a stored choice this version does not offer (an older or edited file)."""
+    from vitexplorer.core.constants import METHODS
+    from vitexplorer.core.render import COLORMAPS, SCALINGS
+
+    choices = {"method": METHODS, "fusion": ("mean", "max", "min"), "cmap": COLORMAPS,
+               "scaling": SCALINGS}
+    return field not in choices or value in choices[field]
+
+
+def save_state(w: MainWindow) -> None:
+    s = w.settings
+    s.set("window/geometry", w.saveGeometry())
+    s.set("window/state", w.saveState())
+    for field, key in REMEMBERED.items():
+        s.set(key, getattr(w.state, field))
+    s.sync()

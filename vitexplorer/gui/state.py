@@ -1,0 +1,204 @@
+"""What the window shows, in one Qt-free place (napari's ViewerModel, mnelab's Model).
+
+Widgets and controllers never read each other: they read :class:`ViewState`, change it with
+:meth:`ViewState.update` (or a slot's setters) and subscribe to its events. It lives in the
+GUI package because it holds GUI choices (colormap, selection, grid order), but it imports no
+Qt (an import-linter contract keeps it so): tests drive it without widgets, a notebook or a
+second front end could reuse it, and every event runs synchronously on the caller's thread.
+
+A state holds two model slots, ``"A"`` and ``"B"``, so two models can analyse one image side
+by side; the view options (method, layer, head, ...) are shared by both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from vitexplorer.core.analysis import Analysis
+    from vitexplorer.core.models import LoadedModel
+
+
+class Event:
+    """Callbacks called in connection order with the emitted arguments."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[..., Any]] = []
+
+    def connect(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+        self._callbacks.append(callback)
+        return callback
+
+    def disconnect(self, callback: Callable[..., Any]) -> None:
+        self._callbacks.remove(callback)
+
+    def emit(self, *args: Any) -> None:
+        for callback in list(self._callbacks):
+            callback(*args)
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """How the current map is computed and drawn (a snapshot handed to workers and exports)."""
+
+    method: str = "head"
+    layer: int = -1
+    head: int = 0
+    target: int | None = None  # class of the gradient methods; None: the top-1 class
+    fusion: str = "mean"
+    discard: float = 0.0
+    cmap: str = "inferno"
+    opacity: float = 0.6
+    scaling: str = "minmax"
+    contour: bool = True
+    query: str = "off"  # patch query: off, row (where it looks), column (what looks at it)
+
+
+#: every field of the state besides the view options, with its default
+STATE_FIELDS: dict[str, Any] = {
+    "source": None,  # the current image: a path, "clipboard", or None
+    "query_cell": None,  # (row, col) of the queried patch, or None
+    "selection": None,  # frozenset of (layer, head) the grid highlights, or None for all
+    "mask": "rollout",  # foreground used by the head scores: rollout or grabcut
+    "sort_by_cluster": False,  # head grid order: by layer, or by similarity cluster
+}
+OPTION_FIELDS = tuple(f.name for f in fields(ViewOptions))
+
+
+@dataclass
+class HeadGroups:
+    """Head scores and relations of one analysis, for one foreground mask."""
+
+    table: Any  # core.heads.HeadTable
+    clustering: Any  # core.relations.Clustering
+    divergence: np.ndarray
+    matrix: np.ndarray  # RGB image of the JS distances in cluster order
+    mask: str  # name of the foreground mask the table was scored with
+    importance_class: str | None = None  # class the head importance was computed for
+
+
+@dataclass
+class FinishedAnalysis:
+    """An analysis of one image plus what the views draw without computing further."""
+
+    analysis: Analysis
+    display: np.ndarray  # RGB, the image the view draws on (longest side bounded)
+    display_scale: float
+    thumbnails: np.ndarray  # [L, H, h, w, 3] uint8 for the per-head method shown
+    head_groups: HeadGroups | None = None
+
+
+class ModelSlot:
+    """One model and its finished analysis of the current image.
+
+    Events: ``loaded(LoadedModel)``, ``finished(FinishedAnalysis)``,
+    ``head_groups(HeadGroups)`` (new scores, relations or importance for the same analysis).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.loaded: LoadedModel | None = None
+        self.finished: FinishedAnalysis | None = None
+        self.loaded_changed = Event()
+        self.finished_changed = Event()
+        self.head_groups_changed = Event()
+
+    @property
+    def analysis(self) -> Analysis | None:
+        return self.finished.analysis if self.finished is not None else None
+
+    @property
+    def head_groups(self) -> HeadGroups | None:
+        return self.finished.head_groups if self.finished is not None else None
+
+    def set_loaded(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.loaded_changed.emit(loaded)
+
+    def set_finished(self, finished: FinishedAnalysis) -> None:
+        self.finished = finished
+        self.finished_changed.emit(finished)
+
+    def set_head_groups(self, groups: HeadGroups) -> None:
+        """New head scores for the analysis shown (ignored when none is)."""
+        if self.finished is None:
+            return
+        self.finished.head_groups = groups
+        self.head_groups_changed.emit(groups)
+
+
+class ViewState:
+    """Image, model slots, view options, patch query, selection, mask and grid order.
+
+    :meth:`update` sets fields and emits ``changed(names)`` once with the set of names whose
+    value really changed, so one user action is one event however many fields it touches.
+    """
+
+    def __init__(self, **values: Any) -> None:
+        self.options = ViewOptions()
+        self._values = dict(STATE_FIELDS)
+        self.slots = {name: ModelSlot(name) for name in ("A", "B")}
+        self.changed = Event()
+        if values:
+            self.update(**values)
+
+    # --- fields ----------------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        if name in OPTION_FIELDS:
+            return getattr(self.options, name)
+        if name in STATE_FIELDS:
+            return self._values[name]
+        raise AttributeError(name)
+
+    def update(self, **values: Any) -> frozenset[str]:
+        """Set fields by name (view options and state fields); returns the changed names."""
+        unknown = set(values) - set(OPTION_FIELDS) - set(STATE_FIELDS)
+        if unknown:
+            raise AttributeError(f"ViewState has no field {sorted(unknown)}")
+        if values.get("query") == "off":
+            values.setdefault("query_cell", None)  # no marker without a query
+        opts = {k: v for k, v in values.items() if k in OPTION_FIELDS}
+        changed = {k for k, v in opts.items() if getattr(self.options, k) != v}
+        if changed:
+            self.options = replace(self.options, **{k: opts[k] for k in changed})
+        for k, v in values.items():
+            if k in STATE_FIELDS and self._values[k] != v:
+                self._values[k] = v
+                changed.add(k)
+        names = frozenset(changed)
+        if names:
+            self.changed.emit(names)
+        return names
+
+    # --- slots -----------------------------------------------------------------------------
+    @property
+    def a(self) -> ModelSlot:
+        """The first (and, outside compare mode, only) model slot."""
+        return self.slots["A"]
+
+    @property
+    def b(self) -> ModelSlot:
+        return self.slots["B"]
+
+    # --- heads -----------------------------------------------------------------------------
+    def select_head(self, layer: int, head: int) -> None:
+        self.update(layer=layer, head=head)
+
+    def step_head(self, d_layer: int, d_head: int, order: Iterable[tuple[int, int]],
+                  per_row: int) -> None:
+        """Move the current head through the cells as the grid shows them.
+
+        ``order`` lists the (layer, head) cells in display order, ``per_row`` of them a row:
+        left/right steps one cell, up/down one row, wrapping around.
+        """
+        cells = list(order)
+        if not cells:
+            return
+        current = (self.options.layer, self.options.head)
+        i = cells.index(current) if current in cells else 0
+        i = (i + d_head + d_layer * per_row) % len(cells)
+        self.select_head(*cells[i])
