@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--model", default=None, help="model spec (default: the last one used)")
     gui.add_argument("--weights", default=None, help="pretrained, random or a weights file")
 
+    from vitexplorer import cli_science
+
+    cli_science.add_commands(sub, _model_args)
+
     mo = sub.add_parser("models", help="list supported timm models; * marks cached weights")
     mo.add_argument("filter", nargs="?", default="", help="substring to match")
     mo.add_argument("--cached", action="store_true", help="only models with cached weights")
@@ -124,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("export", "models", "heads", "batch", "summarize", "gui")
+COMMANDS = ("export", "models", "heads", "batch", "summarize", "gui", "evaluate", "compare")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             return _batch(args)
         if args.command == "summarize":
             return _summarize(args)
+        if args.command in ("evaluate", "compare"):
+            from vitexplorer import cli_science
+
+            return cli_science.run(args)
     except VitexplorerError as exc:
         print(f"vitexplorer: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -1,0 +1,32 @@
+"""The science commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+from PIL import Image
+
+from vitexplorer.cli import main
+
+TINY = ["--model", "vit_tiny_patch16_224", "--weights", "random"]
+
+
+def test_evaluate_command(tmp_path, images_dir, capsys):
+    shutil.copy(images_dir / "coins.png", tmp_path / "coins.png")
+    h, w = np.asarray(Image.open(tmp_path / "coins.png")).shape[:2]
+    mask = np.zeros((h, w), np.uint8)
+    mask[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 255
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(mask).save(tmp_path / "masks" / "coins.png")
+    out = tmp_path / "out"
+    rc = main(["evaluate", str(tmp_path / "coins.png"), "-o", str(out), "--masks",
+               str(tmp_path / "masks"), *TINY, "--methods", "rollout", "--steps", "3", "-q"])
+    assert rc == 0
+    shown = capsys.readouterr().out
+    assert "| rollout | 1 |" in shown and "| random | 1 |" in shown
+    assert "best head per image" in shown
+    assert main(["evaluate", str(tmp_path), "-o", str(out), *TINY, "--methods",
+                 "head"]) == 2
+    assert main(["evaluate", str(tmp_path / "coins.png"), "-o", str(tmp_path / "o2"),
+                 "--masks", str(tmp_path / "nowhere"), *TINY]) == 1

@@ -1,0 +1,91 @@
+"""The evaluate folder runner: outputs, VOC palette masks, errors, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import TEST_IMAGES
+from vitexplorer.core.batch import BatchError
+from vitexplorer.core.evaluate import load_label_mask
+from vitexplorer.core.evaluate_folder import EvaluateOptions, run_evaluate, summary_rows
+
+
+def folder(root: Path) -> tuple[Path, Path]:
+    images, masks = root / "img", root / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir()
+    for name in ("chelsea", "horse"):
+        rgb = Image.open(TEST_IMAGES / f"{name}.png").convert("RGB").resize((80, 60))
+        rgb.save(images / f"{name}.jpg")
+    Image.open(TEST_IMAGES / "coins.png").convert("RGB").resize((50, 40)).save(
+        images / "nomask.png")
+    (images / "broken.jpg").write_bytes(b"not an image")
+    # VOC style: palette indices, 0 background, 255 void boundary, 1..20 classes
+    idx = np.zeros((60, 80), np.uint8)
+    idx[10:50, 20:60] = 8
+    idx[9, 20:60] = 255
+    pal = Image.fromarray(idx, "P")
+    pal.putpalette([0, 0, 0, 128, 0, 0] * 128)
+    pal.save(masks / "chelsea.png")
+    binary = np.zeros((60, 80), np.uint8)
+    binary[:, 40:] = 255
+    Image.fromarray(binary, "L").save(masks / "horse.png")
+    return images, masks
+
+
+def test_palette_mask_classes_and_void(tmp_path):
+    _, masks = folder(tmp_path)
+    fg, void = load_label_mask(masks / "chelsea.png", (60, 80))
+    assert fg.sum() == 40 * 40 and void.sum() == 40
+    fg, void = load_label_mask(masks / "horse.png", (60, 80))
+    assert fg.sum() == 60 * 40 and not void.any()
+
+
+def test_evaluate_folder_outputs_errors_and_resume(tmp_path, tiny_loaded):
+    images, masks = folder(tmp_path)
+    out = tmp_path / "out"
+    opts = EvaluateOptions(model="vit_tiny_patch16_224", weights="random",
+                           masks=str(masks), steps=4, layers=(1, 2))
+    result = run_evaluate([images], out, tiny_loaded, opts)
+    assert result.done == 2
+    failed = {Path(p).name for p, _ in result.failed}
+    assert failed == {"broken.jpg", "nomask.png"}
+    errors = list(csv.DictReader((out / "errors.csv").open()))
+    assert {Path(r["file"]).name for r in errors} == failed
+    record = json.loads((out / "img" / "chelsea.jpg.json").read_text())
+    assert set(record["jaccard"]) == {"rollout", "grad-rollout", "relevance", "random"}
+    assert set(record["head_jaccard"]) == {"1", "2"}
+    assert len(record["head_jaccard"]["2"]) == tiny_loaded.model.blocks[0].attn.num_heads
+    assert all(0 <= v <= 1 for v in record["jaccard"].values())
+    assert set(record["curves"]["random"]) >= {"deletion", "insertion", "deletion_auc"}
+    for name in ("per_image.csv", "per_head.csv", "summary.csv", "summary.md",
+                 "curves.png", "run.json"):
+        assert (out / name).is_file(), name
+    run = json.loads((out / "run.json").read_text())
+    assert run["weights_sha256"] == tiny_loaded.weights_sha256()
+    assert run["options"]["masks"] == str(masks)
+    # resume skips the finished images; other options are refused
+    again = run_evaluate([images], out, tiny_loaded, opts, resume=True)
+    assert again.skipped == 2 and again.done == 0
+    with pytest.raises(BatchError, match="other options"):
+        run_evaluate([images], out, tiny_loaded,
+                     EvaluateOptions(masks=str(masks), steps=5), resume=True)
+    with pytest.raises(BatchError, match="already holds"):
+        run_evaluate([images], out, tiny_loaded, opts)
+
+
+def test_summary_best_head_rows():
+    """Best head per image = mean of per-image maxima; best single head = the argmax of
+    per-head means (here different heads win on different images)."""
+    recs = [{"source": "a", "jaccard": {"rollout": 0.2}, "head_jaccard": {"3": [0.9, 0.1]}},
+            {"source": "b", "jaccard": {"rollout": 0.4}, "head_jaccard": {"3": [0.2, 0.5]}}]
+    rows = {r["method"]: r for r in summary_rows(recs)}
+    assert rows["rollout"]["jaccard"] == pytest.approx(0.3)
+    assert rows["best head per image"]["jaccard"] == pytest.approx(0.7)
+    assert rows["best single head 3.0"]["jaccard"] == pytest.approx(0.55)

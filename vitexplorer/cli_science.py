@@ -1,0 +1,138 @@
+"""Command line of the science commands: ``evaluate`` and ``compare``.
+
+Parsing and dispatch only; the work is in :mod:`vitexplorer.core`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+COMMANDS = ("evaluate", "compare")
+
+
+def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``evaluate`` and ``compare`` to the subparsers ``sub``."""
+    ev = sub.add_parser("evaluate", help="mask agreement (DINO Jaccard) and faithfulness "
+                        "(deletion/insertion, perturbation AUC) of maps over a folder")
+    ev.add_argument("inputs", nargs="+", type=Path, help="image files and/or folders")
+    ev.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    model_args(ev)
+    ev.set_defaults(resize="stretch")
+    ev.add_argument("--masks", type=Path, help="folder of object masks (same stem; VOC "
+                    "palette PNGs or binary masks); without it, faithfulness only")
+    ev.add_argument("--layers", default=None, help="comma list of blocks whose heads get a "
+                    "Jaccard index, or 'all' (default: the last, as in DINO)")
+    ev.add_argument("--methods", default="rollout,grad-rollout,relevance",
+                    help="comma list of rollout, grad-rollout, relevance (a random map is "
+                         "always added)")
+    ev.add_argument("--class", dest="target", type=int, default=None,
+                    help="class of the faithfulness curves (default: each image's top-1)")
+    ev.add_argument("--steps", type=int, default=10, help="perturbation steps 0..100%%")
+    ev.add_argument("--no-faithfulness", action="store_true",
+                    help="mask agreement only (no perturbed forwards)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the random maps")
+    ev.add_argument("--format", default="png", choices=("png", "svg", "pdf"))
+    ev.add_argument("--batch-size", type=int, default=32, help="perturbed images per forward")
+    ev.add_argument("--resume", action="store_true", help="skip finished images")
+    ev.add_argument("--overwrite", action="store_true", help="replace existing results")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "evaluate":
+        return _evaluate(args)
+    raise ValueError(args.command)
+
+
+def _int_list(text: str | None) -> tuple[int, ...] | None:
+    if text in (None, "", "all"):
+        return None
+    return tuple(int(v) for v in text.split(","))
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from vitexplorer.core.batch import BatchError, check_output
+    from vitexplorer.core.evaluate_folder import EVAL_METHODS, EvaluateOptions, run_evaluate
+    from vitexplorer.core.models import load_model
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    if any(m not in EVAL_METHODS for m in methods) or args.steps < 2:
+        print(f"vitexplorer: --methods takes {', '.join(EVAL_METHODS)}; --steps at least 2",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        layers = _int_list(args.layers)
+    except ValueError:
+        print("vitexplorer: --layers takes a comma list of integers or 'all'",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.masks is not None and not args.masks.is_dir():
+        print(f"vitexplorer: mask folder '{args.masks}' does not exist", file=sys.stderr)
+        return EXIT_ERROR
+    check_output(args.output)
+    loaded = load_model(args.model, args.weights, args.device)
+    if args.layers == "all":
+        layers = tuple(range(len(loaded.model.blocks)))
+    opts = EvaluateOptions(
+        model=args.model, weights=args.weights, device=args.device,
+        masks=str(args.masks) if args.masks else None, resize=args.resize, layers=layers,
+        methods=methods, target=args.target, steps=args.steps, seed=args.seed,
+        faithfulness=not args.no_faithfulness, format=args.format,
+        batch_size=max(1, args.batch_size))
+    try:
+        result = _with_progress(args.quiet, lambda progress, stop: run_evaluate(
+            args.inputs, args.output, loaded, opts, args.resume, args.overwrite, progress,
+            stop))
+    except BatchError as exc:
+        print(f"vitexplorer: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    summary = args.output / "summary.md"
+    if summary.exists():
+        print(summary.read_text(encoding="utf-8"))
+    print(f"{result.done} images done, {result.skipped} already done, "
+          f"{len(result.failed)} failed; results in {args.output}", file=sys.stderr)
+    if result.failed:
+        print(f"see {args.output / 'errors.csv'}", file=sys.stderr)
+    if result.interrupted:
+        return 130
+    return EXIT_OK if not result.failed else EXIT_ERROR
+
+
+def _with_progress(quiet: bool, work):
+    """Run ``work(progress, should_stop)`` with a progress bar and a first Ctrl+C that stops
+    after the current image (a second one aborts), as ``batch`` does."""
+    import signal
+
+    stop = {"flag": False}
+
+    def on_sigint(_sig, _frame):
+        if stop["flag"]:
+            raise KeyboardInterrupt
+        stop["flag"] = True
+        print("\nvitexplorer: stopping after the current image (Ctrl+C again to abort)",
+              file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    bar = None
+    if not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="img", dynamic_ncols=True, file=sys.stderr)
+
+    def progress(done: int, total: int, failed: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.n = done + failed
+            bar.set_postfix(failed=failed, refresh=False)
+            bar.refresh()
+
+    try:
+        return work(progress, lambda: stop["flag"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar is not None:
+            bar.close()
