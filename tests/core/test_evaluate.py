@@ -18,7 +18,7 @@ from vitexplorer.core.evaluate import (
     token_areas,
 )
 from vitexplorer.core.images import Geometry, map_to_image
-from vitexplorer.core.render import mass_region
+from vitexplorer.core.maps import mass_region
 
 GRID = (4, 4)
 

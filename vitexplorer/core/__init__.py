@@ -6,10 +6,13 @@ the CLI, the batch runner, notebooks and the tests all call the same code.
 The modules form four layers; a module imports only from its own layer or the ones below
 (the ``layers`` contract in ``pyproject.toml`` enforces it, and lists every module):
 
-- output: ``batch`` (folders of images to files), ``figures`` (matplotlib figures);
+- output: ``batch`` (folders of images to files), ``figures`` (matplotlib figures),
+  ``evaluate_folder`` (``vitexplorer evaluate``), ``science_figures`` (its and the
+  comparison's figures);
 - science: ``analysis`` (the one object every view and export reads: maps, head table,
   gradients) and what it and the studies compute from maps: ``heads``, ``masks``,
-  ``relations``, ``importance``, ``stability``, ``profile``;
+  ``relations``, ``importance``, ``stability``, ``profile``, ``evaluate`` (mask agreement,
+  faithfulness);
 - engine: ``models``, ``images``, ``capture`` (full attention), ``stream`` (the capture the
   app runs), ``rollout``, ``maps`` (map statistics), ``render`` (colormaps and overlays);
 - base: ``constants``, ``errors``, ``files`` (atomic writes), importable without torch.

@@ -24,7 +24,7 @@ import torch
 
 from vitexplorer.core.errors import ImageError
 from vitexplorer.core.images import Geometry, grid_coverage
-from vitexplorer.core.render import mass_region
+from vitexplorer.core.maps import mass_region
 
 #: the four curves each method gets (see :class:`Curves`)
 CURVES = ("deletion", "insertion", "positive", "negative")
