@@ -42,10 +42,73 @@ def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None]) -> 
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
+    co = sub.add_parser("compare", help="pair the heads of two models by how alike their "
+                        "maps are over images; figures, joined head tables, CSV/JSON")
+    co.add_argument("inputs", nargs="+", type=Path, help="image files and/or folders")
+    co.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    co.add_argument("--model", action="append", default=None,
+                    help="model A, then model B (once: the same architecture for both)")
+    co.add_argument("--weights", action="append", default=None,
+                    help="weights of A, then of B (once: the same for both); pretrained, "
+                         "random or a local file")
+    co.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
+    co.add_argument("--resize", default="crop",
+                    choices=("crop", "stretch", "letterbox", "native"))
+    co.add_argument("--pairs", type=int, default=6, help="matched pairs in the figure")
+    co.add_argument("--size", type=int, default=64,
+                    help="long side in pixels of the canvas the maps are compared on")
+    co.add_argument("--format", default="png", choices=("png", "svg", "pdf"))
+    co.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "evaluate":
         return _evaluate(args)
-    raise ValueError(args.command)
+    return _compare(args)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from vitexplorer.core.batch import check_output, discover
+    from vitexplorer.core.compare import compare_models
+    from vitexplorer.core.constants import DEFAULT_MODEL
+    from vitexplorer.core.figures import save_figure
+    from vitexplorer.core.files import write_atomic
+    from vitexplorer.core.models import load_model
+    from vitexplorer.core.science_figures import comparison_figure
+
+    models = args.model or [DEFAULT_MODEL]
+    weights = args.weights or ["pretrained"]
+    if len(models) > 2 or len(weights) > 2 or (len(models) == 1 and len(weights) == 1):
+        print("vitexplorer: compare takes two models (--model A --model B) or one model "
+              "with two weights (--weights WA --weights WB)", file=sys.stderr)
+        return EXIT_USAGE
+    specs = [(models[i % len(models)], weights[i % len(weights)]) for i in range(2)]
+    out = args.output
+    files = {"json": out / "comparison.json", "csv": out / "matches.csv",
+             "figure": out / f"comparison.{args.format}"}
+    clash = [p for p in files.values() if p.exists()]
+    if clash and not args.force:
+        print(f"vitexplorer: '{clash[0]}' exists; use --force to overwrite", file=sys.stderr)
+        return EXIT_ERROR
+    check_output(out)
+    items, errors = discover(args.inputs, out)
+    for path, reason in errors:
+        print(f"vitexplorer: skipped '{path}': {reason}", file=sys.stderr)
+    a, b = (load_model(m, w, args.device) for m, w in specs)
+    comp = compare_models(a, b, [it.path for it in items], args.resize, max(8, args.size))
+    for path, reason in comp.skipped:
+        print(f"vitexplorer: skipped '{path}': {reason}", file=sys.stderr)
+    write_atomic(files["json"], comp.to_json())
+    write_atomic(files["csv"], comp.to_csv())
+    save_figure(comparison_figure(comp, max(1, args.pairs)), files["figure"])
+    print(f"A: {a.label}\nB: {b.label}\n{comp.n_images} images; fused rollouts: JS "
+          f"{comp.rollout_distance:.3f}; {len(comp.matches)} matched heads")
+    for r in comp.rows()[: max(1, args.pairs)]:
+        print(f"  A {r['layer_a']}.{r['head_a']} <-> B {r['layer_b']}.{r['head_b']}  "
+              f"JS {r['js_distance']:.3f}  {r.get('group_a', '')} / {r.get('group_b', '')}")
+    for p in files.values():
+        print(f"wrote {p}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _int_list(text: str | None) -> tuple[int, ...] | None:

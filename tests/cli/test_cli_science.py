@@ -30,3 +30,24 @@ def test_evaluate_command(tmp_path, images_dir, capsys):
                  "head"]) == 2
     assert main(["evaluate", str(tmp_path / "coins.png"), "-o", str(tmp_path / "o2"),
                  "--masks", str(tmp_path / "nowhere"), *TINY]) == 1
+
+
+def test_compare_command(tmp_path, images_dir, capsys):
+    """One architecture with two weight files (one written here), and usage errors."""
+    import timm
+    from safetensors.torch import save_file
+
+    torch_model = timm.create_model("vit_tiny_patch16_224", pretrained=False)
+    save_file(torch_model.state_dict(), str(tmp_path / "other.safetensors"))
+    out = tmp_path / "cmp"
+    rc = main(["compare", str(images_dir / "coins.png"), "-o", str(out), "--model",
+               "vit_tiny_patch16_224", "--weights", "random", "--weights",
+               str(tmp_path / "other.safetensors"), "--pairs", "2"])
+    assert rc == 0
+    shown = capsys.readouterr().out
+    assert "36 matched heads" in shown and "other.safetensors" in shown
+    assert (out / "comparison.json").is_file() and (out / "matches.csv").is_file()
+    assert (out / "comparison.png").read_bytes().startswith(b"\x89PNG")
+    assert main(["compare", str(images_dir / "coins.png"), "-o", str(out), *TINY]) == 2
+    assert main(["compare", str(images_dir / "coins.png"), "-o", str(out), "--model",
+                 "vit_tiny_patch16_224", "--weights", "random", "--weights", "random"]) == 1

@@ -12,7 +12,7 @@ The modules form four layers; a module imports only from its own layer or the on
 - science: ``analysis`` (the one object every view and export reads: maps, head table,
   gradients) and what it and the studies compute from maps: ``heads``, ``masks``,
   ``relations``, ``importance``, ``stability``, ``profile``, ``evaluate`` (mask agreement,
-  faithfulness);
+  faithfulness), ``compare`` (two models' heads paired);
 - engine: ``models``, ``images``, ``capture`` (full attention), ``stream`` (the capture the
   app runs), ``rollout``, ``maps`` (map statistics), ``render`` (colormaps and overlays);
 - base: ``constants``, ``errors``, ``files`` (atomic writes), importable without torch.

@@ -3,6 +3,8 @@ pyplot; written through :func:`vitexplorer.core.figures.save_figure`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -36,4 +38,66 @@ def curves_figure(records: list[dict]) -> Figure:
         ax.legend(fontsize=7)
     model = records[0].get("model", "")
     fig.suptitle(f"Faithfulness over {n} images: {model}", fontsize=10)
+    return fig
+
+
+def _pair_rows(comp, size: int, n_pairs: int) -> tuple[np.ndarray, list[tuple]]:
+    """The first image on the canvas and, per shown pair, (titles, density A, density B)
+    over the pixels both models saw (0 elsewhere)."""
+    import cv2
+
+    from vitexplorer.core.compare import canvas_geometry, on_canvas
+
+    xa, xb = comp.first
+    ma, seen_a = on_canvas(xa.head_maps().numpy(), xa.geometry, size)
+    mb, seen_b = on_canvas(xb.head_maps().numpy(), xb.geometry, size)
+    ra, _ = on_canvas(xa.map("rollout")[None], xa.geometry, size)
+    rb, _ = on_canvas(xb.map("rollout")[None], xb.geometry, size)
+    both = seen_a & seen_b
+
+    def density(m: np.ndarray) -> np.ndarray:
+        d = np.where(both, m, 0.0)
+        return d / max(d.sum(), 1e-300)
+
+    hc, wc = canvas_geometry(xa.geometry, size).image_size
+    image = cv2.resize(xa.image, (wc, hc), interpolation=cv2.INTER_AREA)
+    rows = [((f"{comp.labels[0]}\nfused rollout", f"{comp.labels[1]}\nfused rollout",
+              f"JS {comp.rollout_distance:.3f} (mean)"), density(ra[0]), density(rb[0]))]
+    for i, j in sorted(comp.matches, key=lambda m: comp.cost[m])[:n_pairs]:
+        (la, ha), (lb, hb) = comp.cells[0][i], comp.cells[1][j]
+        rows.append(((f"A {la}.{ha}", f"B {lb}.{hb}", f"JS {comp.cost[i, j]:.3f}"),
+                     density(ma[la, ha]), density(mb[lb, hb])))
+    return image, rows
+
+
+def comparison_figure(comp, n_pairs: int = 6, size: int = 224, cmap: str = "inferno"
+                      ) -> Figure:
+    """The fused rollouts and the ``n_pairs`` best-matched heads of two models side by side
+    on the first image: A and B on one colour scale per row (share of the map per pixel),
+    and their difference A - B (blue: B higher, red: A higher)."""
+    image, rows = _pair_rows(comp, size, n_pairs)
+    h, w = image.shape[:2]
+    cell = 2.2
+    fig = Figure(figsize=(3 * cell * w / h * 1.25 + 0.5, cell * len(rows) + 0.9),
+                 layout="constrained")
+    axes = fig.subplots(len(rows), 3, squeeze=False)
+    for r, (titles, da, db) in enumerate(rows):
+        hi = max(float(da.max()), float(db.max()), 1e-12)
+        for c, d in enumerate((da, db)):
+            ax = axes[r, c]
+            ax.imshow(image)
+            im = ax.imshow(d, cmap=cmap, vmin=0, vmax=hi, alpha=0.65)
+            ax.set_title(titles[c], fontsize=7)
+        fig.colorbar(im, ax=axes[r, :2], shrink=0.8, label="share per pixel")
+        lim = max(float(np.abs(da - db).max()), 1e-12)
+        ax = axes[r, 2]
+        ax.imshow(image)
+        im = ax.imshow(da - db, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.75)
+        ax.set_title(f"A − B, {titles[2]}", fontsize=7)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        for ax in axes[r]:
+            ax.set_axis_off()
+    fig.suptitle(f"A: {comp.labels[0]}  vs  B: {comp.labels[1]}, matched heads "
+                 f"(Hungarian on the mean JS distance over {comp.n_images} images); "
+                 f"shown on {Path(comp.sources[0]).name}", fontsize=8)
     return fig
