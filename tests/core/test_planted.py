@@ -18,10 +18,15 @@ from vitexplorer.core.analysis import analyze
 from vitexplorer.core.images import load_image
 from vitexplorer.core.models import LoadedModel, model_data_config
 from vitexplorer.core.relations import cluster_heads
+from vitexplorer.core.stability import label_stability
 
 AXIS_OF = {"foreground": "fg_bg", "background": "fg_bg", "edge": "edge_texture",
            "texture": "edge_texture", "local": "range", "global": "range",
            "uniform": "range"}
+
+
+def horse_mask() -> np.ndarray:
+    return load_image(TEST_IMAGES / "horse.png").mean(2) < 128
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +36,7 @@ def planted():
     cfg.update(mean=(0.5,) * 3, std=(0.5,) * 3, crop_pct=1.0)
     loaded = LoadedModel(model, "planted-vit", "planted-vit", "random", cfg,
                          torch.device("cpu"))
-    horse = load_image(TEST_IMAGES / "horse.png").mean(2) < 128
+    horse = horse_mask()
     h, w = horse.shape
     grass = load_image(TEST_IMAGES / "grass.png")[:h, :w].astype(np.float32) * 0.4 + 10
     soft = cv2.GaussianBlur(horse.astype(np.float32), (0, 0), 1.0)[..., None]
@@ -64,3 +69,26 @@ def test_planted_twins_cluster_together(planted):
         assert cl.cluster_of(0, a) == cl.cluster_of(0, b)
     others = [h for h in EXPECTED if h not in {x for t in TWINS for x in t}]
     assert len({cl.cluster_of(0, h) for h in others}) == len(others)
+
+
+def test_planted_labels_are_stable_except_texture_under_rescaling(planted):
+    """The planted detectors do not care about mirroring or a slight colour jitter, and the
+    brightness, edge and position heads not about a 5% rescale either; the texture head's key
+    is a 1-px checkerboard filter, which resampling the image blurs away: it keeps its label
+    under hflip and jitter only, so its share is exactly 2 of 4."""
+    analysis, _ = planted
+    st = label_stability(analysis.loaded, analysis, mask=horse_mask())
+    for head, label in EXPECTED.items():
+        share = st[AXIS_OF[label]][1, head]
+        assert share == (0.5 if label == "texture" else 1.0), (head, label, share)
+    flip = label_stability(analysis.loaded, analysis, mask=horse_mask(), kinds=("hflip",))
+    scale = label_stability(analysis.loaded, analysis, mask=horse_mask(), kinds=("scale+5%",))
+    assert flip["edge_texture"][1, 3] == 1.0 and scale["edge_texture"][1, 3] == 0.0
+
+
+def test_a_mask_without_a_name_does_not_replace_the_cached_table(planted):
+    analysis, _ = planted
+    given = analysis.head_table(mask=~horse_mask())
+    own = analysis.head_table()
+    assert given.meta["mask"] == "given mask" and own.meta["mask"] == "rollout"
+    assert not np.allclose(given.scores["fg_score"], own.scores["fg_score"])

@@ -12,7 +12,7 @@ from vitexplorer.core.heads import NULL_SET, HeadTable
 from vitexplorer.core.importance import head_importance
 from vitexplorer.core.profile import aggregate
 from vitexplorer.core.relations import cluster_heads, js_distances, layer_divergence
-from vitexplorer.core.stability import PERTURBATIONS, label_stability, perturb
+from vitexplorer.core.stability import PERTURBATIONS, perturb
 
 
 def loop_js(p, q):
@@ -57,42 +57,65 @@ def test_layer_divergence():
     assert div[0] == pytest.approx(0.0, abs=1e-9) and div[1] > 0.2
 
 
-def test_ablation_matches_naive_full_forwards():
-    model = small_model("vit_small_patch16_224", depth=3, img_size=64)
-    x = torch.randn(1, 3, 64, 64)
+def naive_ablation(model, x, layer: int, head: int) -> torch.Tensor:
+    """Log-probabilities of one full forward with ``head``'s slice of block ``layer``'s
+    projection input zeroed (the head's output removed; no reuse of the block inputs)."""
+    attn = model.blocks[layer].attn
+    hd = attn.proj.in_features // attn.num_heads
+
+    def zero(_m, args):
+        o = args[0].clone()
+        o[..., head * hd:(head + 1) * hd] = 0
+        return (o,)
+
+    handle = attn.proj.register_forward_pre_hook(zero)
+    try:
+        with torch.inference_mode():
+            return torch.log_softmax(model(x), -1)[0]
+    finally:
+        handle.remove()
+
+
+def assert_matches_naive(model, x, cells) -> None:
     got = head_importance(model, x)
     with torch.inference_mode():
         base = torch.log_softmax(model(x), -1)[0]
     target = got["target"]
     assert target == int(base.argmax())
-    for li, h in ((0, 0), (1, 4), (2, 5)):
-        attn = model.blocks[li].attn
-        hd = attn.head_dim
-
-        def zero(_m, args, h=h, hd=hd):
-            o = args[0].clone()
-            o[..., h * hd:(h + 1) * hd] = 0
-            return (o,)
-
-        handle = attn.proj.register_forward_pre_hook(zero)
-        with torch.inference_mode():
-            lp = torch.log_softmax(model(x), -1)[0]
-        handle.remove()
+    for li, h in cells:
+        lp = naive_ablation(model, x, li, h)
         assert got["logprob_drop"][li, h].item() == pytest.approx(
-            (base[target] - lp[target]).item(), abs=1e-4)
+            (base[target] - lp[target]).item(), abs=1e-4), (li, h)
         kl = (base.exp() * (base - lp)).sum().item()
-        assert got["kl"][li, h].item() == pytest.approx(kl, abs=1e-4)
+        assert got["kl"][li, h].item() == pytest.approx(kl, abs=1e-4), (li, h)
+
+
+def test_ablation_matches_naive_full_forwards():
+    model = small_model("vit_small_patch16_224", depth=3, img_size=64)
+    assert_matches_naive(model, torch.randn(1, 3, 64, 64), ((0, 0), (1, 4), (2, 5)))
 
 
 @pytest.mark.parametrize("name", ["eva02_tiny_patch14_224", "beit_base_patch16_224",
                                   "deit_tiny_distilled_patch16_224"])
 def test_ablation_reruns_other_families_exactly(name):
+    """The blocks rerun from their kept inputs (with EVA's rotary embedding, BEiT's relative
+    position bias, DeiT's distillation token) give what a full forward gives, every head.
+    timm's initialisation leaves EVA's and BEiT's heads ~1e-5 nats of effect (below the
+    tolerance): unit-scale weights make every head matter (drops of 0.03-0.3 nats)."""
     model = small_model(name, depth=2, num_classes=10)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if p.ndim == 2:
+                p.normal_(0.0, p.shape[1] ** -0.5)
+            elif p.ndim > 2:
+                p.normal_(0.0, 0.1)
+            elif "gamma" in pname or pname.endswith(".weight"):  # layer scale, norms
+                p.fill_(1.0)
     size = model.pretrained_cfg["input_size"][1:]
-    x = torch.randn(1, 3, *size)
-    got = head_importance(model, x)
-    assert got["kl"].shape == (2, model.blocks[0].attn.num_heads)
-    assert (got["kl"] >= -1e-6).all() and got["kl"].abs().sum() > 0
+    heads = model.blocks[0].attn.num_heads
+    assert_matches_naive(model, torch.randn(1, 3, *size),
+                         [(li, h) for li in range(2) for h in range(heads)])
 
 
 def _table(labels: list[str]) -> HeadTable:
@@ -153,11 +176,3 @@ def test_random_init_model_gets_no_confident_labels(random_vit):
         assert (table.labels["range"] == "uniform").all()
         assert all(str(v) in NULL_SET for v in table.labels["edge_texture"].ravel())
 
-
-def test_label_stability_shape_and_range(random_vit):
-    a = analyze(random_vit, TEST_IMAGES / "coins.png")
-    st = label_stability(random_vit, a, kinds=("hflip", "jitter"))
-    for axis, share in st.items():
-        assert share.shape == (12, 6)
-        assert ((share >= 0) & (share <= 1)).all(), axis
-    assert st["range"].mean() == 1.0  # uniform heads stay uniform

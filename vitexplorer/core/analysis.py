@@ -284,22 +284,30 @@ class Analysis:
 
     def head_table(self, mode: str = "rollout", mask: np.ndarray | None = None,
                    mask_name: str | None = None) -> HeadTable:
-        """Scores and labels of every head (:func:`vitexplorer.core.heads.score_heads`),
-        cached per mask source."""
-        key = ("table", mask_name or mode)
+        """Scores and labels of every head (:func:`vitexplorer.core.heads.score_heads`)
+        against the foreground ``mask`` (bool ``[H, W]`` on the image), or one made by
+        ``mode`` (``rollout``, ``grabcut``: :meth:`foreground_mask`) when there is none.
+
+        Cached per mask source: ``mode``, or ``mask_name`` for a given mask; a mask given
+        without a name is scored anew each time (it cannot be told apart from another).
+        """
         if self.ranges is None:
             raise ValueError("this analysis was captured without the head statistics "
                              "(stream(..., ranges=False)); capture again to score heads")
-        if key not in self._cache:
-            fg = self.foreground_mask(mode, mask)
-            meta = {"source": self.source, "model": self.model_label,
-                    "mask": mask_name or mode, "layers": self.num_layers,
-                    "heads": self.num_heads}
-            self._cache[key] = score_heads(
-                self.head_maps().numpy(), self.ranges, self.layout, self.model_view,
-                grid_coverage(fg, self.geometry), self.patch_size, self.valid_tokens(),
-                self.prefix_share().numpy(), meta)
-        return self._cache[key]
+        name = mask_name or (mode if mask is None else "given mask")
+        key = ("table", name)
+        if key in self._cache and (mask is None or mask_name is not None):
+            return self._cache[key]
+        fg = self.foreground_mask(mode, mask)
+        meta = {"source": self.source, "model": self.model_label, "mask": name,
+                "layers": self.num_layers, "heads": self.num_heads}
+        table = score_heads(
+            self.head_maps().numpy(), self.ranges, self.layout, self.model_view,
+            grid_coverage(fg, self.geometry), self.patch_size, self.valid_tokens(),
+            self.prefix_share().numpy(), meta)
+        if mask is None or mask_name is not None:
+            self._cache[key] = table
+        return table
 
     def patch_query(self, layer: int, head: int | None, row: int, col: int,
                     compute: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
