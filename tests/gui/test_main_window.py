@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QThread, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication, QImage
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QScrollArea
 
 from tests.conftest import TEST_IMAGES
 from tests.gui.conftest import open_and_wait
@@ -437,3 +437,36 @@ def test_the_sample_image_is_not_a_recent_file(qtbot, settings, window):
 
     open_and_wait(qtbot, window, sample_image())
     assert settings.get("files/recent") == []
+
+
+def test_window_fits_1024x700_and_never_grows_by_itself(qtbot, window, chelsea):
+    window.resize(1024, 700)
+    qtbot.waitUntil(lambda: window.size().toTuple() == (1024, 700), timeout=5000)
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1024 and hint.height() <= 700
+    open_and_wait(qtbot, window, chelsea)
+    window.banner.show_message("A long error message " * 12, [("Open weights file…", print),
+                                                             ("Choose model…", print)])
+    with qtbot.waitSignal(window.rendered, timeout=60000):
+        window.groups_panel.importance.click()
+    qtbot.wait(50)
+    assert window.size().toTuple() == (1024, 700)
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1024 and hint.height() <= 700, "docks scroll instead of growing"
+    assert window.findChild(QScrollArea, "scroll-Map and head scores").isAncestorOf(
+        window.head_panel)
+
+
+def test_head_grid_tooltips_and_cluster_separators(qtbot, window, chelsea):
+    open_and_wait(qtbot, window, chelsea)
+    groups = window.state.a.head_groups
+    r = window.grid.cell_rect(1, 2)
+    tip = window.grid.tooltip_at(r.center().x(), r.center().y())
+    assert tip.startswith("Layer 1, head 2\n")
+    assert f"group: {groups.table.group(1, 2)}" in tip
+    assert f"cluster {groups.clustering.cluster_of(1, 2)}" in tip
+    window.state.update(sort_by_cluster=True)
+    order = groups.clustering.ordered_cells()
+    labels = [groups.clustering.cluster_of(*c) for c in order]
+    expected = [i for i in range(1, len(order)) if labels[i] != labels[i - 1]]
+    assert window.grid.cluster_starts() == expected

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+)
 
 
 class Banner(QFrame):
-    """Shows a message and buttons; hidden until :meth:`show_message`."""
+    """Shows a message and buttons; hidden until :meth:`show_message`.
+
+    The text takes the banner's full width and the buttons sit in a row below it, so a
+    long message never wraps into a narrow column beside wide buttons.
+    """
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -16,12 +29,18 @@ class Banner(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setStyleSheet("#banner { background: palette(alternate-base); "
                            "border: 1px solid #d9a400; border-radius: 4px; }")
-        self._layout = QHBoxLayout(self)
-        self._layout.setContentsMargins(8, 4, 4, 4)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(8, 4, 4, 4)
+        outer.setSpacing(2)
+        top = QHBoxLayout()
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self._layout.addWidget(self.label, 1)
+        top.addWidget(self.label, 1)
+        outer.addLayout(top)
+        self._layout = QHBoxLayout()
+        self._layout.addStretch(1)
+        outer.addLayout(self._layout)
         self._buttons: list[QPushButton] = []
         close = QToolButton()
         close.setText("✕")
@@ -29,7 +48,7 @@ class Banner(QFrame):
         close.setToolTip("Dismiss")
         close.clicked.connect(self.hide)
         self._close = close
-        self._layout.addWidget(close)
+        top.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         self.hide()
 
     def show_message(self, text: str, actions: list[tuple[str, Callable[[], None]]] = ()) -> None:
@@ -40,7 +59,7 @@ class Banner(QFrame):
         for label, fn in actions:
             b = QPushButton(label)
             b.clicked.connect(fn)
-            self._layout.insertWidget(self._layout.count() - 1, b)
+            self._layout.addWidget(b)
             self._buttons.append(b)
         self.show()
 

@@ -22,6 +22,12 @@ QUERY_MODES = {"off": "off", "row": "where the patch looks (row)",
                "column": "what looks at the patch (column)"}
 
 
+def compact(combo: QComboBox, chars: int = 10) -> None:
+    """Let a combo box shrink to ``chars`` characters (a narrow dock scrolls less)."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+
+
 class ControlsPanel(QWidget):
     """Method, class, layer, head, colormap, opacity, scaling, contour and patch query.
 
@@ -74,6 +80,9 @@ class ControlsPanel(QWidget):
                          ("", self.contour), ("Patch query", self.query)):
             form.addRow(label, w)
         self._form = form
+        for combo in (self.method, self.target, self.fusion, self.cmap, self.scaling,
+                      self.query):
+            compact(combo)
         for sig in (self.method.currentIndexChanged, self.target.currentIndexChanged,
                     self.fusion.currentIndexChanged, self.discard.valueChanged,
                     self.layer.valueChanged, self.head.valueChanged,

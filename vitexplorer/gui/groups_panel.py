@@ -15,10 +15,30 @@ from PySide6.QtWidgets import (
 )
 
 from vitexplorer.core.constants import GROUP_COLOURS
+from vitexplorer.gui.controls import compact
 from vitexplorer.gui.similarity_view import SimilarityView
 from vitexplorer.gui.state import HeadGroups, ViewState
 
 ROLE_CELLS = Qt.ItemDataRole.UserRole
+#: the score behind each group (core.heads.HeadTable.strength divides it by its threshold)
+GROUP_SCORES = {"foreground": "fg_score", "background": "fg_score", "edge": "edge_lift",
+                "texture": "texture_share", "colour": "colour_score",
+                "local": "distance_ratio", "global": "distance_ratio"}
+
+
+def describe_head(groups: HeadGroups, layer: int, head: int) -> str:
+    """One line: the head's group and the score that put it there, its cluster, importance."""
+    table = groups.table
+    group = table.group(layer, head)
+    parts = [f"group: {group}"]
+    key = GROUP_SCORES.get(group)
+    if key is not None:
+        parts[0] += (f" ({key} {table.scores[key][layer, head]:.3f}, "
+                     f"{table.strength(group, layer, head):.2f}x threshold)")
+    parts.append(f"cluster {groups.clustering.cluster_of(layer, head)}")
+    if "logprob_drop" in table.scores:
+        parts.append(f"ablation log-p drop {table.scores['logprob_drop'][layer, head]:.3f}")
+    return " · ".join(parts)
 
 
 class GroupsPanel(QWidget):
@@ -39,6 +59,8 @@ class GroupsPanel(QWidget):
         self.sort = QComboBox()
         self.sort.addItems(["by layer", "by similarity cluster"])
         self.sort.setToolTip("Order of the head grid")
+        compact(self.mask)
+        compact(self.sort)
         form.addRow("Foreground", self.mask)
         form.addRow("Sort grid", self.sort)
         lay.addLayout(form)
@@ -48,7 +70,7 @@ class GroupsPanel(QWidget):
         self.tree.setToolTip("Click a group to show only its heads in the grid; "
                              "double-click a head to select it")
         lay.addWidget(self.tree, 2)
-        self.importance = QPushButton("Compute head importance (ablation)")
+        self.importance = QPushButton("Head importance (ablation)")
         self.importance.setToolTip("Remove each head in turn and measure the change of the "
                                    "prediction; runs in the background")
         lay.addWidget(self.importance)

@@ -32,13 +32,13 @@ from vitexplorer.gui.banner import Banner
 from vitexplorer.gui.controls import ControlsPanel
 from vitexplorer.gui.dialogs import show_error
 from vitexplorer.gui.groups_controller import GroupsController
-from vitexplorer.gui.groups_panel import GroupsPanel
+from vitexplorer.gui.groups_panel import GroupsPanel, describe_head
 from vitexplorer.gui.head_grid import HeadGrid
 from vitexplorer.gui.head_panel import HeadPanel
 from vitexplorer.gui.image_view import ImageView
 from vitexplorer.gui.map_controller import Frame, MapController
 from vitexplorer.gui.qimage import to_pixmap
-from vitexplorer.gui.remembered import restore_state, save_state
+from vitexplorer.gui.remembered import default_docks, restore_state, save_state
 from vitexplorer.gui.settings import Settings
 from vitexplorer.gui.state import HeadGroups, ViewState
 from vitexplorer.gui.tasks import TaskRunner
@@ -76,6 +76,7 @@ class MainWindow(TransferMixin, QMainWindow):
         self._model_spec = model or self.settings.get("model/spec")
         self._weights = weights or self.settings.get("model/weights")
         self.setAcceptDrops(True)
+        self._first_show = True
         self._build()
         self._wire()
         self.actions_ = build_actions(self)
@@ -94,6 +95,7 @@ class MainWindow(TransferMixin, QMainWindow):
         lay.addWidget(self.banner)
         lay.addWidget(self.view, 1)
         self.setCentralWidget(central)
+        self.docks: dict[str, QDockWidget] = {}
         self.controls = ControlsPanel(self.state)
         self.grid = HeadGrid()
         self.head_panel = HeadPanel()
@@ -102,7 +104,9 @@ class MainWindow(TransferMixin, QMainWindow):
         self._dock("Heads", self.grid, Qt.DockWidgetArea.RightDockWidgetArea, scroll=False)
         self._dock("Map and head scores", self.head_panel,
                    Qt.DockWidgetArea.RightDockWidgetArea, name="Selected head")
-        self._dock("Groups", self.groups_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Groups", self.groups_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Selected head"], self.docks["Groups"])
+        self.docks["Selected head"].raise_()
         self.status_text = QLabel()
         self._idle_message = "Ready."
         self.progress = QProgressBar()
@@ -124,11 +128,15 @@ class MainWindow(TransferMixin, QMainWindow):
         """A dock whose content scrolls instead of being clipped when the window is small."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{name or title}")
+        self.docks[name or title] = dock
         if scroll:
             area_widget = QScrollArea()
+            area_widget.setObjectName(f"scroll-{title}")
             area_widget.setWidgetResizable(True)
             area_widget.setFrameShape(QScrollArea.Shape.NoFrame)
             area_widget.setWidget(widget)
+            area_widget.setMinimumWidth(widget.minimumSizeHint().width() +
+                                        area_widget.verticalScrollBar().sizeHint().width())
             widget = area_widget
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
@@ -154,6 +162,8 @@ class MainWindow(TransferMixin, QMainWindow):
         self.groups_controller.message.connect(self.message)
         self.groups_panel.importance_requested.connect(self.groups_controller.compute_importance)
         slot.head_groups_changed.connect(self._show_groups)
+        slot.finished_changed.connect(
+            lambda f: self._show_groups(f.head_groups) if f.head_groups is not None else None)
         self.grid.selected.connect(s.select_head)
         self.grid.step_requested.connect(self._step_head)
         self.view.clicked.connect(self.maps.query_at)
@@ -164,6 +174,14 @@ class MainWindow(TransferMixin, QMainWindow):
         """Load the model and open ``path`` (default: the bundled sample image)."""
         self.load_model(self._model_spec, self._weights)
         self.open_path(path or str(sample_image()))
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._first_show:
+            self._first_show = False
+            if not self.settings.get("window/state") or self.settings.get(
+                    "window/state").isEmpty():
+                default_docks(self)
 
     def closeEvent(self, event) -> None:
         self.tasks.cancel()
@@ -283,7 +301,7 @@ class MainWindow(TransferMixin, QMainWindow):
             self._order_grid()
 
     def _show_groups(self, groups: HeadGroups) -> None:
-        """Frames and grid order for a new head table."""
+        """Frames, tooltips, importance bars and grid order for a new head table."""
         from PySide6.QtGui import QColor
 
         from vitexplorer.core.constants import GROUP_COLOURS
@@ -293,13 +311,19 @@ class MainWindow(TransferMixin, QMainWindow):
         cells = [(li, h) for li in range(n_l) for h in range(n_h)]
         colours = {c: QColor(GROUP_COLOURS[str(names[c])]) for c in cells
                    if names[c] != "none"}
-        self.grid.set_frames(colours, {c: str(names[c]) for c in cells})
+        self.grid.set_frames(colours, {c: describe_head(groups, *c) for c in cells})
+        drop = groups.table.scores.get("logprob_drop")
+        self.grid.set_heat(None if drop is None else
+                           np.clip(drop, 0, None) / max(float(drop.max()), 1e-9))
         self._order_grid()
 
     def _order_grid(self) -> None:
         groups = self.state.a.head_groups
-        by_cluster = self.state.sort_by_cluster and groups is not None
-        self.grid.set_order(groups.clustering.ordered_cells() if by_cluster else None)
+        if not (self.state.sort_by_cluster and groups is not None):
+            self.grid.set_order(None)
+            return
+        order = groups.clustering.ordered_cells()
+        self.grid.set_order(order, [groups.clustering.cluster_of(*c) for c in order])
 
     def _show_frame(self, frame: Frame) -> None:
         o = frame.options

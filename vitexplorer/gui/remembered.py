@@ -43,6 +43,19 @@ def _valid(field: str, value) -> bool:
     return field not in choices or value in choices[field]
 
 
+def default_docks(w: MainWindow) -> None:
+    """First start: controls a fifth of the width on the left, heads and scores a third on
+    the right (heads above, scores and groups tabbed below)."""
+    from PySide6.QtCore import Qt
+
+    d = w.docks
+    width, height = w.width(), w.height()
+    w.resizeDocks([d["Controls"], d["Heads"]], [max(200, width // 5), max(300, width // 3)],
+                  Qt.Orientation.Horizontal)
+    w.resizeDocks([d["Heads"], d["Selected head"]], [height // 2, height // 2],
+                  Qt.Orientation.Vertical)
+
+
 def save_state(w: MainWindow) -> None:
     s = w.settings
     s.set("window/geometry", w.saveGeometry())
