@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "the similarity figure goes next to it as *_similarity.*")
     hd.add_argument("--importance", action="store_true",
                     help="also ablate every head (drop in target log-probability, KL)")
+    hd.add_argument("--tokens", action="store_true",
+                    help="high-norm artifact tokens (Darcet et al. 2024): where they sit and "
+                         "the share of each head's map they absorb (column artifact_share); "
+                         "with --figure also *_tokens (norms, maps with them masked)")
     hd.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
     ba = sub.add_parser("batch", help="process folders: overlays, maps, head tables, profile")
@@ -233,7 +237,8 @@ def _models(args: argparse.Namespace) -> int:
 
 
 TABLE_COLUMNS = ("fg_score", "fg_jaccard", "edge_lift", "texture_share", "colour_score",
-                 "distance_ratio", "entropy", "prefix_share", "logprob_drop", "kl")
+                 "distance_ratio", "entropy", "prefix_share", "logprob_drop", "kl",
+                 "artifact_share")
 
 
 def _heads(args: argparse.Namespace) -> int:
@@ -249,6 +254,9 @@ def _heads(args: argparse.Namespace) -> int:
 
     outputs = [p for p in (args.json, args.csv, args.figure) if p is not None]
     if args.figure is not None:
+        if args.tokens:
+            outputs.insert(0, args.figure.with_name(f"{args.figure.stem}_tokens"
+                                                    f"{args.figure.suffix}"))
         outputs.append(args.figure.with_name(f"{args.figure.stem}_similarity"
                                              f"{args.figure.suffix}"))
     clash = [p for p in outputs if p.exists()]
@@ -266,6 +274,10 @@ def _heads(args: argparse.Namespace) -> int:
         table.scores["logprob_drop"] = imp["logprob_drop"].numpy().astype(float)
         table.scores["kl"] = imp["kl"].numpy().astype(float)
         table.meta["importance_target"] = imp["target"]
+    if args.tokens:
+        from vitexplorer.cli_science import add_tokens
+
+        add_tokens(loaded, analysis, table, outputs[0] if args.figure else None)
     print(format_table(table))
     if args.json:
         write_atomic(args.json, table.to_json())

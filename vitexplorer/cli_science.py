@@ -199,3 +199,30 @@ def _with_progress(quiet: bool, work):
         signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
+
+
+def add_tokens(loaded, analysis, table, figure: Path | None = None) -> None:
+    """``heads --tokens``: the artifact-share column and the flagged tokens in the table's
+    metadata (JSON), a line per block with artifacts, and optionally the tokens figure."""
+    from vitexplorer.core.tokens import absorbed_share, artifacts_of
+
+    art = artifacts_of(loaded.model, analysis.model_input().to(loaded.device))
+    table.scores["artifact_share"] = absorbed_share(analysis.rows.numpy(), art.attended(),
+                                                    analysis.layout)
+    table.meta["artifact_factor"] = art.factor
+    table.meta["artifact_tokens"] = art.listing()
+    n = analysis.layout.grid[0] * analysis.layout.grid[1]
+    for entry in table.meta["artifact_tokens"]:
+        if entry["tokens"]:
+            where = ", ".join(f"({t['row']},{t['col']}) {t['ratio']:.0f}x"
+                              for t in entry["tokens"][:6])
+            print(f"block {entry['layer']}: {len(entry['tokens'])} of {n} patch tokens above "
+                  f"{art.factor:g}x the median norm: {where}", file=sys.stderr)
+    if not any(e["tokens"] for e in table.meta["artifact_tokens"]):
+        print(f"no patch token above {art.factor:g}x its block's median norm",
+              file=sys.stderr)
+    if figure is not None:
+        from vitexplorer.core.figures import save_figure
+        from vitexplorer.core.science_figures import tokens_figure
+
+        save_figure(tokens_figure(analysis, art), figure)

@@ -51,3 +51,18 @@ def test_compare_command(tmp_path, images_dir, capsys):
     assert main(["compare", str(images_dir / "coins.png"), "-o", str(out), *TINY]) == 2
     assert main(["compare", str(images_dir / "coins.png"), "-o", str(out), "--model",
                  "vit_tiny_patch16_224", "--weights", "random", "--weights", "random"]) == 1
+
+
+def test_heads_tokens_columns(tmp_path, images_dir):
+    import csv
+    import json
+
+    js, cs, fig = tmp_path / "t.json", tmp_path / "t.csv", tmp_path / "t.png"
+    rc = main(["heads", str(images_dir / "coins.png"), *TINY, "--tokens", "--json", str(js),
+               "--csv", str(cs), "--figure", str(fig)])
+    assert rc == 0
+    data = json.loads(js.read_text())
+    assert len(data["meta"]["artifact_tokens"]) == 12
+    assert all(0 <= h["artifact_share"] <= 1 for h in data["heads"])
+    assert "artifact_share" in next(csv.DictReader(cs.open()))
+    assert (tmp_path / "t_tokens.png").read_bytes().startswith(b"\x89PNG")

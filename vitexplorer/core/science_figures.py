@@ -101,3 +101,39 @@ def comparison_figure(comp, n_pairs: int = 6, size: int = 224, cmap: str = "infe
                  f"(Hungarian on the mean JS distance over {comp.n_images} images); "
                  f"shown on {Path(comp.sources[0]).name}", fontsize=8)
     return fig
+
+
+def tokens_figure(analysis, art, cmap: str = "inferno") -> Figure:
+    """Artifact tokens of one image: the output-token norms of every block (flagged tokens
+    ringed), then the heads of the block whose maps they take most from, as captured and
+    with them masked out (Darcet et al. 2024)."""
+    from vitexplorer.core.tokens import absorbed_share, masked_maps
+
+    keys = art.attended()
+    share = absorbed_share(analysis.rows.numpy(), keys, analysis.layout)
+    layer = int(share.mean(1).argmax()) if keys.any() else analysis.num_layers - 1
+    maps = analysis.head_maps().numpy()
+    masked = masked_maps(maps, keys)
+    norms = art.patch_norms()
+    n_l, n_h = norms.shape[0], analysis.num_heads
+    cols = max(n_l, n_h)
+    fig = Figure(figsize=(1.3 * cols + 1, 4.6), layout="constrained")
+    axes = fig.subplots(3, cols, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for li in range(n_l):
+        ax = axes[0, li]
+        ax.imshow(norms[li], cmap="viridis")
+        r, c = np.nonzero(art.flags[li])
+        ax.scatter(c, r, s=30, facecolors="none", edgecolors="red", linewidths=1)
+        ax.set_title(f"block {li}: {int(art.flags[li].sum())}", fontsize=6)
+    for h in range(n_h):
+        for row, m, what in ((1, maps, "as captured"), (2, masked, "artifacts masked")):
+            ax = axes[row, h]
+            ax.imshow(m[layer, h], cmap=cmap)
+            ax.set_title(f"{layer}.{h} {what}" + (f"\nabsorbed {share[layer, h]:.0%}"
+                                                  if row == 1 else ""), fontsize=6)
+    fig.suptitle(f"{Path(analysis.source).name}: {analysis.model_label}. Top: output-token "
+                 f"norms per block (ringed: > {art.factor:g}x the block's median); below: "
+                 f"heads of block {layer}", fontsize=8)
+    return fig
