@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vitexplorer import __version__
-from vitexplorer.core.analysis import Analysis, add_gradients
+from vitexplorer.core.analysis import Analysis
 from vitexplorer.core.batch import (
     BatchError,
     BatchResult,
@@ -178,7 +178,7 @@ def evaluate_image(item: Item, loaded: LoadedModel, opts: EvaluateOptions) -> di
         if m in CLASS_METHODS:
             if not classifier:
                 continue
-            add_gradients(loaded, a, target)
+            a.ensure_gradients(target)
         maps[m] = a.map(m, target=target)
     # a random map of its own for each image, the same on every run
     maps[RANDOM] = random_map(a.layout.grid, opts.seed + shard_of(item, 2**31))
