@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vitexplorer import __version__
 from vitexplorer.cli import main
+from vitexplorer.core.analysis import analyze
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--model", "vit_tiny_patch16_224", "--weights", "random"]
@@ -27,14 +29,31 @@ def test_export_formats(tmp_path, images_dir, fmt, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
-def test_export_grid_and_class_methods(tmp_path, images_dir):
-    for extra in (["--grid"], ["--grid", "all"], ["--method", "relevance", "--class", "3"],
-                  ["--method", "grad-rollout"], ["--method", "rollout", "--discard", "0.5",
-                                                 "--fusion", "max"]):
-        out = tmp_path / f"{'_'.join(extra)}.png"
+def test_export_options_reach_the_figure(tmp_path, images_dir, tiny_loaded, monkeypatch):
+    """Each option changes the picture it should change (decoded pixels compared): a grid of
+    every layer is taller than one layer's, the class picks the gradient map, discard and
+    fusion each change the rollout, and the default class is the top-1. (The 3-block model
+    at 64 px of the core tests stands in for the loaded one: ten exports.)"""
+    from PIL import Image
+
+    monkeypatch.setattr("vitexplorer.core.models.load_model", lambda *a, **k: tiny_loaded)
+
+    def export(*extra: str) -> np.ndarray:
+        out = tmp_path / f"{'_'.join(extra) or 'default'}.png"
         assert main(["export", str(images_dir / "coins.png"), "-o", str(out), *TINY,
                      *extra]) == 0
-        assert out.stat().st_size > 1000
+        return np.asarray(Image.open(out).convert("RGB"))
+
+    layer, every = export("--grid"), export("--grid", "all")
+    assert every.shape[0] > 1.5 * layer.shape[0]
+    rel3, rel4 = (export("--method", "relevance", "--class", c) for c in ("3", "4"))
+    assert rel3.shape == rel4.shape and not np.array_equal(rel3, rel4)
+    rollout = export("--method", "rollout")
+    for extra in (("--discard", "0.5"), ("--fusion", "max")):
+        assert not np.array_equal(rollout, export("--method", "rollout", *extra)), extra
+    top1 = str(analyze(tiny_loaded, images_dir / "coins.png").top_k(1)[0][0])
+    assert np.array_equal(export("--method", "grad-rollout"),
+                          export("--method", "grad-rollout", "--class", top1))
 
 
 def test_export_refuses_to_overwrite(tmp_path, images_dir, capsys):

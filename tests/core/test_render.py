@@ -37,11 +37,18 @@ def test_overlay_leaves_cropped_out_pixels_alone():
     assert (out[:, :19] == 77).all() and (out[:, 25:] != 77).any()
 
 
-def test_contour_is_drawn():
+def test_contour_outlines_the_union_of_the_mass_region():
+    """60% of this map's mass needs two patches ((0, 0) and (0, 1): image rows 0-19, columns
+    0-39): one outline around both, in the contour colour, nothing inside or elsewhere."""
     img = np.zeros((40, 60, 3), np.uint8)
-    grid = np.array([[0.9, 0.05, 0.05], [0.0, 0.0, 0.0]])
-    out = overlay(img, grid, GEOM, opacity=0.0, contour=0.6)
-    assert (out != 0).any()
+    grid = np.array([[0.5, 0.3, 0.2], [0.0, 0.0, 0.0]])
+    out = overlay(img, grid, GEOM, opacity=0.0, contour=0.6, contour_color=(0, 255, 255))
+    drawn = out.any(-1)
+    for r, c in ((10, 0), (10, 39), (0, 30), (19, 30), (0, 10), (19, 10)):
+        assert drawn[r, c], (r, c)
+    assert not drawn[3:17, 3:37].any()  # no line between the two patches
+    assert not drawn[22:].any() and not drawn[:, 42:].any()
+    assert (out[drawn][:, 0] == 0).all() and (out[drawn][:, 1] == out[drawn][:, 2]).all()
 
 
 def test_percentile_range_ignores_one_outlier():
