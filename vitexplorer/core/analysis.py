@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vitexplorer.core import masks
+from vitexplorer.core import masks, preview
 from vitexplorer.core import rollout as ro
 from vitexplorer.core.capture import StopCheck, TokenLayout
 from vitexplorer.core.constants import METHODS
@@ -89,6 +89,14 @@ class Analysis:
                    s.fused[index].clone(), ranges, s.logits[index], loaded.label,
                    None if calls is None else recompute,
                    loaded.class_names, policy, pre.model_view, loaded)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: the image, top classes and every head's map."""
+        return preview.to_html(self)
+
+    def _repr_png_(self) -> bytes:
+        """Where a notebook shows no HTML: the grid of every head's map."""
+        return preview.png_bytes(preview.head_grid(self))
 
     @property
     def num_layers(self) -> int:
