@@ -30,7 +30,12 @@ import torch
 
 from vitexplorer import __version__
 from vitexplorer.core.analysis import Analysis
-from vitexplorer.core.constants import IMAGE_SUFFIXES
+from vitexplorer.core.constants import (
+    DEFAULT_CMAP,
+    DEFAULT_MODEL,
+    DEFAULT_OPACITY,
+    IMAGE_SUFFIXES,
+)
 from vitexplorer.core.errors import ImageError, VitexplorerError
 from vitexplorer.core.files import write_atomic
 from vitexplorer.core.heads import HeadTable
@@ -53,7 +58,7 @@ class BatchError(VitexplorerError):
 class BatchOptions:
     """Everything that changes the results; stored in ``run.json`` for reproduction."""
 
-    model: str = "vit_small_patch16_224.dino"
+    model: str = DEFAULT_MODEL
     weights: str = "pretrained"
     device: str = "cpu"
     methods: tuple[str, ...] = ("rollout",)
@@ -67,8 +72,8 @@ class BatchOptions:
     masks: str | None = None
     mask_mode: str = "rollout"
     scores: bool = True  # head table in each JSON (and the folder profile)
-    cmap: str = "inferno"
-    opacity: float = 0.6
+    cmap: str = DEFAULT_CMAP
+    opacity: float = DEFAULT_OPACITY
     shard: tuple[int, int] = (1, 1)
 
     def result_key(self) -> dict:

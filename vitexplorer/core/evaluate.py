@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vitexplorer.core.constants import MASS_SHARE
 from vitexplorer.core.errors import ImageError
 from vitexplorer.core.images import Geometry, grid_coverage
 from vitexplorer.core.maps import mass_region
@@ -74,7 +75,7 @@ def token_areas(foreground: np.ndarray, void: np.ndarray, geometry: Geometry
 
 
 def region_jaccard(maps: np.ndarray, obj: np.ndarray, valid: np.ndarray,
-                   mass: float = 0.6) -> np.ndarray:
+                   mass: float = MASS_SHARE) -> np.ndarray:
     """Jaccard index between the object and each map's ``mass`` region, ``[...]`` for maps
     ``[..., gh, gw]``: with per-token object pixels ``o_t`` and counted pixels ``v_t``
     (:func:`token_areas`) and ``R`` the region's tokens,

@@ -31,7 +31,7 @@ from vitexplorer.core.batch import (
     result_paths,
     shard_of,
 )
-from vitexplorer.core.constants import CLASS_METHODS
+from vitexplorer.core.constants import CLASS_METHODS, MASS_SHARE
 from vitexplorer.core.errors import ImageError
 from vitexplorer.core.evaluate import (
     CURVES,
@@ -64,7 +64,7 @@ class EvaluateOptions:
     methods: tuple[str, ...] = EVAL_METHODS
     target: int | None = None  # None: the predicted class of each image
     steps: int = 10
-    mass: float = 0.6
+    mass: float = MASS_SHARE
     seed: int = 0
     faithfulness: bool = True
     format: str = "png"

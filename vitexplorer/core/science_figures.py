@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from vitexplorer.core.constants import METHOD_LABELS
+from vitexplorer.core.constants import DEFAULT_CMAP, METHOD_LABELS
 from vitexplorer.core.evaluate import CURVES
 
 CURVE_TITLES = {"deletion": "Deletion (RISE): p(target) ↓",
@@ -70,7 +70,7 @@ def _pair_rows(comp, size: int, n_pairs: int) -> tuple[np.ndarray, list[tuple]]:
     return image, rows
 
 
-def comparison_figure(comp, n_pairs: int = 6, size: int = 224, cmap: str = "inferno"
+def comparison_figure(comp, n_pairs: int = 6, size: int = 224, cmap: str = DEFAULT_CMAP
                       ) -> Figure:
     """The fused rollouts and the ``n_pairs`` best-matched heads of two models side by side
     on the first image: A and B on one colour scale per row (share of the map per pixel),
@@ -103,7 +103,7 @@ def comparison_figure(comp, n_pairs: int = 6, size: int = 224, cmap: str = "infe
     return fig
 
 
-def tokens_figure(analysis, art, cmap: str = "inferno") -> Figure:
+def tokens_figure(analysis, art, cmap: str = DEFAULT_CMAP) -> Figure:
     """Artifact tokens of one image: the output-token norms of every block (flagged tokens
     ringed), then the heads of the block whose maps they take most from, as captured and
     with them masked out (Darcet et al. 2024)."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vitexplorer.core.constants import MASS_SHARE
 from vitexplorer.core.render import overlay
 from vitexplorer.gui.state import FinishedAnalysis, HeadGroups
 
@@ -155,7 +156,7 @@ def export_job(analysis: Analysis, kind: str, path: str, options: dict,
     if kind == "view":
         fig = overlay_figure(analysis, o["method"], o["layer"], o["head"], o.get("target"),
                              o["cmap"], o["opacity"], o["scaling"],
-                             0.6 if o.get("contour") else None, o["fusion"], o["discard"])
+                             MASS_SHARE if o.get("contour") else None, o["fusion"], o["discard"])
     else:
         method = o["method"] if o["method"] in ("head", "head-rollout") else "head"
         fig = grid_figure(analysis, method, None if kind == "grid" else o["layer"], o["cmap"],

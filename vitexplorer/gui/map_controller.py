@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from vitexplorer.core.constants import CLASS_METHODS, PER_HEAD_METHODS
+from vitexplorer.core.constants import CLASS_METHODS, MASS_SHARE, PER_HEAD_METHODS
 from vitexplorer.core.render import overlay
 from vitexplorer.gui import jobs
 from vitexplorer.gui.state import ModelSlot, ViewOptions, ViewState
@@ -146,7 +146,7 @@ class MapController(QObject):
             return
         geom = f.analysis.geometry.scaled(f.display_scale)
         image = overlay(f.display, grid_map, geom, o.cmap, o.opacity, o.scaling,
-                        contour=0.6 if o.contour else None)
+                        contour=MASS_SHARE if o.contour else None)
         self.last_frame = Frame(image, grid_map, o, self._marker(o))
         self.frame_ready.emit(self.last_frame)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from vitexplorer.core.constants import DEFAULT_MODEL
+from vitexplorer.core.constants import DEFAULT_CMAP, DEFAULT_MODEL, DEFAULT_OPACITY
 
 DEFAULTS: dict[str, Any] = {
     "model/spec": DEFAULT_MODEL,
@@ -15,8 +15,8 @@ DEFAULTS: dict[str, Any] = {
     "view/method": "head",
     "view/fusion": "mean",
     "view/discard": 0.0,
-    "view/cmap": "inferno",
-    "view/opacity": 0.6,
+    "view/cmap": DEFAULT_CMAP,
+    "view/opacity": DEFAULT_OPACITY,
     "view/scaling": "minmax",
     "view/contour": True,
     "groups/sort_by_cluster": False,

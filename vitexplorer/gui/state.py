@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from vitexplorer.core.constants import DEFAULT_CMAP, DEFAULT_OPACITY
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -51,8 +53,8 @@ class ViewOptions:
     target: int | None = None  # class of the gradient methods; None: the top-1 class
     fusion: str = "mean"
     discard: float = 0.0
-    cmap: str = "inferno"
-    opacity: float = 0.6
+    cmap: str = DEFAULT_CMAP
+    opacity: float = DEFAULT_OPACITY
     scaling: str = "minmax"
     contour: bool = True
     query: str = "off"  # patch query: off, row (where it looks), column (what looks at it)
