@@ -1,4 +1,5 @@
-"""A capture that reduces each block's attention as the block runs, instead of keeping it.
+"""A capture that reduces each block's attention as the block runs, instead of keeping it:
+the one the app runs (window, CLI, batch; :func:`vitexplorer.core.analysis.analyze`).
 
 The full attention of ViT-L/16 at 384 px is 24 x 16 x 577^2 floats (0.5 GB); every map and
 score of an :class:`~vitexplorer.core.analysis.Analysis` needs far less of it. As each block
