@@ -27,6 +27,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    choices=("crop", "stretch", "letterbox", "native"),
                    help="how the image is fitted to the model (default: the model's own "
                         "resize + centre crop)")
+    p.add_argument("--input-size", type=int, default=None, metavar="N",
+                   help="run the model at N x N pixels (a multiple of its patch size; the "
+                        "position embedding is resampled; maps get N/patch tokens per side)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--heads", default=None, help="comma list of heads or 'all' (default)")
     ba.add_argument("--outputs", default="overlay,json",
                     help="comma list of overlay, grid, maps, json (json is always written)")
-    ba.add_argument("--format", default="png", choices=("png", "svg", "pdf"))
+    ba.add_argument("--format", default="png", choices=("png", "jpg", "webp", "svg", "pdf"),
+                    help="overlay format (jpg/webp: about a tenth of a photo's PNG; grids "
+                         "stay PNG then)")
+    ba.add_argument("--overlay-size", default="1600", metavar="full|N",
+                    help="long side of overlays in pixels, or 'full' for the original "
+                         "resolution (default 1600)")
     ba.add_argument("--batch-size", type=int, default=8)
     ba.add_argument("--workers", type=int, default=2, help="decoding threads")
     ba.add_argument("--masks", type=Path, help="folder of foreground masks (same stem)")
@@ -201,7 +209,7 @@ def _export(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         print(f"vitexplorer: '{out}' exists; use --force to overwrite", file=sys.stderr)
         return EXIT_ERROR
-    loaded = load_model(args.model, args.weights, args.device)
+    loaded = load_model(args.model, args.weights, args.device, args.input_size)
     analysis = analyze(loaded, args.image, args.resize)
     target = args.target
     if args.method in ("grad-rollout", "relevance"):
@@ -263,7 +271,7 @@ def _heads(args: argparse.Namespace) -> int:
     if clash and not args.force:
         print(f"vitexplorer: '{clash[0]}' exists; use --force to overwrite", file=sys.stderr)
         return EXIT_ERROR
-    loaded = load_model(args.model, args.weights, args.device)
+    loaded = load_model(args.model, args.weights, args.device, args.input_size)
     image = load_image(args.image)
     analysis = analyze(loaded, image, args.resize, source=str(args.image))
     mask_path = args.mask or find_mask_file(args.image)
@@ -317,6 +325,11 @@ def _int_list(text: str | None, name: str) -> tuple[int, ...] | None:
                          ) from None
 
 
+def _positive(text: str) -> int:
+    """``text`` as a positive integer, else 0."""
+    return int(text) if text.isdigit() and int(text) > 0 else 0
+
+
 def _batch(args: argparse.Namespace) -> int:
     import signal
 
@@ -344,8 +357,13 @@ def _batch(args: argparse.Namespace) -> int:
     except ValueError:
         print("vitexplorer: --shard takes K/N with 1 <= K <= N", file=sys.stderr)
         return EXIT_USAGE
+    overlay_size = None if args.overlay_size == "full" else _positive(args.overlay_size)
+    if overlay_size == 0:
+        print("vitexplorer: --overlay-size takes 'full' or a positive number of pixels",
+              file=sys.stderr)
+        return EXIT_USAGE
     check_output(args.output)  # a read-only output fails here, before the model loads
-    loaded = load_model(args.model, args.weights, args.device)
+    loaded = load_model(args.model, args.weights, args.device, args.input_size)
     layers = _int_list(args.layers, "layers")
     heads = _int_list(args.heads, "heads")
     n_layers, n_heads = len(loaded.model.blocks), loaded.model.blocks[0].attn.num_heads
@@ -354,6 +372,7 @@ def _batch(args: argparse.Namespace) -> int:
         layers=tuple(range(n_layers)) if layers == () else layers,
         heads=tuple(range(n_heads)) if heads == () else heads,
         outputs=tuple(dict.fromkeys((*outputs, "json"))), format=args.format,
+        overlay_size=overlay_size, input_size=args.input_size,
         batch_size=max(1, args.batch_size), workers=max(1, args.workers),
         resize=args.resize, masks=str(args.masks) if args.masks else None,
         mask_mode=args.mask_mode, scores=not args.no_scores, shard=(k, n))

@@ -27,6 +27,7 @@ from vitexplorer.core.images import (
     ResizePolicy,
     grid_coverage,
     load_image,
+    normalise_input,
     preprocess,
 )
 from vitexplorer.core.models import LoadedModel
@@ -242,8 +243,11 @@ class Analysis:
 
     def model_input(self) -> torch.Tensor:
         """``[1, 3, H, W]``: the image as the model saw it (same policy), for the extra
-        forwards of gradients and ablation."""
+        forwards of gradients and ablation; from the kept model view when there is one
+        (``image`` may be a display-size copy, not the pixels the input was made from)."""
         loaded = self._model()
+        if self.model_view is not None:
+            return torch.from_numpy(normalise_input(self.model_view, loaded.data_config))[None]
         pre = preprocess(self.image, loaded.data_config, self.policy, loaded.patch_size)
         return torch.from_numpy(pre.pixels)[None]
 

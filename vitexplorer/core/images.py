@@ -1,13 +1,16 @@
 """Safe image decoding to RGB uint8 and the geometry between model input and original pixels.
 
 Every failure raises :class:`ImageError` naming the file and the reason; Pillow's
-decompression-bomb guard stays on.
+decompression-bomb guard stays on. :func:`decode` decodes at the size the work needs (JPEG
+DCT-domain scaling, ``Image.draft``): a 12 MP photo costs a fraction of a full decode, and
+the geometry stays the one of the original pixels.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,6 +33,52 @@ def load_image(
     I;16 / I (16-bit grey, scaled by its full 16-bit range) and 16-bit RGB PNG; animated files
     give frame 0.
     """
+    return decode(path, None, background).pixels
+
+
+#: ``need((height, width)) -> (height, width)``: the least size, in pixels of the upright
+#: original, that a reduced decode must keep on each axis.
+SizeNeed = Callable[[tuple[int, int]], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An image decoded in full or at a reduced size.
+
+    ``pixels`` ``[h, w, 3]`` uint8; ``size`` (height, width) of the original image, upright;
+    ``box`` (x0, y0, x1, y1): the original image's extent in ``pixels`` coordinates. A JPEG
+    decoded at 1/k (DCT scaling) has ``ceil(W / k)`` columns of which the first ``W / k`` hold
+    the image (the rest is the encoder's block padding), so ``box`` is exact, not the ratio
+    of the two sizes.
+    """
+
+    pixels: np.ndarray
+    size: tuple[int, int]
+    box: tuple[float, float, float, float]
+
+    @classmethod
+    def full(cls, rgb: np.ndarray) -> Decoded:
+        h, w = rgb.shape[:2]
+        return cls(rgb, (h, w), (0.0, 0.0, float(w), float(h)))
+
+    @property
+    def is_full(self) -> bool:
+        h, w = self.size
+        return self.pixels.shape[:2] == (h, w) and self.box == (0.0, 0.0, float(w), float(h))
+
+
+def decode(
+    path: str | Path,
+    need: SizeNeed | None = None,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> Decoded:
+    """Decode ``path`` (as :func:`load_image`), reduced by the largest integer factor that
+    still keeps ``need(original size)`` pixels on each axis; ``need=None`` decodes in full.
+
+    JPEG is reduced while decoding (``Image.draft``: libjpeg's scaled IDCT by 1/2, 1/4 or
+    1/8); other formats are decoded in full and box-reduced (``Image.reduce``) at once, so
+    what follows works on the small copy.
+    """
     path = Path(path)
     if path.is_dir():
         raise ImageError(path, "it is a folder, not a file")
@@ -44,8 +93,7 @@ def load_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.seek(0)
-                im.load()
-                rgb = _to_rgb(ImageOps.exif_transpose(im), background)
+                out = _decode_open(im, need, background)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(
             path, f"too large to decode safely (over {Image.MAX_IMAGE_PIXELS:,} pixels)"
@@ -61,9 +109,59 @@ def load_image(
         raise ImageError(path, reason) from exc
     except (ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(path, f"corrupt image data ({exc})") from exc
-    if rgb.shape[0] < 1 or rgb.shape[1] < 1:
+    if out.pixels.shape[0] < 1 or out.pixels.shape[1] < 1:
         raise ImageError(path, "the image has no pixels")
-    return rgb
+    return out
+
+
+_SIDEWAYS = (5, 6, 7, 8)  # EXIF orientations stored rotated by 90 degrees
+
+
+def _decode_open(im: Image.Image, need: SizeNeed | None,
+                 background: tuple[int, int, int]) -> Decoded:
+    sw, sh = im.size  # as stored
+    orientation = int(im.getexif().get(0x0112, 1) or 1) if im.format in ("JPEG", "MPO") else 1
+    upright = (sw, sh) if orientation in _SIDEWAYS else (sh, sw)
+    factor, stored_box = 1, (0.0, 0.0, float(sw), float(sh))
+    if need is not None and im.format in ("JPEG", "MPO"):
+        nh, nw = need(upright)
+        want = (max(1, nh), max(1, nw)) if orientation in _SIDEWAYS else (max(1, nw), max(1, nh))
+        drafted = im.draft("RGB", want)
+        if drafted is not None:
+            stored_box = (0.0, 0.0, *drafted[1][2:])
+            factor = im.decoderconfig[0] if im.decoderconfig else 1
+    im.load()
+    if factor > 1:  # the orientation moves the encoder's block padding with the pixels
+        box = _orient_box(stored_box, im.size, orientation)
+        h, w = (sw, sh) if orientation in _SIDEWAYS else (sh, sw)
+        return Decoded(_to_rgb(ImageOps.exif_transpose(im), background), (h, w), box)
+    rgb = _to_rgb(ImageOps.exif_transpose(im), background)
+    h, w = rgb.shape[:2]
+    if need is not None:
+        nh, nw = need((h, w))
+        k = min(h // max(1, nh), w // max(1, nw))
+        if k >= 2:  # Image.reduce: the last row/column averages the pixels it has, k/k exact
+            small = np.asarray(Image.fromarray(rgb).reduce(k)).copy()
+            return Decoded(small, (h, w), (0.0, 0.0, w / k, h / k))
+    return Decoded.full(rgb)
+
+
+def _orient_box(box: tuple[float, float, float, float], stored: tuple[int, int],
+                orientation: int) -> tuple[float, float, float, float]:
+    """``box`` on an image of ``stored`` (width, height), after the EXIF ``orientation``
+    transpose that :func:`ImageOps.exif_transpose` applies."""
+    W, H = stored
+    maps = {
+        2: lambda x, y: (W - x, y), 3: lambda x, y: (W - x, H - y),
+        4: lambda x, y: (x, H - y), 5: lambda x, y: (y, x),
+        6: lambda x, y: (H - y, x), 7: lambda x, y: (H - y, W - x),
+        8: lambda x, y: (y, W - x),
+    }
+    f = maps.get(orientation)
+    if f is None:
+        return box
+    (ax, ay), (bx, by) = f(box[0], box[1]), f(box[2], box[3])
+    return (min(ax, bx), min(ay, by), max(ax, bx), max(ay, by))
 
 
 def _to_rgb(im: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
@@ -108,6 +206,14 @@ class Geometry:
         return Geometry((max(1, round(h * factor)), max(1, round(w * factor))), self.input_size,
                         self.grid, tuple(v * factor for v in self.box))
 
+    def resized(self, size: tuple[int, int]) -> Geometry:
+        """The same geometry on a copy of the whole image resized to ``size`` (height, width),
+        each axis scaled on its own (rounded sizes keep the placement exact)."""
+        (h, w), (nh, nw) = self.image_size, size
+        sx, sy = nw / w, nh / h
+        x0, y0, x1, y1 = self.box
+        return Geometry((nh, nw), self.input_size, self.grid, (x0 * sx, y0 * sy, x1 * sx, y1 * sy))
+
     def image_to_grid(self, x: float, y: float) -> tuple[int, int] | None:
         """The (row, col) token under original-image pixel (x, y), None outside the input."""
         x0, y0, x1, y1 = self.box
@@ -125,12 +231,22 @@ class Geometry:
 
 @dataclass(frozen=True)
 class Preprocessed:
-    """A model-ready image: ``pixels`` float32 [3, H, W] normalised, and its geometry."""
+    """A model-ready image: ``pixels`` float32 [3, H, W] normalised, and its geometry.
+
+    ``display`` is the image the maps are placed on and ``geometry`` is on its pixels; it is
+    the original image unless a reduced decode or a display size asked for a smaller copy.
+    ``original`` is the same geometry on the original pixels (what results record).
+    """
 
     pixels: np.ndarray
     geometry: Geometry
-    display: np.ndarray  # the original RGB image the maps are placed on
+    display: np.ndarray  # the RGB image the maps are placed on
     model_view: np.ndarray  # uint8 [H, W, 3]: what the model sees, before normalisation
+    original: Geometry | None = None  # None: ``geometry`` is on the original pixels
+
+    @property
+    def original_geometry(self) -> Geometry:
+        return self.geometry if self.original is None else self.original
 
 
 _PIL_FILTERS = {
@@ -143,12 +259,51 @@ _PIL_FILTERS = {
 }
 
 
+def resize_target(
+    size: tuple[int, int],
+    data_config: dict,
+    policy: ResizePolicy = "crop",
+    patch_size: tuple[int, int] = (16, 16),
+) -> tuple[int, int]:
+    """(height, width) that :func:`preprocess` resizes an image of ``size`` to before its crop
+    or padding: the least a reduced decode must keep for the same model input."""
+    h, w = size
+    _, th, tw = data_config["input_size"]
+    if policy == "crop":
+        crop_pct = float(data_config.get("crop_pct") or 1.0)
+        if data_config.get("crop_mode", "center") == "squash":
+            return math.floor(th / crop_pct), math.floor(tw / crop_pct)
+        short = math.floor(min(th, tw) / crop_pct)
+        return (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
+    if policy == "stretch":
+        return th, tw
+    if policy == "letterbox":
+        scale = min(th / h, tw / w)
+        return max(1, round(h * scale)), max(1, round(w * scale))
+    if policy == "native":
+        ph, pw = patch_size
+        scale = math.sqrt(th * tw / (h * w))
+        return max(ph, round(h * scale / ph) * ph), max(pw, round(w * scale / pw) * pw)
+    raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
+
+
+def display_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int]:
+    """(height, width) of a copy of an image of ``size`` whose long side is at most
+    ``long_side`` (None: the full size)."""
+    h, w = size
+    if long_side is None or max(h, w) <= long_side:
+        return h, w
+    f = long_side / max(h, w)
+    return max(1, round(h * f)), max(1, round(w * f))
+
+
 def preprocess(
-    rgb: np.ndarray,
+    rgb: np.ndarray | Decoded,
     data_config: dict,
     policy: ResizePolicy = "crop",
     patch_size: tuple[int, int] = (16, 16),
     pad_value: tuple[int, int, int] | None = None,
+    display_side: int | None = None,
 ) -> Preprocessed:
     """Resize and normalise ``rgb`` for a model, remembering exactly where the input came from.
 
@@ -161,56 +316,63 @@ def preprocess(
     - ``letterbox``: fit inside the model size keeping aspect, pad with the mean colour;
     - ``native``: keep aspect at about the model's pixel count, each side a multiple of the
       patch size (needs a model built with ``dynamic_img_size=True``).
+
+    A :class:`Decoded` image is resized from its ``box``, so the geometry is the one of the
+    original pixels whatever the decode's reduction. ``display_side`` bounds the long side of
+    the display copy (None: the decoded resolution).
     """
-    h, w = rgb.shape[:2]
+    src = rgb if isinstance(rgb, Decoded) else Decoded.full(rgb)
+    h, w = src.size
     _, th, tw = data_config["input_size"]
     mean = np.asarray(data_config["mean"], dtype=np.float32)
-    std = np.asarray(data_config["std"], dtype=np.float32)
     resample = _PIL_FILTERS.get(data_config.get("interpolation", "bicubic"), Image.BICUBIC)
-    im = Image.fromarray(rgb)
+    im = Image.fromarray(src.pixels)
+
+    def resized(dims: tuple[int, int], filt: Image.Resampling = resample) -> np.ndarray:
+        return np.asarray(im.resize((dims[1], dims[0]), filt, box=src.box))
+
+    sh, sw = resize_target((h, w), data_config, policy, patch_size)
     if policy == "crop":
-        crop_pct = float(data_config.get("crop_pct") or 1.0)
-        if data_config.get("crop_mode", "center") == "squash":
-            sh, sw = math.floor(th / crop_pct), math.floor(tw / crop_pct)
-        else:
-            short = math.floor(min(th, tw) / crop_pct)
-            if h <= w:
-                sh, sw = short, int(short * w / h)
-            else:
-                sh, sw = int(short * h / w), short
-        resized = np.asarray(im.resize((sw, sh), resample))
+        resized_full = resized((sh, sw))
         top, left = round((sh - th) / 2.0), round((sw - tw) / 2.0)
-        out = resized[top : top + th, left : left + tw]
+        out = resized_full[top : top + th, left : left + tw]
         sx, sy = w / sw, h / sh
         box = (left * sx, top * sy, (left + tw) * sx, (top + th) * sy)
-    elif policy == "stretch":
-        out = np.asarray(im.resize((tw, th), resample))
+    elif policy in ("stretch", "native"):
+        th, tw = sh, sw
+        out = resized((sh, sw))
         box = (0.0, 0.0, float(w), float(h))
-    elif policy == "letterbox":
-        scale = min(th / h, tw / w)
-        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    else:  # letterbox
         fill = pad_value or tuple(round(m * 255) for m in mean)
         out = np.empty((th, tw, 3), np.uint8)
         out[:] = fill
-        top, left = (th - nh) // 2, (tw - nw) // 2
-        out[top : top + nh, left : left + nw] = np.asarray(im.resize((nw, nh), resample))
-        sx, sy = w / nw, h / nh
+        top, left = (th - sh) // 2, (tw - sw) // 2
+        out[top : top + sh, left : left + sw] = resized((sh, sw))
+        sx, sy = w / sw, h / sh
         box = (-left * sx, -top * sy, (tw - left) * sx, (th - top) * sy)
-    elif policy == "native":
-        ph, pw = patch_size
-        area = th * tw
-        scale = math.sqrt(area / (h * w))
-        th = max(ph, round(h * scale / ph) * ph)
-        tw = max(pw, round(w * scale / pw) * pw)
-        out = np.asarray(im.resize((tw, th), resample))
-        box = (0.0, 0.0, float(w), float(h))
-    else:
-        raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
-    pixels = (out.astype(np.float32) / 255.0 - mean) / std
+    pixels = normalise_input(out, data_config)
     grid = (th // patch_size[0], tw // patch_size[1])
     geometry = Geometry(image_size=(h, w), input_size=(th, tw), grid=grid, box=box)
-    return Preprocessed(np.ascontiguousarray(pixels.transpose(2, 0, 1)), geometry, rgb,
-                        np.ascontiguousarray(out))
+    if display_side is None and src.is_full:
+        display, shown = src.pixels, geometry
+    else:
+        x0, _, x1, _ = src.box
+        side = display_side or round(max(h, w) * (x1 - x0) / w)
+        dims = display_size((h, w), side)
+        same = dims == src.pixels.shape[:2] and src.is_full
+        display = src.pixels if same else resized(dims, Image.Resampling.BILINEAR)
+        shown = geometry.resized(dims)
+    return Preprocessed(pixels, shown, display, np.ascontiguousarray(out),
+                        None if shown is geometry else geometry)
+
+
+def normalise_input(view: np.ndarray, data_config: dict) -> np.ndarray:
+    """``[3, H, W]`` float32 model input from the uint8 ``[H, W, 3]`` view:
+    ``(v / 255 - mean) / std`` (timm's ToTensor + Normalize)."""
+    mean = np.asarray(data_config["mean"], dtype=np.float32)
+    std = np.asarray(data_config["std"], dtype=np.float32)
+    pixels = (view.astype(np.float32) / 255.0 - mean) / std
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
 def grid_coverage(mask: np.ndarray, geometry: Geometry) -> np.ndarray:

@@ -115,9 +115,15 @@ def load_model(
     spec: str = DEFAULT_MODEL,
     weights: str | Path = "pretrained",
     device: str | None = None,
+    input_size: int | None = None,
     **model_kwargs,
 ) -> LoadedModel:
     """Build the model of ``spec`` in eval mode with the asked-for weights.
+
+    ``input_size`` N builds the model for N x N inputs (timm's ``img_size``): the position
+    embedding of pretrained or file weights is resampled at load (timm's
+    ``resample_abs_pos_embed``, bicubic), and the token grid, so the maps, become
+    ``N / patch`` per side (DINO's visualisations run ViT-S/8 at 480 px).
 
     Raises :class:`WeightsUnavailableError` (one message naming the three ways out) when
     pretrained weights are neither cached nor downloadable, and :class:`ModelError` for an
@@ -127,6 +133,10 @@ def load_model(
 
     dev = resolve_device(device)
     arch = architecture_of(spec)
+    if input_size is not None:
+        if input_size < 1:
+            raise ModelError(f"--input-size must be a positive number of pixels, not {input_size}")
+        model_kwargs["img_size"] = input_size
     weights = str(weights)
     if not spec.startswith("hf-hub:") and arch not in timm.list_models():
         raise ModelError(f"Unknown model '{spec}': timm has no architecture named '{arch}'")
@@ -156,9 +166,28 @@ def load_model(
         apply_state_dict(model, state, path)
     model.eval().to(dev)
     check_supported(model, arch)
+    check_input_size(model)
     config = model_data_config(model)
     return LoadedModel(model, arch if weights != "pretrained" else _arch_name(model, arch),
                        spec, weights, config, dev, class_names_for(model))
+
+
+def check_input_size(model: nn.Module) -> None:
+    """Raise :class:`ModelError` unless the input size is a whole number of patches: the
+    patch embedding would drop the remainder, and maps would be placed on pixels the model
+    never saw."""
+    img_size = getattr(model.patch_embed, "img_size", None)
+    ps = model.patch_embed.patch_size
+    if img_size is None:
+        return
+    (h, w), (ph, pw) = (_pair(img_size), _pair(ps))
+    if h % ph or w % pw:
+        raise ModelError(f"input size {h}x{w} is not a whole number of {ph}x{pw} patches; "
+                         f"use a multiple of {ph} (e.g. {max(ph, round(h / ph) * ph)})")
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
 def model_data_config(model: nn.Module) -> dict:

@@ -1,0 +1,114 @@
+"""Decoding at the size the work needs (JPEG draft, reduce) keeps the original geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import TEST_IMAGES
+from vitexplorer.core.images import (
+    decode,
+    display_size,
+    load_image,
+    map_to_image,
+    preprocess,
+    resize_target,
+)
+
+CFG = {"input_size": (3, 224, 224), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+       "interpolation": "bicubic", "crop_pct": 0.875, "crop_mode": "center"}
+# the inverse of what exif_transpose applies for each orientation (to store the pixels)
+TRANSPOSE = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+             4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+             6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+             8: Image.Transpose.ROTATE_270}
+
+
+def save_oriented(upright: np.ndarray, path, orientation: int, quality: int = 92) -> None:
+    """Store ``upright`` so that a viewer applying the EXIF ``orientation`` shows it upright."""
+    im = Image.fromarray(upright)
+    if TRANSPOSE[orientation] is not None:
+        im = im.transpose(TRANSPOSE[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    im.save(path, quality=quality, exif=exif.tobytes())
+
+
+def photo(h: int, w: int) -> np.ndarray:
+    """A photo-like test image: a real photo enlarged, with sensor-like noise."""
+    base = Image.open(TEST_IMAGES / "chelsea.png").convert("RGB").resize((w, h),
+                                                                         Image.BICUBIC)
+    noise = np.random.default_rng(0).normal(0, 4, (h, w, 1))
+    return np.clip(np.asarray(base, np.float64) + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+@pytest.mark.parametrize("policy", ["crop", "letterbox"])
+def test_draft_gives_the_full_decode_geometry_and_nearly_its_input(tmp_path, orientation,
+                                                                   policy):
+    upright = photo(1209, 1617)  # neither side a multiple of 8: padded JPEG blocks
+    path = tmp_path / "p.jpg"
+    save_oriented(upright, path, orientation)
+    need = lambda size: resize_target(size, CFG, policy)  # noqa: E731
+    small = decode(path, need)
+    assert small.size == (1209, 1617)
+    assert max(small.pixels.shape[:2]) < 1617 // 3  # decoded at 1/4 or less
+    full = preprocess(load_image(path), CFG, policy)
+    reduced = preprocess(small, CFG, policy)
+    assert reduced.original_geometry == full.geometry  # exactly the same placement
+    diff = np.abs(reduced.model_view.astype(float) - full.model_view.astype(float))
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 8
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_draft_box_follows_the_exif_orientation(tmp_path, orientation):
+    # 1201 x 905 = 8k + 1 each: the 1/8 decode has 7/8 of a pixel of block padding on the
+    # right and bottom of the STORED image, which the orientation moves (left, top, ...)
+    h, w, y0, y1, x0, x1 = 905, 1201, 300, 700, 200, 600
+    upright = np.zeros((h, w, 3), np.uint8)
+    upright[y0:y1, x0:x1] = 255
+    path = tmp_path / "o.jpg"
+    save_oriented(upright, path, orientation, quality=98)
+    d = decode(path, lambda size: (size[0] // 8, size[1] // 8))
+    assert d.size == (h, w) and d.pixels.shape[:2] == (114, 151)
+    grey = d.pixels.mean(2)
+    ys, xs = np.mgrid[0:grey.shape[0], 0:grey.shape[1]] + 0.5
+    bx0, by0, bx1, by1 = d.box
+    cx = ((xs * grey).sum() / grey.sum() - bx0) * w / (bx1 - bx0)
+    cy = ((ys * grey).sum() / grey.sum() - by0) * h / (by1 - by0)
+    assert abs(cx - (x0 + x1) / 2) < 1.5 and abs(cy - (y0 + y1) / 2) < 1.5
+
+
+def test_other_formats_are_reduced_with_the_same_geometry(tmp_path):
+    upright = photo(603, 805)
+    Image.fromarray(upright).save(tmp_path / "p.png")
+    d = decode(tmp_path / "p.png", lambda size: resize_target(size, CFG, "crop"))
+    assert d.pixels.shape[:2] == (302, 403)  # reduce(2): sides rounded up
+    assert d.box == (0.0, 0.0, 805 / 2, 603 / 2)
+    full = preprocess(upright, CFG, "crop")
+    reduced = preprocess(d, CFG, "crop")
+    assert reduced.original_geometry == full.geometry
+    assert np.abs(reduced.model_view.astype(float) - full.model_view).mean() < 1.5
+
+
+def test_display_copy_places_maps_where_the_original_does():
+    h, w = 900, 1300
+    img = photo(h, w)
+    full = preprocess(img, CFG, "crop")
+    shown = preprocess(img, CFG, "crop", display_side=400)
+    dh, dw = display_size((h, w), 400)
+    assert shown.display.shape[:2] == (dh, dw) == (277, 400)
+    assert shown.original_geometry == full.geometry
+    assert np.array_equal(shown.pixels, full.pixels)
+    # one hot token: its footprint on the display copy, scaled back, is its footprint on
+    # the original within a display pixel
+    hot = np.zeros(full.geometry.grid, np.float32)
+    hot[3, 9] = 1.0
+    big = map_to_image(hot, full.geometry, "nearest") > 0.5
+    small = map_to_image(hot, shown.geometry, "nearest") > 0.5
+    (r0, r1), (c0, c1) = [(a.min(), a.max()) for a in np.nonzero(big)]
+    (s0, s1), (t0, t1) = [(a.min(), a.max()) for a in np.nonzero(small)]
+    sy, sx = h / dh, w / dw
+    assert abs(s0 * sy - r0) <= sy and abs((s1 + 1) * sy - (r1 + 1)) <= sy
+    assert abs(t0 * sx - c0) <= sx and abs((t1 + 1) * sx - (c1 + 1)) <= sx
