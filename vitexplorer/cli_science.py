@@ -137,7 +137,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"vitexplorer: mask folder '{args.masks}' does not exist", file=sys.stderr)
         return EXIT_ERROR
     check_output(args.output)
-    loaded = load_model(args.model, args.weights, args.device)
+    loaded = load_model(args.model, args.weights, args.device, args.input_size)
     if args.layers == "all":
         layers = tuple(range(len(loaded.model.blocks)))
     opts = EvaluateOptions(
