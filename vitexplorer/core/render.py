@@ -15,9 +15,21 @@ import numpy as np
 from vitexplorer.core.images import Geometry, map_to_image
 from vitexplorer.core.maps import mass_region
 
-COLORMAPS = ("viridis", "magma", "inferno", "turbo", "jet", "gray")
+# the menu's choices: perceptually uniform ones first (they read in greyscale print and for
+# colour-blind readers); any other matplotlib colormap name is accepted too
+COLORMAPS = ("viridis", "cividis", "magma", "inferno", "plasma", "gray", "turbo", "jet")
 Scaling = Literal["minmax", "percentile"]
 SCALINGS = ("minmax", "percentile")
+
+
+def resolve_cmap(name: str) -> str:
+    """``name`` if matplotlib knows that colormap, else a ValueError naming some choices."""
+    import matplotlib
+
+    if name not in matplotlib.colormaps:
+        raise ValueError(f"unknown colormap {name!r}; choose e.g. one of {COLORMAPS} "
+                         "(any matplotlib colormap name works)")
+    return name
 
 
 @lru_cache(maxsize=16)
@@ -25,9 +37,7 @@ def colormap_lut(name: str) -> np.ndarray:
     """``[256, 3]`` uint8 lookup table of a matplotlib colormap."""
     import matplotlib
 
-    if name not in COLORMAPS:
-        raise ValueError(f"unknown colormap {name!r}; choose one of {COLORMAPS}")
-    cmap = matplotlib.colormaps[name]
+    cmap = matplotlib.colormaps[resolve_cmap(name)]
     return np.round(cmap(np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
 
 
@@ -77,14 +87,16 @@ def overlay(
     upsample: Literal["bilinear", "nearest"] = "bilinear",
     contour: float | None = None,
     contour_color: tuple[int, int, int] = (0, 255, 255),
+    vrange: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Blend the colour-mapped ``grid_map`` over ``image`` (both placed on original pixels).
 
     ``out = (1 - opacity) * image + opacity * cmap(scale(map))``; pixels outside the model's
     view (centre crop) keep the image. ``contour`` (e.g. 0.6) outlines the patches holding
-    that share of the mass.
+    that share of the mass. ``vrange`` fixes the colour scale (a grid's shared scale);
+    by default it is the map's own ``display_range``.
     """
-    vrange = display_range(grid_map, scaling)
+    vrange = vrange or display_range(grid_map, scaling)
     unit_grid = normalise(grid_map, vrange)
     unit = map_to_image(unit_grid, geometry, upsample)
     image = np.ascontiguousarray(image, dtype=np.uint8)
