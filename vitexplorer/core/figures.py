@@ -169,6 +169,7 @@ def new_figure(o: FigureOptions, size: tuple[float, float]) -> Figure:
 
     fig = Figure(figsize=size, dpi=o.dpi, layout="constrained")
     FigureCanvasAgg(fig)
+    fig.export_dpi = o.dpi  # what save_figure writes PNGs at
     return fig
 
 
@@ -674,7 +675,8 @@ def _write(fig: Figure, fh, fmt: str, dpi: float | None) -> None:
 
     FigureCanvasAgg(fig)
     with matplotlib.rc_context(EXPORT_RC):
-        fig.savefig(fh, format=fmt, dpi=dpi or fig.dpi, metadata=_metadata(fmt))
+        fig.savefig(fh, format=fmt, dpi=dpi or getattr(fig, "export_dpi", 150),
+                    metadata=_metadata(fmt))
 
 
 def _metadata(fmt: str) -> dict:
