@@ -56,6 +56,19 @@ def test_percentile_range_ignores_one_outlier():
     assert display_range(v, "percentile")[1] < 2 < display_range(v, "minmax")[1]
 
 
+def test_percentile_value_and_a_shared_range():
+    v = np.arange(101, dtype=float)  # the q-th percentile of 0..100 is q
+    assert display_range(v, "percentile", 90.0) == (10.0, 90.0)
+    with pytest.raises(ValueError, match="percentile"):
+        display_range(v, "percentile", 40.0)
+    img = np.zeros((40, 60, 3), np.uint8)
+    grid = np.array([[0.5, 0.25, 0.25], [0.0, 0.0, 0.0]])
+    own = overlay(img, grid, GEOM, "gray", 1.0)
+    shared = overlay(img, grid, GEOM, "gray", 1.0, vrange=(0.0, 1.0))
+    # the hottest patch is white on its own scale, mid-grey on a scale up to 1.0
+    assert own.max() == 255 and 120 <= shared.max() <= 135
+
+
 def test_analysis_maps_and_patch_query(tiny_loaded, images_dir):
     a = analyze(tiny_loaded, images_dir / "chelsea.png")
     assert a.image.shape == (300, 451, 3)

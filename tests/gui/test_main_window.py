@@ -470,3 +470,78 @@ def test_head_grid_tooltips_and_cluster_separators(qtbot, window, chelsea):
     labels = [groups.clustering.cluster_of(*c) for c in order]
     expected = [i for i in range(1, len(order)) if labels[i] != labels[i - 1]]
     assert window.grid.cluster_starts() == expected
+
+
+def test_shared_colour_scales_make_heads_comparable(qtbot, window, chelsea):
+    a = open_and_wait(qtbot, window, chelsea)
+    s, maps = window.state, a.head_maps().numpy().astype(np.float64)
+
+    def frame_for(**values):
+        with qtbot.waitSignal(window.rendered, timeout=10000):
+            s.update(**values)
+        return window.maps.last_frame
+
+    own = [frame_for(layer=1, head=h).vrange for h in (0, 1)]
+    assert own[0] == pytest.approx((maps[1, 0].min(), maps[1, 0].max()))
+    assert own[0] != own[1]
+    layer = [frame_for(scale="layer", head=h).vrange for h in (2, 0)]
+    assert layer[0] == layer[1] == pytest.approx((maps[1].min(), maps[1].max()))
+    assert window.colour_bar.labels() == (f"{maps[1].min():.3g}", f"{maps[1].max():.3g}",
+                                          "shared by the layer's heads")
+    model = frame_for(scale="model", scaling="percentile", percentile=90.0).vrange
+    assert model == pytest.approx(tuple(np.percentile(maps, [10, 90])))
+    window.controls.scale.setCurrentIndex(3)  # fixed
+    window.controls.fixed_low.setValue(0.01)
+    with qtbot.waitSignal(window.rendered, timeout=10000):
+        window.controls.fixed_high.setValue(0.2)
+    assert s.fixed_range == (0.01, 0.2) and window.maps.last_frame.vrange == (0.01, 0.2)
+    window.controls.opacity_value.setValue(40)
+    assert s.opacity == 0.4 and window.controls.opacity.value() == 40
+
+
+def test_nearest_upsampling_shows_the_token_grid(qtbot, window, chelsea):
+    a = open_and_wait(qtbot, window, chelsea)
+    x0, y0, _x1, y1 = a.geometry.scaled(window.state.a.finished.display_scale).box
+    ph = (y1 - y0) / 4  # a 4 x 4 token grid
+    cell = (slice(int(y0 + 0.2 * ph), int(y0 + 0.8 * ph)),
+            slice(int(x0 + 0.2 * ph), int(x0 + 0.8 * ph)))
+
+    def distinct_colours(**values):
+        with qtbot.waitSignal(window.rendered, timeout=10000):
+            window.state.update(opacity=1.0, contour=False, **values)
+        patch = window.maps.last_frame.image[cell]
+        return len(np.unique(patch.reshape(-1, 3), axis=0))
+
+    assert distinct_colours(upsample="bilinear") > 5
+    assert distinct_colours(upsample="nearest") == 1
+
+
+def test_image_fit_is_a_control_and_crop_marks_what_the_model_never_saw(qtbot, window,
+                                                                        chelsea):
+    a = open_and_wait(qtbot, window, chelsea)
+    assert a.policy == "crop"
+    x0, y0, x1, y1 = a.geometry.box  # original pixels; the crop keeps the centre
+    seen = (min(x1, 451) - max(x0, 0)) * (min(y1, 300) - max(y0, 0)) / (451 * 300)
+    assert seen < 0.9 and window.view.unseen_area() == pytest.approx(1 - seen, abs=0.01)
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.controls.policy.setCurrentIndex(2)  # letterbox
+    assert window.state.a.analysis.policy == "letterbox" and window.view.unseen_area() == 0
+
+
+def test_any_class_can_be_typed(qtbot, window, chelsea):
+    a = open_and_wait(qtbot, window, chelsea)
+    top = [i for i, _n, _p in a.top_k(5)]
+    typed = next(i for i in range(a.logits.numel()) if i not in top)
+    c = window.controls
+    c.method.setCurrentIndex(4)  # relevance
+    qtbot.waitUntil(lambda: not window.tasks.is_running(), timeout=60000)
+    with qtbot.waitSignal(window.rendered, timeout=60000):
+        c.target.setEditText(str(typed))
+        qtbot.keyClick(c.target.lineEdit(), Qt.Key.Key_Return)
+    assert window.state.target == typed and a.has_gradients(typed)
+    p = float(a.logits.softmax(-1)[typed])
+    assert c.target.currentText() == f"{a.class_name(typed)} ({p:.1%})"
+    name = a.class_name(top[3])
+    c.target.setEditText(name)
+    qtbot.keyClick(c.target.lineEdit(), Qt.Key.Key_Return)
+    assert window.state.target == top[3]

@@ -41,12 +41,17 @@ def colormap_lut(name: str) -> np.ndarray:
     return np.round(cmap(np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
 
 
-def display_range(values: np.ndarray, scaling: Scaling = "minmax") -> tuple[float, float]:
-    """``(vmin, vmax)`` used to map values onto the colormap: the full range, or the 1st-99th
-    percentile (so a single hot patch does not wash out the rest)."""
+def display_range(values: np.ndarray, scaling: Scaling = "minmax",
+                  percentile: float = 99.0) -> tuple[float, float]:
+    """``(vmin, vmax)`` used to map values onto the colormap: the full range, or the
+    ``100 - percentile`` to ``percentile`` percentiles (default 1st-99th, so a single hot
+    patch does not wash out the rest). ``values`` may hold one map or a stack of maps (a
+    scale shared by all of them)."""
     v = np.asarray(values, dtype=np.float64)
     if scaling == "percentile":
-        lo, hi = np.percentile(v, [1.0, 99.0])
+        if not 50.0 < percentile <= 100.0:
+            raise ValueError(f"percentile must lie in (50, 100], not {percentile}")
+        lo, hi = np.percentile(v, [100.0 - percentile, percentile])
     elif scaling == "minmax":
         lo, hi = float(v.min()), float(v.max())
     else:
@@ -93,10 +98,11 @@ def overlay(
 
     ``out = (1 - opacity) * image + opacity * cmap(scale(map))``; pixels outside the model's
     view (centre crop) keep the image. ``contour`` (e.g. 0.6) outlines the patches holding
-    that share of the mass. ``vrange`` fixes the colour scale (a grid's shared scale);
-    by default it is the map's own ``display_range``.
+    that share of the mass. ``vrange`` fixes the colour scale (a range shared by several
+    maps, see :func:`display_range`); by default it is the map's own ``scaling`` range.
     """
-    vrange = vrange or display_range(grid_map, scaling)
+    if vrange is None:
+        vrange = display_range(grid_map, scaling)
     unit_grid = normalise(grid_map, vrange)
     unit = map_to_image(unit_grid, geometry, upsample)
     image = np.ascontiguousarray(image, dtype=np.uint8)

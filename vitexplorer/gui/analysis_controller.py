@@ -52,6 +52,12 @@ class AnalysisController(QObject):
         self.model_kwargs = model_kwargs or {}
         self.folder: list[Path] = []
         self._pending: tuple[str | np.ndarray, str] | None = None
+        state.changed.connect(self._state_changed)
+
+    def _state_changed(self, names: frozenset[str]) -> None:
+        current = self._current_image()
+        if "policy" in names and current is not None and self.slot.loaded is not None:
+            self.analyze(*current)  # the image fitted another way: a new forward
 
     def _kind(self, kind: str) -> str:
         return f"{kind}-{self.slot.name}"
@@ -119,7 +125,8 @@ class AnalysisController(QObject):
         for kind in ("gradients", "maps", "layer"):
             self.tasks.cancel(self._kind(kind))
         self.tasks.run(self._kind("analyze"), jobs.analyze_job, self.slot.loaded, image,
-                       source, "crop", self.state.cmap, on_done=self._analysis_done,
+                       source, self.state.policy, self.state.cmap,
+                       on_done=self._analysis_done,
                        on_error=self._image_error, message=f"Analysing {Path(source).name}…")
 
     def _decoded(self, rgb: np.ndarray) -> None:

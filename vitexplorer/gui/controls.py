@@ -7,19 +7,49 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QCompleter,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QSlider,
     QSpinBox,
     QWidget,
 )
 
-from vitexplorer.core.constants import METHOD_LABELS, METHODS
+from vitexplorer.core.constants import CLASS_METHODS, METHOD_LABELS, METHODS
 from vitexplorer.core.render import COLORMAPS, SCALINGS
-from vitexplorer.gui.state import FinishedAnalysis, ViewOptions, ViewState
+from vitexplorer.gui.state import SCALE_SCOPES, FinishedAnalysis, ViewOptions, ViewState
 
 QUERY_MODES = {"off": "off", "row": "where the patch looks (row)",
                "column": "what looks at the patch (column)"}
+UPSAMPLING = {"bilinear": "smooth (bilinear)", "nearest": "patches (nearest)"}
+POLICIES = {"crop": "crop (centre, as trained)", "stretch": "stretch to the input",
+            "letterbox": "letterbox (pad, see all)", "native": "native aspect"}
+
+
+def find_class(text: str, names: list[str]) -> int | None:
+    """The class a user typed: an index, an exact name, or the first name containing it."""
+    text = text.strip()
+    if text.isdigit():
+        i = int(text)
+        return i if 0 <= i < len(names) else None
+    head = text.split(":", 1)[0].strip()
+    if head.isdigit() and ":" in text:  # "281: tabby" from the completer
+        return find_class(head, names)
+    low = text.lower()
+    for i, n in enumerate(names):
+        if n.lower() == low:
+            return i
+    return next((i for i, n in enumerate(names) if low and low in n.lower()), None)
+
+
+def _row(*widgets: QWidget) -> QWidget:
+    holder = QWidget()
+    lay = QHBoxLayout(holder)
+    lay.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        lay.addWidget(w, 1 if isinstance(w, QSlider | QComboBox) else 0)
+    return holder
 
 
 def compact(combo: QComboBox, chars: int = 10) -> None:
@@ -29,7 +59,7 @@ def compact(combo: QComboBox, chars: int = 10) -> None:
 
 
 class ControlsPanel(QWidget):
-    """Method, class, layer, head, colormap, opacity, scaling, contour and patch query.
+    """Method, class, layer, head, colours and their scale, upsampling, image fit, patch query.
 
     A user's edit becomes one :meth:`ViewState.update`; a state change sets the widgets
     without echoing back.
@@ -38,8 +68,11 @@ class ControlsPanel(QWidget):
     def __init__(self, state: ViewState, parent=None) -> None:
         super().__init__(parent)
         self.state = state
+        self._names: list[str] = []
+        self._probs: list[float] = []
         form = QFormLayout(self)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setContentsMargins(4, 4, 4, 4)
         self.method = QComboBox()
         for m in METHODS:
             self.method.addItem(METHOD_LABELS[m], m)
@@ -47,7 +80,10 @@ class ControlsPanel(QWidget):
                                "Per-head rollout: that head propagated through the rollout "
                                "below it.\nRollout / gradient methods: one map per image.")
         self.target = QComboBox()
-        self.target.setToolTip("Target class of the gradient methods (top-5 predictions)")
+        self.target.setEditable(True)
+        self.target.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.target.setToolTip("Target class of the gradient methods: a top-5 prediction, or "
+                               "type any class index or name and press Enter")
         self.fusion = QComboBox()
         self.fusion.addItems(["mean", "max", "min"])
         self.discard = QDoubleSpinBox()
@@ -63,9 +99,40 @@ class ControlsPanel(QWidget):
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setToolTip("Overlay opacity")
+        self.opacity_value = QSpinBox()
+        self.opacity_value.setRange(0, 100)
+        self.opacity_value.setSuffix("%")
+        self.opacity_value.setToolTip("Overlay opacity")
         self.scaling = QComboBox()
         self.scaling.addItems(SCALINGS)
-        self.scaling.setToolTip("minmax: full range · percentile: clip to the 1st-99th percentile")
+        self.scaling.setToolTip("minmax: full range · percentile: clip to the (100-p)th and "
+                                "p-th percentiles")
+        self.percentile = QDoubleSpinBox()
+        self.percentile.setRange(50.5, 100.0)
+        self.percentile.setSingleStep(0.5)
+        self.percentile.setDecimals(1)
+        self.percentile.setToolTip("p of the percentile scaling: values above the p-th "
+                                   "percentile take the top colour")
+        self.scale = QComboBox()
+        for key, label in SCALE_SCOPES.items():
+            self.scale.addItem(label, key)
+        self.scale.setToolTip("Who shares the colour scale: a shared scale lets two heads be "
+                              "compared by eye; the colour bar under the image shows it")
+        self.fixed_low, self.fixed_high = QDoubleSpinBox(), QDoubleSpinBox()
+        for spin in (self.fixed_low, self.fixed_high):
+            spin.setRange(0.0, 1.0)
+            spin.setDecimals(4)
+            spin.setSingleStep(0.005)
+            spin.setToolTip("Range of the fixed colour scale (share of the map per patch)")
+        self.upsample = QComboBox()
+        for key, label in UPSAMPLING.items():
+            self.upsample.addItem(label, key)
+        self.upsample.setToolTip("Smooth upsampling, or each token as the square patch it is")
+        self.policy = QComboBox()
+        for key, label in POLICIES.items():
+            self.policy.addItem(label, key)
+        self.policy.setToolTip("How the image is fitted to the model's input (a new forward). "
+                               "With crop, the hatched parts are never seen by the model")
         self.contour = QCheckBox("60%-mass contour")
         self.contour.setToolTip("Outline the fewest patches holding 60% of the map (DINO)")
         self.query = QComboBox()
@@ -76,20 +143,31 @@ class ControlsPanel(QWidget):
         for label, w in (("Method", self.method), ("Class", self.target),
                          ("Head fusion", self.fusion), ("Discard", self.discard),
                          ("Layer", self.layer), ("Head", self.head), ("Colormap", self.cmap),
-                         ("Opacity", self.opacity), ("Scaling", self.scaling),
+                         ("Opacity", _row(self.opacity, self.opacity_value)),
+                         ("Scaling", _row(self.scaling, self.percentile)),
+                         ("Colour scale", self.scale),
+                         ("Fixed range", _row(self.fixed_low, self.fixed_high)),
+                         ("Upsampling", self.upsample), ("Image fit", self.policy),
                          ("", self.contour), ("Patch query", self.query)):
             form.addRow(label, w)
-        self._form = form
         for combo in (self.method, self.target, self.fusion, self.cmap, self.scaling,
-                      self.query):
-            compact(combo)
+                      self.scale, self.upsample, self.policy, self.query):
+            compact(combo, 6)
+        for spin, width in ((self.opacity_value, 58), (self.percentile, 58),
+                            (self.fixed_low, 66), (self.fixed_high, 66)):
+            spin.setMaximumWidth(width)
         for sig in (self.method.currentIndexChanged, self.target.currentIndexChanged,
                     self.fusion.currentIndexChanged, self.discard.valueChanged,
                     self.layer.valueChanged, self.head.valueChanged,
                     self.cmap.currentIndexChanged, self.opacity.valueChanged,
-                    self.scaling.currentIndexChanged, self.contour.toggled,
+                    self.scaling.currentIndexChanged, self.percentile.valueChanged,
+                    self.scale.currentIndexChanged, self.fixed_low.valueChanged,
+                    self.fixed_high.valueChanged, self.upsample.currentIndexChanged,
+                    self.policy.currentIndexChanged, self.contour.toggled,
                     self.query.currentIndexChanged):
             sig.connect(self._push)
+        self.opacity_value.valueChanged.connect(self.opacity.setValue)
+        self.target.lineEdit().returnPressed.connect(self._typed_class)
         self._quiet = False
         self.layer.setRange(0, 0)
         self.head.setRange(0, 0)
@@ -98,16 +176,41 @@ class ControlsPanel(QWidget):
         self._pull(frozenset())
 
     def show_analysis(self, finished: FinishedAnalysis) -> None:
-        """Ranges for the analysis' blocks and heads, its top-5 classes."""
+        """Ranges for the analysis' blocks and heads, its top-5 classes, every class name."""
         a = finished.analysis
         self._quiet = True
         self.layer.setRange(0, max(0, a.num_layers - 1))
         self.head.setRange(0, max(0, a.num_heads - 1))
+        n = int(a.logits.numel())
+        self._names = [a.class_name(i) for i in range(n)]
+        self._probs = [p for _i, _n, p in sorted(a.top_k(n))] if n else []
         self.target.clear()
-        for idx, name, p in a.top_k(5):
-            self.target.addItem(f"{name} ({p:.0%})", idx)
+        for idx, _name, _p in a.top_k(5):
+            self._add_class(idx)
+        completer = QCompleter([f"{i}: {name}" for i, name in enumerate(self._names)], self)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.target.setCompleter(completer)
         self._quiet = False
         self._pull(frozenset())
+
+    def _add_class(self, idx: int) -> int:
+        """Add class ``idx`` to the list (name and probability as the head panel shows it)."""
+        p = self._probs[idx] if idx < len(self._probs) else float("nan")
+        self.target.addItem(f"{self._names[idx]} ({p:.1%})", idx)
+        return self.target.count() - 1
+
+    def _typed_class(self) -> None:
+        idx = find_class(self.target.currentText(), self._names)
+        if idx is None:
+            self.target.lineEdit().setToolTip("No class matches that index or name")
+            self._pull(frozenset())
+            return
+        i = self.target.findData(idx)
+        self._quiet = True
+        self.target.setCurrentIndex(i if i >= 0 else self._add_class(idx))
+        self._quiet = False
+        self._push()
 
     def options(self) -> ViewOptions:
         """What the widgets show now."""
@@ -116,7 +219,10 @@ class ControlsPanel(QWidget):
             target=self.target.currentData(), fusion=self.fusion.currentText(),
             discard=round(self.discard.value(), 4), cmap=self.cmap.currentText(),
             opacity=self.opacity.value() / 100, scaling=self.scaling.currentText(),
-            contour=self.contour.isChecked(), query=self.query.currentData())
+            percentile=round(self.percentile.value(), 2), scale=self.scale.currentData(),
+            fixed_range=(round(self.fixed_low.value(), 6), round(self.fixed_high.value(), 6)),
+            upsample=self.upsample.currentData(), contour=self.contour.isChecked(),
+            query=self.query.currentData())
 
     def _push(self, *_args) -> None:
         if self._quiet:
@@ -124,8 +230,12 @@ class ControlsPanel(QWidget):
         values = vars(self.options()).copy()
         if self.state.a.finished is None:  # no ranges yet: the widgets' 0 means nothing
             del values["layer"], values["head"]
-        if self.target.currentIndex() == 0:
+        if self.target.currentIndex() <= 0:
             values["target"] = None  # the top-1 class, whatever the image
+        lo, hi = values["fixed_range"]
+        if hi <= lo:
+            values["fixed_range"] = (lo, lo + 1e-4)
+        values["policy"] = self.policy.currentData()
         self.state.update(**values)
 
     def _pull(self, _names: frozenset[str]) -> None:
@@ -136,13 +246,22 @@ class ControlsPanel(QWidget):
         if o.layer >= 0:
             self.layer.setValue(o.layer)
         self.head.setValue(o.head)
+        if o.target is not None and self.target.findData(o.target) < 0 and self._names:
+            self._add_class(o.target)
         i = self.target.findData(o.target) if o.target is not None else 0
         self.target.setCurrentIndex(max(0, i))
         self.fusion.setCurrentText(o.fusion)
         self.discard.setValue(o.discard)
         self.cmap.setCurrentText(o.cmap)
         self.opacity.setValue(round(o.opacity * 100))
+        self.opacity_value.setValue(round(o.opacity * 100))
         self.scaling.setCurrentText(o.scaling)
+        self.percentile.setValue(o.percentile)
+        self.scale.setCurrentIndex(max(0, self.scale.findData(o.scale)))
+        self.fixed_low.setValue(o.fixed_range[0])
+        self.fixed_high.setValue(o.fixed_range[1])
+        self.upsample.setCurrentIndex(max(0, self.upsample.findData(o.upsample)))
+        self.policy.setCurrentIndex(max(0, self.policy.findData(self.state.policy)))
         self.contour.setChecked(o.contour)
         self.query.setCurrentIndex(max(0, self.query.findData(o.query)))
         self._quiet = False
@@ -150,8 +269,12 @@ class ControlsPanel(QWidget):
 
     def _enable(self) -> None:
         m = self.method.currentData()
-        self.target.setEnabled(m in ("grad-rollout", "relevance"))
+        self.target.setEnabled(m in CLASS_METHODS)
         self.fusion.setEnabled(m in ("head-rollout", "rollout"))
         self.discard.setEnabled(m in ("head-rollout", "rollout", "grad-rollout"))
         self.head.setEnabled(m in ("head", "head-rollout"))
         self.layer.setEnabled(m in ("head", "head-rollout", "rollout"))
+        self.percentile.setEnabled(self.scaling.currentText() == "percentile")
+        fixed = self.scale.currentData() == "fixed"
+        self.fixed_low.setEnabled(fixed)
+        self.fixed_high.setEnabled(fixed)

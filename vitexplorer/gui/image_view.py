@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
+from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QGraphicsItemGroup,
+    QGraphicsPathItem,
+    QGraphicsPixmapItem,
+        QGraphicsScene,
+    QGraphicsView,
+)
+
+#: the patch-query marker: white and magenta, never the cyan of the 60%-mass contour
+MARKER_OUTER, MARKER_INNER = QColor(255, 255, 255), QColor(255, 0, 200)
 
 
 class ImageView(QGraphicsView):
@@ -20,10 +29,21 @@ class ImageView(QGraphicsView):
         self._item = QGraphicsPixmapItem()
         self._item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self.scene().addItem(self._item)
-        self._marker = QGraphicsRectItem()
-        pen = QPen(QColor(0, 255, 255), 2)
-        pen.setCosmetic(True)
-        self._marker.setPen(pen)
+        # parts of the image the model never saw (cropped away): a dark veil
+        self._seen: QRectF | None = None
+        self._unseen = QGraphicsPathItem()
+        self._unseen.setBrush(QBrush(QColor(0, 0, 0, 140), Qt.BrushStyle.BDiagPattern))
+        self._unseen.setPen(QPen(Qt.PenStyle.NoPen))
+        self.scene().addItem(self._unseen)
+        self._marker = QGraphicsItemGroup()
+        for colour, width, style in ((MARKER_OUTER, 5, Qt.PenStyle.SolidLine),
+                                     (MARKER_INNER, 2, Qt.PenStyle.DashLine)):
+            for _ in range(2):  # the square and its cross
+                item = QGraphicsPathItem()
+                pen = QPen(colour, width, style)
+                pen.setCosmetic(True)
+                item.setPen(pen)
+                self._marker.addToGroup(item)
         self._marker.setVisible(False)
         self.scene().addItem(self._marker)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
@@ -46,9 +66,39 @@ class ImageView(QGraphicsView):
         return self._item.pixmap()
 
     def show_marker(self, rect: QRectF | None) -> None:
+        """A square with a cross over the queried patch (None hides it)."""
         self._marker.setVisible(rect is not None)
-        if rect is not None:
-            self._marker.setRect(rect)
+        if rect is None:
+            return
+        square, cross = QPainterPath(), QPainterPath()
+        square.addRect(rect)
+        c = rect.center()
+        cross.moveTo(c.x() - rect.width() / 4, c.y())
+        cross.lineTo(c.x() + rect.width() / 4, c.y())
+        cross.moveTo(c.x(), c.y() - rect.height() / 4)
+        cross.lineTo(c.x(), c.y() + rect.height() / 4)
+        items = self._marker.childItems()
+        for i, item in enumerate(items):
+            item.setPath(square if i % 2 == 0 else cross)
+
+    def show_unseen(self, box: QRectF | None) -> None:
+        """Veil the image outside ``box``, the part of it the model sees (None: no veil)."""
+        self._seen = box
+        path = QPainterPath()
+        if box is not None:
+            path.addRect(QRectF(self._item.pixmap().rect()))
+            inner = QPainterPath()
+            inner.addRect(box)
+            path = path.subtracted(inner)
+        self._unseen.setPath(path)
+
+    def unseen_area(self) -> float:
+        """Share of the image veiled as unseen (0 when the model sees all of it)."""
+        pix = self._item.pixmap()
+        if self._seen is None or pix.isNull():
+            return 0.0
+        seen = self._seen.intersected(QRectF(pix.rect()))
+        return 1.0 - seen.width() * seen.height() / (pix.width() * pix.height())
 
     def marker_visible(self) -> bool:
         return self._marker.isVisible()

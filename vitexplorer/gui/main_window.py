@@ -29,6 +29,7 @@ from vitexplorer.gui import jobs
 from vitexplorer.gui.actions import build_actions
 from vitexplorer.gui.analysis_controller import AnalysisController
 from vitexplorer.gui.banner import Banner
+from vitexplorer.gui.colour_bar import ColourBar
 from vitexplorer.gui.controls import ControlsPanel
 from vitexplorer.gui.dialogs import show_error
 from vitexplorer.gui.groups_controller import GroupsController
@@ -94,6 +95,8 @@ class MainWindow(TransferMixin, QMainWindow):
         lay.addWidget(self.warning)
         lay.addWidget(self.banner)
         lay.addWidget(self.view, 1)
+        self.colour_bar = ColourBar()
+        lay.addWidget(self.colour_bar)
         self.setCentralWidget(central)
         self.docks: dict[str, QDockWidget] = {}
         self.controls = ControlsPanel(self.state)
@@ -329,6 +332,12 @@ class MainWindow(TransferMixin, QMainWindow):
         o = frame.options
         self.view.set_pixmap(to_pixmap(frame.image))
         self.view.show_marker(QRectF(*frame.marker) if frame.marker else None)
+        x0, y0, x1, y1 = frame.view_box
+        h, w = frame.display_size
+        whole = x0 <= 0.5 and y0 <= 0.5 and x1 >= w - 0.5 and y1 >= h - 0.5
+        self.view.show_unseen(None if whole else QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.colour_bar.set_scale(o.cmap, frame.vrange, frame.scale,
+                                  o.scaling == "percentile" and frame.scale != "fixed")
         f = self.state.a.finished
         groups = f.head_groups
         self.head_panel.show_map(f.analysis, o, frame.grid_map,

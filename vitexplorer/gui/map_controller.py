@@ -14,14 +14,15 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from vitexplorer.core.constants import CLASS_METHODS, MASS_SHARE, PER_HEAD_METHODS
-from vitexplorer.core.render import overlay
+from vitexplorer.core.render import display_range, overlay
 from vitexplorer.gui import jobs
 from vitexplorer.gui.state import ModelSlot, ViewOptions, ViewState
 from vitexplorer.gui.tasks import TaskRunner
 
 #: state fields that change the picture of a slot
 DRAWN_FIELDS = frozenset({"method", "layer", "head", "target", "fusion", "discard", "cmap",
-                          "opacity", "scaling", "contour", "query", "query_cell"})
+                          "opacity", "scaling", "percentile", "scale", "fixed_range",
+                          "upsample", "contour", "query", "query_cell"})
 #: state fields that change the head-grid thumbnails
 THUMB_FIELDS = frozenset({"method", "cmap", "fusion", "discard"})
 
@@ -34,7 +35,10 @@ class Frame:
     grid_map: np.ndarray  # [gh, gw] map the overlay shows
     options: ViewOptions
     marker: tuple[float, float, float, float] | None  # queried patch (x, y, w, h), display px
-
+    vrange: tuple[float, float]  # the values at the two ends of the colour scale
+    scale: str  # who shares that range (state.SCALE_SCOPES; "map" in a patch query)
+    view_box: tuple[float, float, float, float]  # the model's view (x0, y0, x1, y1), display px
+    display_size: tuple[int, int]  # (height, width) of the display image
 
 class MapController(QObject):
     """Draws one slot's view whenever the state or the slot's analysis changes."""
@@ -54,6 +58,7 @@ class MapController(QObject):
         self.tasks = tasks
         self.last_frame: Frame | None = None
         self._thumb_key: tuple | None = None
+        self._ranges: dict[tuple, tuple[float, float]] = {}  # shared ranges of this analysis
         state.changed.connect(self._state_changed)
         slot.finished_changed.connect(self._finished)
         slot.head_groups_changed.connect(lambda _g: self.render())
@@ -63,6 +68,7 @@ class MapController(QObject):
 
     # --- reacting --------------------------------------------------------------------------
     def _finished(self, finished) -> None:
+        self._ranges = {}
         self._thumb_key = ("head", self.state.cmap, "mean", 0.0)
         self.thumbnails_ready.emit(finished.thumbnails)
         self._refresh_thumbnails()
@@ -145,10 +151,35 @@ class MapController(QObject):
             self.request_map(o)
             return
         geom = f.analysis.geometry.scaled(f.display_scale)
-        image = overlay(f.display, grid_map, geom, o.cmap, o.opacity, o.scaling,
-                        contour=MASS_SHARE if o.contour else None)
-        self.last_frame = Frame(image, grid_map, o, self._marker(o))
+        scale = "map" if self._querying(o) else o.scale
+        vrange = self.color_range(o, grid_map, scale)
+        image = overlay(f.display, grid_map, geom, o.cmap, o.opacity, o.scaling, o.upsample,
+                        contour=MASS_SHARE if o.contour else None, vrange=vrange)
+        self.last_frame = Frame(image, grid_map, o, self._marker(o), vrange, scale,
+                                geom.box, f.display.shape[:2])
         self.frame_ready.emit(self.last_frame)
+
+    def _querying(self, o: ViewOptions) -> bool:
+        return o.query != "off" and self.state.query_cell is not None
+
+    def color_range(self, o: ViewOptions, grid_map: np.ndarray,
+                    scale: str) -> tuple[float, float]:
+        """The colour scale's ends: the map's own range, one shared by the heads of its layer
+        or of the model (their maps stacked, same scaling), or the fixed range."""
+        if scale == "fixed":
+            return o.fixed_range
+        if scale == "map":
+            return display_range(grid_map, o.scaling, o.percentile)
+        key = (scale, o.method, o.fusion, o.discard, o.target, o.scaling, o.percentile,
+               o.layer if scale == "layer" else None)
+        if key not in self._ranges:
+            a = self.slot.analysis
+            layers = [o.layer] if scale == "layer" else range(a.num_layers)
+            heads = range(a.num_heads) if o.method in PER_HEAD_METHODS else [o.head]
+            stack = np.stack([a.map(o.method, li, h, o.fusion, o.discard, o.target)
+                              for li in layers for h in heads])
+            self._ranges[key] = display_range(stack, o.scaling, o.percentile)
+        return self._ranges[key]
 
     # --- patch query -----------------------------------------------------------------------
     def query_at(self, x: float, y: float) -> None:

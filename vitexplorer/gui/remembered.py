@@ -10,7 +10,9 @@ if TYPE_CHECKING:
 #: state field -> settings key
 REMEMBERED = {"method": "view/method", "fusion": "view/fusion", "discard": "view/discard",
               "cmap": "view/cmap", "opacity": "view/opacity", "scaling": "view/scaling",
-              "contour": "view/contour", "sort_by_cluster": "groups/sort_by_cluster"}
+              "contour": "view/contour", "percentile": "view/percentile",
+              "scale": "view/scale", "upsample": "view/upsample", "policy": "view/policy",
+              "sort_by_cluster": "groups/sort_by_cluster"}
 DEFAULT_SIZE = (1280, 800)
 
 
@@ -36,10 +38,15 @@ def restore_state(w: MainWindow) -> None:
 def _valid(field: str, value) -> bool:
     """False for a stored choice this version does not offer (an older or edited file)."""
     from vitexplorer.core.constants import METHODS
+    from vitexplorer.core.images import RESIZE_POLICIES
     from vitexplorer.core.render import COLORMAPS, SCALINGS
+    from vitexplorer.gui.state import SCALE_SCOPES
 
     choices = {"method": METHODS, "fusion": ("mean", "max", "min"), "cmap": COLORMAPS,
-               "scaling": SCALINGS}
+               "scaling": SCALINGS, "scale": tuple(SCALE_SCOPES),
+               "upsample": ("bilinear", "nearest"), "policy": RESIZE_POLICIES}
+    if field == "percentile":
+        return 50.0 < value <= 100.0
     return field not in choices or value in choices[field]
 
 

@@ -56,8 +56,17 @@ class ViewOptions:
     cmap: str = DEFAULT_CMAP
     opacity: float = DEFAULT_OPACITY
     scaling: str = "minmax"
+    percentile: float = 99.0  # "percentile" scaling clips to [100 - p, p]
+    scale: str = "map"  # who shares the colour scale: see SCALE_SCOPES
+    fixed_range: tuple[float, float] = (0.0, 0.05)  # the range of the "fixed" scale
+    upsample: str = "bilinear"  # smooth, or "nearest": the token grid as it is
     contour: bool = True
     query: str = "off"  # patch query: off, row (where it looks), column (what looks at it)
+
+
+#: colour-scale scopes: one map's own range, or a range shared so maps compare by eye
+SCALE_SCOPES = {"map": "own range of each map", "layer": "shared by the layer's heads",
+                "model": "shared by every layer and head", "fixed": "fixed range"}
 
 
 #: every field of the state besides the view options, with its default
@@ -67,6 +76,7 @@ STATE_FIELDS: dict[str, Any] = {
     "selection": None,  # frozenset of (layer, head) the grid highlights, or None for all
     "mask": "rollout",  # foreground used by the head scores: rollout or grabcut
     "sort_by_cluster": False,  # head grid order: by layer, or by similarity cluster
+    "policy": "crop",  # how the image is fitted to the model's input (a new forward)
 }
 OPTION_FIELDS = tuple(f.name for f in fields(ViewOptions))
 
