@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from vitexplorer.core.analysis import Analysis
-from vitexplorer.core.constants import FORMATS, METHOD_LABELS
+from vitexplorer.core.constants import DEFAULT_OPACITY, FORMATS, MASS_SHARE, METHOD_LABELS
 from vitexplorer.core.files import atomic_writer
 from vitexplorer.core.render import display_range, overlay, resolve_cmap
 
@@ -265,9 +265,9 @@ def overlay_figure(
     head: int = 0,
     target: int | None = None,
     cmap: str | None = None,
-    opacity: float = 0.6,
+    opacity: float = DEFAULT_OPACITY,
     scaling: str = "minmax",
-    contour: float | None = 0.6,
+    contour: float | None = MASS_SHARE,
     fusion: str = "mean",
     discard: float = 0.0,
     options: FigureOptions | None = None,
@@ -468,7 +468,7 @@ def grid_figure(
     method: str = "head",
     layer: int | None = None,
     cmap: str | None = None,
-    opacity: float = 0.6,
+    opacity: float = DEFAULT_OPACITY,
     scaling: str = "minmax",
     fusion: str = "mean",
     discard: float = 0.0,
@@ -523,7 +523,7 @@ def _heads_per_row(n: int, cell_aspect: float, flattest: float = 0.12) -> int:
 
 
 def group_grid_figure(analysis: Analysis, table, method: str = "head", cmap: str | None = None,
-                      opacity: float = 0.6, scaling: str = "minmax",
+                      opacity: float = DEFAULT_OPACITY, scaling: str = "minmax",
                       options: FigureOptions | None = None,
                       contour: float | None = None) -> Figure:
     """Every layer x head map, each framed in its group's colour, with a legend."""

@@ -12,6 +12,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from vitexplorer.core.constants import DEFAULT_CMAP, DEFAULT_OPACITY
 from vitexplorer.core.images import Geometry, map_to_image
 from vitexplorer.core.maps import mass_region
 
@@ -86,8 +87,8 @@ def overlay(
     image: np.ndarray,
     grid_map: np.ndarray,
     geometry: Geometry,
-    cmap: str = "inferno",
-    opacity: float = 0.6,
+    cmap: str = DEFAULT_CMAP,
+    opacity: float = DEFAULT_OPACITY,
     scaling: Scaling = "minmax",
     upsample: Literal["bilinear", "nearest"] = "bilinear",
     contour: float | None = None,
@@ -97,7 +98,7 @@ def overlay(
     """Blend the colour-mapped ``grid_map`` over ``image`` (both placed on original pixels).
 
     ``out = (1 - opacity) * image + opacity * cmap(scale(map))``; pixels outside the model's
-    view (centre crop) keep the image. ``contour`` (e.g. 0.6) outlines the patches holding
+    view (centre crop) keep the image. ``contour`` (e.g. MASS_SHARE) outlines the patches holding
     that share of the mass. ``vrange`` fixes the colour scale (a range shared by several
     maps, see :func:`display_range`); by default it is the map's own ``scaling`` range.
     """
