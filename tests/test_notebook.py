@@ -41,6 +41,8 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     assert ns["table"].shape == (3, 6)
     assert (tmp_path / "head3.pdf").read_bytes().startswith(b"%PDF")
     assert (tmp_path / "all_heads.png").read_bytes().startswith(b"\x89PNG")
+    n = a.layout.num_tokens
+    assert vx.capture(a.loaded.model, a.model_input()).attentions.shape == (1, 3, 6, n, n)
 
 
 def test_every_public_name_resolves_and_the_import_loads_no_torch():
