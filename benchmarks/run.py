@@ -147,6 +147,34 @@ def case_ablation(repeats: int, device: str) -> list[dict]:
                 t["ours"], t["ref"] * n, 0.5)]
 
 
+def case_faithfulness(repeats: int, device: str) -> list[dict]:
+    """Deletion/insertion/perturbation curves of 3 methods + a random map on one image,
+    against the plain batched forwards of the same number of images (what any
+    implementation must run)."""
+    from vitexplorer.core.evaluate import faithfulness, forwards_needed, random_map
+
+    loaded, pre, x = _setup("vit_small_patch16_224", device)
+    a = Analysis.from_stream(stream(loaded.model, x), 0, loaded, pre, "crop", "bench")
+    target = a.ensure_gradients()
+    maps = {m: a.map(m, target=target) for m in ("rollout", "grad-rollout", "relevance")}
+    maps["random"] = random_map(a.layout.grid, 0)
+    n, bs = forwards_needed(len(maps)), 32
+    ref_fn = plain(loaded.model, x.expand(bs, -1, -1, -1).contiguous())
+    last = x.expand(n % bs, -1, -1, -1).contiguous()
+
+    def ref():
+        for _ in range(n // bs):
+            ref_fn()
+        with torch.inference_mode():
+            loaded.model(last)
+
+    t = interleaved({"ref": ref, "ours": lambda: faithfulness(loaded.model, x[0], maps,
+                                                                target, 10, bs)},
+                    max(3, repeats // 3), warmup=1)
+    return [row(f"faithfulness curves, 4 maps ({n} perturbed images), ViT-S/16 "
+                "(ref: the same forwards)", t["ours"], t["ref"], 1.15)]
+
+
 def case_batch(repeats: int, device: str, n_images: int) -> list[dict]:
     import cv2
 
@@ -346,7 +374,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", default=None, help="run one case: capture, analysis, "
-                        "class, ablation, batch, memory, gui")
+                        "class, ablation, faithfulness, batch, memory, gui")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" /
                         "latest.json")
     args = parser.parse_args()
@@ -357,6 +385,7 @@ def main() -> int:
         "analysis": lambda: case_full_analysis(repeats, args.device),
         "class": lambda: case_class_map(repeats, args.device),
         "ablation": lambda: case_ablation(repeats, args.device),
+        "faithfulness": lambda: case_faithfulness(repeats, args.device),
         "batch": lambda: case_batch(repeats, args.device, 24 if args.quick else 64),
         "memory": lambda: case_memory(args.threads, "vit_base_patch16_384" if args.quick
                                       else "vit_large_patch16_384"),

@@ -167,22 +167,42 @@ def compare_models(
     """Analyse every image with both models and pair their heads (module docstring).
     ``scores`` also scores every head of both (the joined head tables). An image that
     cannot be decoded is skipped and listed in ``skipped``."""
-    cost = None
     skipped: list[tuple[str, str]] = []
+
+    def pairs() -> Iterable[tuple[Analysis, Analysis]]:
+        for n, img in enumerate(images):
+            if should_stop is not None and should_stop():
+                raise Cancelled("cancelled")
+            src = str(img) if isinstance(img, str | Path) else f"image {n}"
+            try:
+                rgb = load_image(img) if isinstance(img, str | Path) else img
+            except ImageError as exc:
+                skipped.append((src, exc.reason))
+                continue
+            yield analyze(a, rgb, policy, src), analyze(b, rgb, policy, src)
+
+    try:
+        comp = compare_analyses(pairs(), size, scores, (a.label, b.label))
+    except VitexplorerError as exc:
+        if skipped and "no images" in str(exc):
+            raise VitexplorerError(f"no images to compare ({len(skipped)} could not be "
+                                   "read)") from exc
+        raise
+    comp.skipped = skipped
+    return comp
+
+
+def compare_analyses(pairs: Iterable[tuple[Analysis, Analysis]], size: int = 64,
+                     scores: bool = True, labels: tuple[str, str] | None = None
+                     ) -> Comparison:
+    """:func:`compare_models` of analyses already made: ``(A's, B's)`` of each image (the
+    GUI pairs the two slots' analyses of the image shown)."""
+    cost = None
     tables: tuple[list, list] = ([], [])
     rollout, sources = [], []
     first = None
     n = 0
-    for img in images:
-        if should_stop is not None and should_stop():
-            raise Cancelled("cancelled")
-        src = str(img) if isinstance(img, str | Path) else f"image {n}"
-        try:
-            rgb = load_image(img) if isinstance(img, str | Path) else img
-        except ImageError as exc:
-            skipped.append((src, exc.reason))
-            continue
-        xa, xb = analyze(a, rgb, policy, src), analyze(b, rgb, policy, src)
+    for xa, xb in pairs:
         da, db, ra, rb = pair_distributions(xa, xb, size)
         c = js_cross(da, db)
         cost = c if cost is None else cost + c
@@ -192,16 +212,16 @@ def compare_models(
             tables[1].append(xb.head_table())
         if first is None:
             first = (xa, xb)
-        sources.append(src)
+        sources.append(xa.source)
         n += 1
     if cost is None:
-        raise VitexplorerError("no images to compare" + (f" ({len(skipped)} could not be read)"
-                                                   if skipped else ""))
+        raise VitexplorerError("no images to compare")
     cost /= n
     from scipy.optimize import linear_sum_assignment
 
     rows, cols = linear_sum_assignment(cost)
     profiles = (aggregate(tables[0]), aggregate(tables[1])) if scores else (None, None)
-    return Comparison((a.label, b.label), (head_cells(first[0]), head_cells(first[1])),
-                      cost, [(int(i), int(j)) for i, j in zip(rows, cols, strict=True)], n,
-                      float(np.mean(rollout)), sources, profiles, first, skipped)
+    labels = labels or (first[0].model_label, first[1].model_label)
+    return Comparison(labels, (head_cells(first[0]), head_cells(first[1])), cost,
+                      [(int(i), int(j)) for i, j in zip(rows, cols, strict=True)], n,
+                      float(np.mean(rollout)), sources, profiles, first)

@@ -41,9 +41,9 @@ def curves_figure(records: list[dict]) -> Figure:
     return fig
 
 
-def _pair_rows(comp, size: int, n_pairs: int) -> tuple[np.ndarray, list[tuple]]:
-    """The first image on the canvas and, per shown pair, (titles, density A, density B)
-    over the pixels both models saw (0 elsewhere)."""
+def _pair_rows(comp, size: int, n_pairs: int) -> tuple[np.ndarray, np.ndarray, list[tuple]]:
+    """The first image on the canvas, the pixels both models saw, and per shown pair
+    (titles, density A, density B) over those pixels (0 elsewhere)."""
     import cv2
 
     from vitexplorer.core.compare import canvas_geometry, on_canvas
@@ -67,32 +67,36 @@ def _pair_rows(comp, size: int, n_pairs: int) -> tuple[np.ndarray, list[tuple]]:
         (la, ha), (lb, hb) = comp.cells[0][i], comp.cells[1][j]
         rows.append(((f"A {la}.{ha}", f"B {lb}.{hb}", f"JS {comp.cost[i, j]:.3f}"),
                      density(ma[la, ha]), density(mb[lb, hb])))
-    return image, rows
+    return image, both, rows
 
 
 def comparison_figure(comp, n_pairs: int = 6, size: int = 224, cmap: str = DEFAULT_CMAP
                       ) -> Figure:
     """The fused rollouts and the ``n_pairs`` best-matched heads of two models side by side
-    on the first image: A and B on one colour scale per row (share of the map per pixel),
-    and their difference A - B (blue: B higher, red: A higher)."""
-    image, rows = _pair_rows(comp, size, n_pairs)
+    on the first image, over the pixels both models saw: A and B on one colour scale per row
+    (share of the map per pixel, min to max of the two), and their difference A - B (blue:
+    B higher, red: A higher)."""
+    image, both, rows = _pair_rows(comp, size, n_pairs)
     h, w = image.shape[:2]
     cell = 2.2
     fig = Figure(figsize=(3 * cell * w / h * 1.25 + 0.5, cell * len(rows) + 0.9),
                  layout="constrained")
     axes = fig.subplots(len(rows), 3, squeeze=False)
     for r, (titles, da, db) in enumerate(rows):
-        hi = max(float(da.max()), float(db.max()), 1e-12)
+        lo = min(float(da[both].min()), float(db[both].min()))
+        hi = max(float(da[both].max()), float(db[both].max()), lo + 1e-12)
         for c, d in enumerate((da, db)):
             ax = axes[r, c]
             ax.imshow(image)
-            im = ax.imshow(d, cmap=cmap, vmin=0, vmax=hi, alpha=0.65)
+            im = ax.imshow(np.ma.masked_where(~both, d), cmap=cmap, vmin=lo, vmax=hi,
+                           alpha=0.65)
             ax.set_title(titles[c], fontsize=7)
         fig.colorbar(im, ax=axes[r, :2], shrink=0.8, label="share per pixel")
         lim = max(float(np.abs(da - db).max()), 1e-12)
         ax = axes[r, 2]
         ax.imshow(image)
-        im = ax.imshow(da - db, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.75)
+        im = ax.imshow(np.ma.masked_where(~both, da - db), cmap="RdBu_r", vmin=-lim,
+                       vmax=lim, alpha=0.75)
         ax.set_title(f"A − B, {titles[2]}", fontsize=7)
         fig.colorbar(im, ax=ax, shrink=0.8)
         for ax in axes[r]:
