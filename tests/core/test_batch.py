@@ -20,8 +20,10 @@ from tests.conftest import REPO, TEST_IMAGES
 from vitexplorer.core.batch import (
     BatchError,
     BatchOptions,
+    batch_options,
     check_output,
     discover,
+    parse_indices,
     run_batch,
     summarize,
 )
@@ -246,3 +248,24 @@ def test_gradient_methods_are_refused_before_any_work(tmp_path, tiny):
         run_batch([src], tmp_path / "out", tiny, BatchOptions(**{**OPTS,
                                                                 "methods": ("relevance",)}))
     assert not (tmp_path / "out").exists()
+
+
+def test_parse_indices_reads_what_users_type():
+    assert parse_indices(None, 4) is None and parse_indices("  ", 4) is None
+    assert parse_indices("all", 4) == (0, 1, 2, 3)
+    assert parse_indices(" 3, -1,0 ,-4", 4) == (3, 0)  # -1 is 3, -4 is 0: no repeats
+    for bad in ("4", "-5", "a", "1,,2", "1.5"):
+        with pytest.raises(ValueError, match="is not an index from 0 to 3"):
+            parse_indices(bad, 4)
+
+
+def test_batch_options_is_built_from_the_model_and_the_text(tiny_loaded):
+    opts = batch_options(tiny_loaded, ("head",), layers="-1", heads="all",
+                         outputs=("overlay", "json", "maps"), format="svg")
+    assert (opts.model, opts.weights, opts.device) == (tiny_loaded.spec, "random", "cpu")
+    assert (opts.layers, opts.heads) == ((2,), (0, 1, 2))
+    assert opts.outputs == ("overlay", "json", "maps") and opts.format == "svg"
+    assert batch_options(tiny_loaded).outputs == ("overlay", "json")
+    for bad in ({"methods": ("relevance",)}, {"outputs": ("movie",)}, {"heads": "3"}):
+        with pytest.raises(ValueError):
+            batch_options(tiny_loaded, **bad)

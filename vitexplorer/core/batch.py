@@ -99,6 +99,49 @@ class BatchOptions:
         return d
 
 
+def parse_indices(text: str | None, n: int) -> tuple[int, ...] | None:
+    """Blocks or heads as a user types them (``--layers``, ``--heads``, the batch dialog):
+    blank is None (the default), ``all`` every one of the ``n``, else a comma list of
+    integers in ``-n..n-1`` (negative from the end), returned as ``0..n-1`` in the order
+    given, without repeats. A ValueError names the entry that is not one of them."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if text == "all":
+        return tuple(range(n))
+    out = []
+    for entry in text.split(","):
+        try:
+            i = int(entry)
+        except ValueError:
+            i = None
+        if i is None or not -n <= i < n:
+            raise ValueError(f"'{entry.strip()}' is not an index from 0 to {n - 1} (or -{n} "
+                             "to -1 from the end); give a comma list of them, or 'all'")
+        out.append(i % n)
+    return tuple(dict.fromkeys(out))
+
+
+def batch_options(loaded: LoadedModel, methods: tuple[str, ...] = ("rollout",),
+                  layers: str | None = None, heads: str | None = None,
+                  outputs: tuple[str, ...] = ("overlay",), **options) -> BatchOptions:
+    """The one builder of a run's options from what a user chose (the CLI, the batch
+    dialog): model, weights and device from ``loaded``; ``layers`` and ``heads`` parsed by
+    :func:`parse_indices` against its size; ``json`` always among the outputs. A ValueError
+    names an unknown method or output, or a bad index; ``options`` are the other fields."""
+    bad = [m for m in methods if m not in BATCH_METHODS] or \
+        [o for o in outputs if o not in OUTPUTS]
+    if bad or not methods:
+        raise ValueError(f"methods are {', '.join(BATCH_METHODS)} and outputs "
+                         f"{', '.join(OUTPUTS)}; {', '.join(bad) or 'no method'} is not one")
+    blocks = loaded.model.blocks
+    return BatchOptions(
+        model=loaded.spec, weights=loaded.weights, device=str(loaded.device),
+        methods=tuple(methods), layers=parse_indices(layers, len(blocks)),
+        heads=parse_indices(heads, blocks[0].attn.num_heads),
+        outputs=tuple(dict.fromkeys((*outputs, "json"))), **options)
+
+
 @dataclass
 class Item:
     """One discovered input file and where its results go (relative to the output)."""

@@ -193,24 +193,13 @@ class BatchDialog(QDialog):
 
     # ---------------------------------------------------------------------------- running
     def options(self):
-        from vitexplorer.core.batch import BatchOptions
+        from vitexplorer.core.batch import batch_options
 
-        loaded = self.loaded
-        n_layers, n_heads = len(loaded.model.blocks), loaded.model.blocks[0].attn.num_heads
-
-        def ints(text: str, n: int):
-            text = text.strip()
-            if not text:
-                return None
-            if text == "all":
-                return tuple(range(n))
-            return tuple(int(v) for v in text.split(","))
-
-        return BatchOptions(
-            model=loaded.spec, weights=loaded.weights, device=str(loaded.device),
+        return batch_options(
+            self.loaded,
             methods=tuple(m for m, cb in self.methods.items() if cb.isChecked()) or ("rollout",),
-            layers=ints(self.layers.text(), n_layers), heads=ints(self.heads.text(), n_heads),
-            outputs=(*[o for o, cb in self.outputs.items() if cb.isChecked()], "json"),
+            layers=self.layers.text(), heads=self.heads.text(),
+            outputs=tuple(o for o, cb in self.outputs.items() if cb.isChecked()),
             format=self.format.currentText(), batch_size=self.batch_size.value(),
             cmap=self.view.cmap, opacity=self.view.opacity)
 
@@ -221,8 +210,8 @@ class BatchDialog(QDialog):
             return
         try:
             opts = self.options()
-        except ValueError:
-            self.status.setText("Layers and heads take comma lists of integers, or 'all'.")
+        except ValueError as exc:  # an index the model does not have, named
+            self.status.setText(f"Layers and heads: {exc}")
             return
         self._state = {}
         self.progress.setRange(0, 0)  # busy until the runner has counted the images
