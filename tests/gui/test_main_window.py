@@ -548,3 +548,14 @@ def test_any_class_can_be_typed(qtbot, window, chelsea):
     c.target.setEditText(name)
     qtbot.keyClick(c.target.lineEdit(), Qt.Key.Key_Return)
     assert window.state.target == top[3]
+
+
+def test_input_size_rebuilds_the_model_with_a_finer_grid(qtbot, window, chelsea):
+    a = open_and_wait(qtbot, window, chelsea)
+    assert a.geometry.grid == (4, 4)
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.controls.input_size.setValue(96)
+    b = window.state.a.analysis
+    assert window.state.input_size == 96 and b.source == str(chelsea)
+    assert b.geometry.grid == (6, 6) and window.grid.shape == (3, 3)
+    assert window.maps.last_frame.grid_map.shape == (6, 6)

@@ -56,7 +56,10 @@ class AnalysisController(QObject):
 
     def _state_changed(self, names: frozenset[str]) -> None:
         current = self._current_image()
-        if "policy" in names and current is not None and self.slot.loaded is not None:
+        loaded = self.slot.loaded
+        if "input_size" in names and loaded is not None:
+            self.load_model(loaded.spec, loaded.weights)  # rebuilt, then the image again
+        elif "policy" in names and current is not None and loaded is not None:
             self.analyze(*current)  # the image fitted another way: a new forward
 
     def _kind(self, kind: str) -> str:
@@ -65,8 +68,12 @@ class AnalysisController(QObject):
     # --- models ----------------------------------------------------------------------------
     def load_model(self, spec: str, weights: str = "pretrained") -> None:
         label = spec if weights == "pretrained" else f"{spec} ({Path(weights).name})"
+        kwargs = dict(self.model_kwargs)
+        if self.state.input_size:
+            kwargs["input_size"] = self.state.input_size
+            label += f" at {self.state.input_size} px"
         self.tasks.run(self._kind("model"), jobs.load_model_job, spec, weights,
-                       self.model_kwargs, on_done=self._model_loaded,
+                       kwargs, on_done=self._model_loaded,
                        on_error=self._model_error, message=f"Loading {label}…")
 
     def _model_loaded(self, loaded: LoadedModel) -> None:

@@ -133,6 +133,15 @@ class ControlsPanel(QWidget):
             self.policy.addItem(label, key)
         self.policy.setToolTip("How the image is fitted to the model's input (a new forward). "
                                "With crop, the hatched parts are never seen by the model")
+        self.input_size = QSpinBox()
+        self.input_size.setRange(0, 2048)
+        self.input_size.setSingleStep(16)
+        self.input_size.setSpecialValueText("model default")
+        self.input_size.setSuffix(" px")
+        self.input_size.setKeyboardTracking(False)
+        self.input_size.setToolTip("Build the model for N x N inputs (the position embedding "
+                                   "is resampled): more, smaller patches; DINO's figures use "
+                                   "480 px. Reloads the model")
         self.contour = QCheckBox("60%-mass contour")
         self.contour.setToolTip("Outline the fewest patches holding 60% of the map (DINO)")
         self.query = QComboBox()
@@ -148,6 +157,7 @@ class ControlsPanel(QWidget):
                          ("Colour scale", self.scale),
                          ("Fixed range", _row(self.fixed_low, self.fixed_high)),
                          ("Upsampling", self.upsample), ("Image fit", self.policy),
+                         ("Input size", self.input_size),
                          ("", self.contour), ("Patch query", self.query)):
             form.addRow(label, w)
         for combo in (self.method, self.target, self.fusion, self.cmap, self.scaling,
@@ -163,7 +173,8 @@ class ControlsPanel(QWidget):
                     self.scaling.currentIndexChanged, self.percentile.valueChanged,
                     self.scale.currentIndexChanged, self.fixed_low.valueChanged,
                     self.fixed_high.valueChanged, self.upsample.currentIndexChanged,
-                    self.policy.currentIndexChanged, self.contour.toggled,
+                    self.policy.currentIndexChanged, self.input_size.valueChanged,
+                    self.contour.toggled,
                     self.query.currentIndexChanged):
             sig.connect(self._push)
         self.opacity_value.valueChanged.connect(self.opacity.setValue)
@@ -236,6 +247,7 @@ class ControlsPanel(QWidget):
         if hi <= lo:
             values["fixed_range"] = (lo, lo + 1e-4)
         values["policy"] = self.policy.currentData()
+        values["input_size"] = self.input_size.value() or None
         self.state.update(**values)
 
     def _pull(self, _names: frozenset[str]) -> None:
@@ -262,6 +274,7 @@ class ControlsPanel(QWidget):
         self.fixed_high.setValue(o.fixed_range[1])
         self.upsample.setCurrentIndex(max(0, self.upsample.findData(o.upsample)))
         self.policy.setCurrentIndex(max(0, self.policy.findData(self.state.policy)))
+        self.input_size.setValue(self.state.input_size or 0)
         self.contour.setChecked(o.contour)
         self.query.setCurrentIndex(max(0, self.query.findData(o.query)))
         self._quiet = False

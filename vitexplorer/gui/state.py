@@ -77,6 +77,7 @@ STATE_FIELDS: dict[str, Any] = {
     "mask": "rollout",  # foreground used by the head scores: rollout or grabcut
     "sort_by_cluster": False,  # head grid order: by layer, or by similarity cluster
     "policy": "crop",  # how the image is fitted to the model's input (a new forward)
+    "input_size": None,  # pixels per side the models are built for; None: their default
 }
 OPTION_FIELDS = tuple(f.name for f in fields(ViewOptions))
 
