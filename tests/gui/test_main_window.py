@@ -559,3 +559,66 @@ def test_input_size_rebuilds_the_model_with_a_finer_grid(qtbot, window, chelsea)
     assert window.state.input_size == 96 and b.source == str(chelsea)
     assert b.geometry.grid == (6, 6) and window.grid.shape == (3, 3)
     assert window.maps.last_frame.grid_map.shape == (6, 6)
+
+
+def test_head_importance_counts_heads_ranks_them_and_names_the_class(qtbot, window, chelsea):
+    a = open_and_wait(qtbot, window, chelsea)
+    bars = []
+    window.groups_controller.importance_progress.connect(
+        lambda k, n: bars.append((k, n, window.progress.value(), window.progress.maximum())))
+    gp = window.groups_panel
+    assert gp.ranking.isHidden()
+    with qtbot.waitSignal(window.rendered, timeout=60000):
+        gp.importance.click()
+    assert bars and bars[-1] == (9, 9, 9, 9), "determinate: k of L x H heads"
+    assert all(k % 3 == 0 for k, *_ in bars)
+    table = window.state.a.head_groups.table
+    drops = [float(gp.ranking.topLevelItem(i).text(1)) for i in range(9)]
+    assert drops == sorted(drops, reverse=True)
+    assert drops[0] == pytest.approx(table.scores["logprob_drop"].max(), abs=1e-4)
+    assert a.top_k(1)[0][1] in gp.importance_title.text()
+    gp.ranking.sortByColumn(2, Qt.SortOrder.AscendingOrder)
+    kls = [float(gp.ranking.topLevelItem(i).text(2)) for i in range(9)]
+    assert kls == sorted(kls)
+    best = gp.ranking.topLevelItem(0)
+    gp.ranking.itemDoubleClicked.emit(best, 0)
+    assert f"{window.state.layer}.{window.state.head}" == best.text(0)
+
+
+def test_similarity_click_chooses_a_pair_and_the_figure_enlarges(qtbot, window, chelsea):
+    open_and_wait(qtbot, window, chelsea)
+    fig = window.groups_panel.figure
+    fig.resize(360, 240)
+    m = fig.matrix_rect()
+    cells = window.state.a.head_groups.clustering.ordered_cells()
+    n = len(cells)
+    x, y = m.x() + (5.5 / n) * m.width(), m.y() + (2.5 / n) * m.height()
+    qtbot.mouseClick(fig, Qt.MouseButton.LeftButton, pos=QPointF(x, y).toPoint())
+    a, b = cells[2], cells[5]
+    assert window.state.selection == {a, b} and (window.state.layer, window.state.head) == a
+    dlg = window.groups_panel.enlarge()
+    qtbot.addWidget(dlg)
+    assert dlg.isVisible() and dlg.view.ordered_cells() == cells
+    assert dlg.view.matrix_rect().width() > m.width()
+
+
+def test_help_lists_every_shortcut(qtbot, window):
+    from PySide6.QtGui import QKeySequence
+
+    from vitexplorer.gui.actions import readme_url, shortcuts_dialog
+
+    box = shortcuts_dialog(window, window.actions_)
+    qtbot.addWidget(box)
+    text = box.text()
+    with_keys = [a for a in window.actions_.values()
+                 if hasattr(a, "shortcut") and not a.shortcut().isEmpty()]
+    assert len(with_keys) >= 15
+    for a in with_keys:
+        assert a.shortcut().toString(QKeySequence.SequenceFormat.NativeText) in text, a.text()
+    assert "← →" in text and "↑ ↓" in text
+    from PySide6.QtWidgets import QMenu
+
+    help_menu = next(m for m in window.menuBar().findChildren(QMenu) if m.title() == "&Help")
+    assert [a.text() for a in help_menu.actions()][:2] == ["&Keyboard Shortcuts",
+                                                         "&Documentation (README)"]
+    assert readme_url().toString().endswith("README.md")

@@ -12,6 +12,7 @@ evaluations = H (L + 1) / 2 forward-equivalents instead of L * H full forwards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import torch
@@ -50,8 +51,12 @@ def _ablate(attn: nn.Module, heads: int):
 def head_importance(
     model: nn.Module, pixels: torch.Tensor, target: int | None = None,
     should_stop: StopCheck = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """``{"logprob_drop": [L, H], "kl": [L, H], "target": int}`` for one image ``[1, 3, H, W]``.
+
+    ``progress(done, total)`` is called after each block with the heads ablated so far of
+    the ``L * H`` (a window's determinate progress bar).
     """
     check_supported(model)
     if not getattr(model, "num_classes", 0):
@@ -86,4 +91,6 @@ def head_importance(
             lp = F.log_softmax(_tail(model, x).float(), -1)
             drop[li] = logp[target] - lp[:, target]
             kl[li] = (logp.exp() * (logp - lp)).sum(-1)
+            if progress is not None:
+                progress((li + 1) * n_heads, len(blocks) * n_heads)
     return {"logprob_drop": drop, "kl": kl, "target": target}

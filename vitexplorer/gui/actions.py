@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QStyle, QToolBar
 
 from vitexplorer import __version__
@@ -80,6 +81,9 @@ def build_actions(w: MainWindow) -> dict:
         tip="Click a patch to see where it looks")
     act("cancel", "&Cancel Running Job", w.cancel, "Esc", sp.SP_BrowserStop)
     act("about", "&About vitexplorer", lambda: _about(w))
+    act("shortcuts", "&Keyboard Shortcuts", lambda: shortcuts_dialog(w, acts).open(),
+        QKeySequence.StandardKey.HelpContents)
+    act("readme", "&Documentation (README)", lambda: QDesktopServices.openUrl(readme_url()))
 
     recent = RecentMenu(w)
     recent.set_files(w.settings.get("files/recent"))
@@ -111,7 +115,8 @@ def build_actions(w: MainWindow) -> dict:
     for dock in w.findChildren(QDockWidget):
         m.addAction(dock.toggleViewAction())
     m = mb.addMenu("&Help")
-    m.addAction(acts["about"])
+    for k in ("shortcuts", "readme", "about"):
+        m.addAction(acts[k])
 
     tb = QToolBar("Main", w)
     tb.setObjectName("toolbar-main")
@@ -119,6 +124,43 @@ def build_actions(w: MainWindow) -> dict:
         tb.addAction(acts[k])
     w.addToolBar(tb)
     return acts
+
+
+#: keys that are not menu actions
+OTHER_KEYS = (("← →", "previous / next head (in the order the grid shows)"),
+              ("↑ ↓", "previous / next layer (a row of the grid)"),
+              ("Wheel, drag", "zoom and pan the image"),
+              ("Click on the image", "query a patch (when the patch query is on)"),
+              ("Click the similarity matrix", "choose that pair of heads"),
+              ("Double-click the similarity matrix", "enlarge it"),
+              ("Enter in the class box", "use the typed class index or name"))
+HOMEPAGE = "https://github.com/vitexplorer/vitexplorer#readme"
+
+
+def shortcut_rows(acts: dict) -> list[tuple[str, str]]:
+    """(keys, what they do) of every action with a shortcut, then the other keys."""
+    rows = []
+    for a in acts.values():
+        if isinstance(a, QAction) and not a.shortcut().isEmpty():
+            keys = a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            rows.append((keys, a.text().replace("&", "").rstrip("…")))
+    return rows + list(OTHER_KEYS)
+
+
+def shortcuts_dialog(w: MainWindow, acts: dict) -> QMessageBox:
+    body = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{t}</td></tr>"
+                   for k, t in shortcut_rows(acts))
+    box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts",
+                      f"<table>{body}</table>", QMessageBox.StandardButton.Close, w)
+    return box
+
+
+def readme_url() -> QUrl:
+    """The README of the source tree when there is one, else the project's page."""
+    from vitexplorer.desktop import resources_dir
+
+    local = resources_dir().parent / "README.md"
+    return QUrl.fromLocalFile(str(local)) if local.is_file() else QUrl(HOMEPAGE)
 
 
 def _open(w: MainWindow) -> None:

@@ -17,6 +17,8 @@ class GroupsController(QObject):
 
     #: a line for the status bar
     message = Signal(str)
+    #: (heads ablated, L x H) while the head importance runs
+    importance_progress = Signal(int, int)
 
     def __init__(self, state: ViewState, slot: ModelSlot, tasks: TaskRunner,
                  parent: QObject | None = None) -> None:
@@ -48,7 +50,8 @@ class GroupsController(QObject):
             return
         self.tasks.run(self._kind("importance"), jobs.importance_job,
                        self.slot.analysis, on_done=self._importance_done,
-                       message="Ablating every head (importance)…")
+                       on_progress=self.importance_progress.emit,
+                       message="Ablating every head (importance)… Esc cancels")
 
     def _importance_done(self, result: dict) -> None:
         groups = self.slot.head_groups

@@ -7,6 +7,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
+    QLabel,
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -16,7 +17,7 @@ from PySide6.QtWidgets import (
 
 from vitexplorer.core.constants import GROUP_COLOURS
 from vitexplorer.gui.controls import compact
-from vitexplorer.gui.similarity_view import SimilarityView
+from vitexplorer.gui.similarity_view import SimilarityDialog, SimilarityView
 from vitexplorer.gui.state import HeadGroups, ViewState
 
 ROLE_CELLS = Qt.ItemDataRole.UserRole
@@ -39,6 +40,18 @@ def describe_head(groups: HeadGroups, layer: int, head: int) -> str:
     if "logprob_drop" in table.scores:
         parts.append(f"ablation log-p drop {table.scores['logprob_drop'][layer, head]:.3f}")
     return " · ".join(parts)
+
+
+class _NumberItem(QTreeWidgetItem):
+    """Sorts its columns as numbers ("10.2" after "9.1"; head "3.10" after "3.9")."""
+
+    def __lt__(self, other: QTreeWidgetItem) -> bool:
+        col = self.treeWidget().sortColumn()
+        key = [float(v) for v in self.text(col).split(".")] if col == 0 else \
+            float(self.text(col))
+        other_key = [float(v) for v in other.text(col).split(".")] if col == 0 else \
+            float(other.text(col))
+        return key < other_key
 
 
 class GroupsPanel(QWidget):
@@ -74,10 +87,30 @@ class GroupsPanel(QWidget):
         self.importance.setToolTip("Remove each head in turn and measure the change of the "
                                    "prediction; runs in the background")
         lay.addWidget(self.importance)
+        self.importance_title = QLabel()
+        self.importance_title.setWordWrap(True)
+        self.ranking = QTreeWidget()
+        self.ranking.setHeaderLabels(["Head", "log-p drop", "KL"])
+        self.ranking.setRootIsDecorated(False)
+        self.ranking.setSortingEnabled(True)
+        self.ranking.setToolTip("Heads by the change of the prediction when each is removed "
+                                "(click a column to sort, double-click to select the head)")
+        for w in (self.importance_title, self.ranking):
+            w.hide()
+            lay.addWidget(w)
         self.figure = SimilarityView()
+        self.figure.pair_chosen.connect(self.choose_pair)
+        self.figure.enlarge_requested.connect(self.enlarge)
         lay.addWidget(self.figure, 3)
+        self.enlarge_button = QPushButton("Enlarge similarity…")
+        self.enlarge_button.setToolTip("The similarity matrix and divergence plot in a "
+                                       "window of their own (or double-click the figure)")
+        self.enlarge_button.clicked.connect(self.enlarge)
+        lay.addWidget(self.enlarge_button)
+        self._dialog: SimilarityDialog | None = None
         self.tree.itemSelectionChanged.connect(self._selected)
         self.tree.itemDoubleClicked.connect(self._double)
+        self.ranking.itemDoubleClicked.connect(self._double)
         self.mask.currentIndexChanged.connect(
             lambda _i: state.update(mask=self.mask.currentData()))
         self.sort.currentIndexChanged.connect(lambda i: state.update(sort_by_cluster=i == 1))
@@ -86,6 +119,21 @@ class GroupsPanel(QWidget):
         state.a.head_groups_changed.connect(self.set_groups)
         state.a.finished_changed.connect(
             lambda f: self.set_groups(f.head_groups) if f.head_groups is not None else None)
+
+    def choose_pair(self, a: tuple[int, int], b: tuple[int, int]) -> None:
+        """Show the first head, and only the pair in the grid."""
+        self.state.update(layer=a[0], head=a[1], selection=frozenset({a, b}))
+
+    def enlarge(self) -> SimilarityDialog | None:
+        groups = self.state.a.head_groups
+        if groups is None:
+            return None
+        if self._dialog is not None:
+            self._dialog.close()
+        self._dialog = SimilarityDialog(groups, self)
+        self._dialog.view.pair_chosen.connect(self.choose_pair)
+        self._dialog.show()
+        return self._dialog
 
     def _pull(self, names: frozenset[str]) -> None:
         if "mask" in names:
@@ -113,15 +161,45 @@ class GroupsPanel(QWidget):
             item = QTreeWidgetItem([group, str(len(cells))])
             item.setData(0, ROLE_CELLS, cells)
             item.setForeground(0, QBrush(QColor(GROUP_COLOURS[group])))
+            key = GROUP_SCORES.get(group)
             for li, h in cells:
-                child = QTreeWidgetItem([f"head {li}.{h}",
-                                         f"{table.strength(group, li, h):.2f}x threshold"
-                                         if group != "none" else ""])
+                score = "" if key is None else (
+                    f"{key} {table.scores[key][li, h]:.3f} · "
+                    f"{table.strength(group, li, h):.2f}x threshold")
+                child = QTreeWidgetItem([f"head {li}.{h}", score])
                 child.setData(0, ROLE_CELLS, [(li, h)])
+                child.setToolTip(0, describe_head(groups, li, h))
                 item.addChild(child)
             self.tree.addTopLevelItem(item)
-        self.tree.resizeColumnToContents(0)
+        self.tree.expandAll()
+        for col in (0, 1):
+            self.tree.resizeColumnToContents(col)  # labels untruncated (the list scrolls)
+        self.tree.collapseAll()
         self.figure.set_groups(groups)
+        if self._dialog is not None and self._dialog.isVisible():
+            self._dialog.view.set_groups(groups)
+        self._show_ranking(groups)
+
+    def _show_ranking(self, groups: HeadGroups) -> None:
+        """The importance list, for the class it was computed for (hidden before)."""
+        table = groups.table
+        shown = "logprob_drop" in table.scores
+        self.importance_title.setVisible(shown)
+        self.ranking.setVisible(shown)
+        if not shown:
+            return
+        self.importance_title.setText(f"<b>Head importance</b> for the class "
+                                      f"<b>{groups.importance_class}</b> (ablation)")
+        self.ranking.setSortingEnabled(False)
+        self.ranking.clear()
+        drop, kl = table.scores["logprob_drop"], table.scores["kl"]
+        for li in range(drop.shape[0]):
+            for h in range(drop.shape[1]):
+                item = _NumberItem([f"{li}.{h}", f"{drop[li, h]:.4f}", f"{kl[li, h]:.4f}"])
+                item.setData(0, ROLE_CELLS, [(li, h)])
+                self.ranking.addTopLevelItem(item)
+        self.ranking.setSortingEnabled(True)
+        self.ranking.sortByColumn(1, Qt.SortOrder.DescendingOrder)
 
     def _selected(self) -> None:
         items = self.tree.selectedItems()

@@ -116,12 +116,12 @@ def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = Non
     return HeadGroups(table, clustering, divergence, matrix, mask_name or mask_mode)
 
 
-def importance_job(analysis: Analysis, should_stop=None) -> dict:
+def importance_job(analysis: Analysis, should_stop=None, progress=None) -> dict:
     """Ablate every head (one image); scores are added to the analysis' head tables."""
     from vitexplorer.core.importance import head_importance
 
     out = head_importance(analysis.loaded.model, analysis.model_input(),
-                          should_stop=should_stop)
+                          should_stop=should_stop, progress=progress)
     return {"logprob_drop": out["logprob_drop"].numpy().astype(float),
             "kl": out["kl"].numpy().astype(float), "target": out["target"]}
 

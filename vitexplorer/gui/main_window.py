@@ -163,6 +163,7 @@ class MainWindow(TransferMixin, QMainWindow):
         self.maps.thumbnails_ready.connect(self.grid.set_thumbnails)
         self.maps.message.connect(self.message)
         self.groups_controller.message.connect(self.message)
+        self.groups_controller.importance_progress.connect(self.show_progress)
         self.groups_panel.importance_requested.connect(self.groups_controller.compute_importance)
         slot.head_groups_changed.connect(self._show_groups)
         slot.finished_changed.connect(
@@ -192,7 +193,17 @@ class MainWindow(TransferMixin, QMainWindow):
         super().closeEvent(event)
 
     # ----------------------------------------------------------------------------- status
+    def show_progress(self, done: int, total: int) -> None:
+        """A determinate bar for the running job: ``done`` of ``total``."""
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.progress.setFormat("%v of %m")
+        self.progress.setTextVisible(True)
+
     def _busy(self, busy: bool, message: str) -> None:
+        if not busy:  # the next job starts as busy-without-a-count
+            self.progress.setRange(0, 0)
+            self.progress.setTextVisible(False)
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
         self.status_text.setText(message if busy else self._idle_message)

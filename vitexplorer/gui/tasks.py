@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from superqt.utils import create_worker
 
 from vitexplorer.core.errors import Cancelled
@@ -39,6 +39,8 @@ class _Task:
     message: str
     receiver: QObject
     outcome: _Outcome = field(default_factory=_Outcome)
+    progress: list | None = None  # [done, total], written by the worker, read by a timer
+    on_progress: Callable[[int, int], None] | None = None
 
 
 class _Receiver(QObject):
@@ -79,6 +81,9 @@ class TaskRunner(QObject):
         self._ids = itertools.count(1)
         self._active: dict[str, _Task] = {}
         self._alive: set = set()  # workers still running, cancelled ones included
+        self._poll = QTimer(self)
+        self._poll.setInterval(100)
+        self._poll.timeout.connect(self._report_progress)
 
     def run(
         self,
@@ -88,19 +93,30 @@ class TaskRunner(QObject):
         on_done: Callable[[Any], None],
         on_error: Callable[[BaseException], bool] | None = None,
         message: str = "Working...",
+        on_progress: Callable[[int, int], None] | None = None,
         **kwargs: Any,
     ) -> int:
         """Start ``fn(*args, should_stop=..., **kwargs)`` in a worker thread.
 
         ``on_done(result)`` runs on the GUI thread unless the task was superseded or
         cancelled. ``on_error`` may handle an expected error and return True; anything else
-        is reported through :attr:`failed`.
+        is reported through :attr:`failed`. With ``on_progress``, ``fn`` also gets
+        ``progress(done, total)``; the latest values reach ``on_progress`` on the GUI thread
+        every 100 ms (a plain list is written, nothing crosses threads through a signal).
         """
         self.cancel(kind)
         token = next(self._ids)
         cancel = threading.Event()
         outcome = _Outcome()
         kwargs["should_stop"] = cancel.is_set
+        box = None
+        if on_progress is not None:
+            box = [0, 0]
+
+            def progress(done: int, total: int) -> None:
+                box[:] = [done, total]
+
+            kwargs["progress"] = progress
         worker = create_worker(_call, fn, args, kwargs, outcome, _start_thread=False,
                                _ignore_errors=True)
         def done() -> None:
@@ -113,10 +129,21 @@ class TaskRunner(QObject):
         receiver = _Receiver(done, self)
         worker.finished.connect(receiver.finished)
         self._alive.add(worker)
-        self._active[kind] = _Task(token, worker, cancel, message, receiver, outcome)
+        self._active[kind] = _Task(token, worker, cancel, message, receiver, outcome, box,
+                                   on_progress)
+        if box is not None:
+            self._poll.start()
         self._emit()
         worker.start()
         return token
+
+    def _report_progress(self) -> None:
+        reporting = [t for t in self._active.values() if t.progress is not None]
+        if not reporting:
+            self._poll.stop()
+        for t in reporting:
+            if t.progress[1]:
+                t.on_progress(*t.progress)
 
     def is_running(self, kind: str | None = None) -> bool:
         return bool(self._active) if kind is None else kind in self._active
@@ -140,6 +167,8 @@ class TaskRunner(QObject):
         if task is None or task.token != token:
             return  # superseded or cancelled: drop the result
         del self._active[kind]
+        if task.progress is not None and task.progress[1]:
+            task.on_progress(*task.progress)  # the last count, however short the task
         self._emit()
         exc = outcome.error
         if exc is None:
