@@ -72,6 +72,10 @@ def build_actions(w: MainWindow) -> dict:
         sp.SP_ComputerIcon)
     act("load_weights", "Load &Weights from File…", lambda: _load_weights(w), "Ctrl+Shift+W")
     act("random", "Use &Random Weights", w.use_random_weights)
+    act("compare_model", "Compare with &Second Model…", lambda: _choose_model(w, True),
+        tip="Show a second model beside the first, in step, its heads matched to the first's")
+    act("compare_weights", "Second Model from Weights &File…", lambda: _load_weights(w, True),
+        tip="The first model's architecture with another weights file, side by side")
     act("info", "Model &Info", lambda: _model_info(w), "Ctrl+I", sp.SP_MessageBoxInformation)
     act("fit", "&Fit to Window", w.view.fit, "F")
     act("zoom_in", "Zoom &In", lambda: w.view.zoom(1.25), QKeySequence.StandardKey.ZoomIn)
@@ -104,7 +108,8 @@ def build_actions(w: MainWindow) -> dict:
     m.addSeparator()
     m.addAction(acts["quit"])
     m = mb.addMenu("&Model")
-    for k in ("choose_model", "load_weights", "random", "info", "cancel"):
+    for k in ("choose_model", "load_weights", "random", "compare_model", "compare_weights",
+              "info", "cancel"):
         m.addAction(acts[k])
     m = mb.addMenu("&View")
     for k in ("fit", "zoom_in", "zoom_out", "actual", "query"):
@@ -203,19 +208,20 @@ def _batch(w: MainWindow) -> None:
     dlg.open()
 
 
-def _choose_model(w: MainWindow) -> None:
+def _choose_model(w: MainWindow, second: bool = False) -> None:
     def show(models):
-        loaded = w.state.a.loaded
+        loaded = w.state.slots["B" if second else "A"].loaded or w.state.a.loaded
         current = loaded.spec if loaded else w.settings.get("model/spec")
         dlg = ModelPicker(models, current, w)
         if dlg.exec() and dlg.choice():
-            w.load_model(*dlg.choice())
+            (w.compare.load_model if second else w.load_model)(*dlg.choice())
 
     w.tasks.run("list-models", jobs.list_models_job, on_done=show,
                 message="Reading the model registry…")
 
 
-def _load_weights(w: MainWindow) -> None:
+def _load_weights(w: MainWindow, second: bool = False) -> None:
+    """Another weights file for the first model's architecture (``second``: into slot B)."""
     from vitexplorer.core.models import architecture_of
 
     path, _ = QFileDialog.getOpenFileName(w, "Load weights", w.settings.get("files/last_dir"),
@@ -223,7 +229,7 @@ def _load_weights(w: MainWindow) -> None:
     if path:
         loaded = w.state.a.loaded
         spec = loaded.spec if loaded else w.settings.get("model/spec")
-        w.load_model(architecture_of(spec), path)
+        (w.compare.load_model if second else w.load_model)(architecture_of(spec), path)
 
 
 def _model_info(w: MainWindow) -> None:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -30,6 +31,7 @@ from vitexplorer.gui.actions import build_actions
 from vitexplorer.gui.analysis_controller import AnalysisController
 from vitexplorer.gui.banner import Banner
 from vitexplorer.gui.colour_bar import ColourBar
+from vitexplorer.gui.compare_view import CompareController, ComparePanel
 from vitexplorer.gui.controls import ControlsPanel
 from vitexplorer.gui.dialogs import show_error
 from vitexplorer.gui.groups_controller import GroupsController
@@ -80,6 +82,10 @@ class MainWindow(TransferMixin, QMainWindow):
         self._first_show = True
         self._build()
         self._wire()
+        self.compare = CompareController(self.state, self.tasks, self.compare_panel,
+                                         model_kwargs, self)
+        self.compare.message.connect(self.message)
+        self.state.b.loaded_changed.connect(lambda _loaded: self.compare_panel.show())
         self.actions_ = build_actions(self)
         restore_state(self)
         self._update_title()
@@ -94,7 +100,12 @@ class MainWindow(TransferMixin, QMainWindow):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.warning)
         lay.addWidget(self.banner)
-        lay.addWidget(self.view, 1)
+        self.compare_panel = ComparePanel()  # slot B, shown once a second model is loaded
+        self.compare_panel.hide()
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.view)
+        split.addWidget(self.compare_panel)
+        lay.addWidget(split, 1)
         self.colour_bar = ColourBar()
         lay.addWidget(self.colour_bar)
         self.setCentralWidget(central)

@@ -140,12 +140,16 @@ class MapController(QObject):
         for kind in ("gradients", "maps", "layer"):
             self.tasks.cancel(self._kind(kind))
 
+    def view_options(self) -> ViewOptions:
+        """The options this slot draws with (compare mode's slot B translates them)."""
+        return self.state.options
+
     def render(self) -> None:
         """Draw the frame from the finished analysis (no forward), or request what is missing."""
         f = self.slot.finished
         if f is None:
             return
-        o = self.state.options
+        o = self.view_options()
         grid_map = self.cached_map(o)
         if grid_map is None:
             self.request_map(o)

@@ -1,0 +1,156 @@
+"""Compare mode: a second model in slot B, drawn beside the first with the same view options.
+
+Slot B analyses the image slot A shows; both analyses are paired by
+:func:`vitexplorer.core.compare.compare_analyses` in a worker, and B's view then shows, for
+the per-head methods, the head of B matched to A's selected head (its match highlighted in the
+caption), for the other methods the block at the same relative depth. Method, colormap,
+scaling, opacity, rollout settings and class stay in step because both slots draw from the one
+:class:`~vitexplorer.gui.state.ViewState`; the patch query follows when both token grids agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from vitexplorer.core.constants import PER_HEAD_METHODS
+from vitexplorer.gui.analysis_controller import AnalysisController
+from vitexplorer.gui.image_view import ImageView
+from vitexplorer.gui.map_controller import Frame, MapController
+from vitexplorer.gui.qimage import to_pixmap
+from vitexplorer.gui.state import FinishedAnalysis, ViewOptions, ViewState
+from vitexplorer.gui.tasks import TaskRunner
+
+
+def compare_job(a, b, should_stop=None):
+    """The two slots' analyses of one image, paired (heads matched on image pixels)."""
+    from vitexplorer.core.compare import compare_analyses
+
+    return compare_analyses([(a, b)], scores=False)
+
+
+def matched_options(o: ViewOptions, comparison, a, b) -> tuple[ViewOptions, str]:
+    """B's options for A's ``o`` and a caption saying which head of B is shown and why."""
+    la = o.layer % a.num_layers
+    same_grid = a.layout.grid == b.layout.grid
+    query = o.query if same_grid else "off"
+    if o.method in PER_HEAD_METHODS and comparison is not None:
+        match = comparison.match_of(0, la, o.head)
+        if match is not None:
+            lb, hb, cost = match
+            return (replace(o, layer=lb, head=hb, query=query),
+                    f"head {lb}.{hb}: the match of A's head {la}.{o.head} (JS distance "
+                    f"{cost:.3f} on this image)")
+        return (replace(o, layer=b.num_layers - 1, head=0, query=query),
+                f"A's head {la}.{o.head} has no match in B (B has fewer heads)")
+    lb = round(la / max(a.num_layers - 1, 1) * (b.num_layers - 1))
+    return (replace(o, layer=lb, head=min(o.head, b.num_heads - 1), query=query),
+            f"block {lb} of {b.num_layers} (A's block {la} of {a.num_layers}, same depth)"
+            + ("" if comparison is None or o.method in PER_HEAD_METHODS else
+               f"; fused rollouts: JS {comparison.rollout_distance:.3f}"))
+
+
+class SecondAnalyses(AnalysisController):
+    """Slot B's loading and analysis: the result goes into slot B only, never into the
+    shared state (the image, layer and head are slot A's)."""
+
+    def _analysis_done(self, finished: FinishedAnalysis) -> None:
+        self.slot.set_finished(finished)
+        self.analysis_shown.emit()
+
+
+class SecondMaps(MapController):
+    """Slot B's frames, drawn with A's options translated by :func:`matched_options`."""
+
+    def __init__(self, state: ViewState, tasks: TaskRunner, parent: QObject | None = None):
+        super().__init__(state, state.b, tasks, parent)
+        self.comparison = None
+        self.caption = ""
+
+    def view_options(self) -> ViewOptions:
+        a, b = self.state.a.analysis, self.slot.analysis
+        if a is None or b is None:
+            return self.state.options
+        o, self.caption = matched_options(self.state.options, self.comparison, a, b)
+        return o
+
+    def _refresh_thumbnails(self) -> None:
+        """B shows no head grid of its own."""
+
+
+class ComparePanel(QWidget):
+    """B's view and a caption: model, head shown, why."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.view = ImageView()
+        self.caption = QLabel("Model ▸ Compare with Second Model… loads a model here; it "
+                              "follows the first model's image and view options.")
+        self.caption.setWordWrap(True)
+        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.caption)
+        lay.addWidget(self.view, 1)
+        self.setMinimumWidth(220)
+
+
+class CompareController(QObject):
+    """Keeps slot B analysing A's image, pairs the two, and feeds the panel."""
+
+    #: a line for the status bar
+    message = Signal(str)
+    #: a new comparison of the image shown (tests wait on it)
+    compared = Signal(object)
+
+    def __init__(self, state: ViewState, tasks: TaskRunner, panel: ComparePanel,
+                 model_kwargs: dict | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state, self.tasks, self.panel = state, tasks, panel
+        self.analyses = SecondAnalyses(state, state.b, tasks, model_kwargs, self)
+        self.maps = SecondMaps(state, tasks, self)
+        self.analyses.message.connect(self.message)
+        self.analyses.model_failed.connect(lambda exc: self.message.emit(
+            f"Second model not loaded: {str(exc).splitlines()[0]}"))
+        self.analyses.image_failed.connect(self.message)
+        self.maps.message.connect(self.message)
+        self.maps.frame_ready.connect(self._show_frame)
+        state.a.finished_changed.connect(self._a_finished)
+        state.b.loaded_changed.connect(self._b_loaded)
+        state.b.finished_changed.connect(self._b_finished)
+
+    def load_model(self, spec: str, weights: str = "pretrained") -> None:
+        self.analyses.load_model(spec, weights)
+
+    def _b_loaded(self, _loaded) -> None:
+        self._a_finished(self.state.a.finished)
+
+    def _a_finished(self, finished: FinishedAnalysis | None) -> None:
+        if finished is None or self.state.b.loaded is None:
+            return
+        self.maps.comparison = None
+        a = finished.analysis
+        self.analyses.analyze(a.image, a.source)
+
+    def _b_finished(self, finished: FinishedAnalysis) -> None:
+        a = self.state.a.analysis
+        if a is None or finished.analysis.source != a.source:
+            return
+        self.tasks.run("compare-B", compare_job, a, finished.analysis,
+                       on_done=self._compared, message="Pairing the heads of the two models…")
+
+    def _compared(self, comparison) -> None:
+        if self.state.b.analysis is not comparison.first[1]:
+            return  # B moved on meanwhile
+        self.maps.comparison = comparison
+        self.maps.render()
+        self.compared.emit(comparison)
+
+    def _show_frame(self, frame: Frame) -> None:
+        b = self.state.b
+        self.panel.view.set_pixmap(to_pixmap(frame.image))
+        self.panel.caption.setText(f"<b>B: {b.loaded.label}</b> · "
+                                   f"{Path(b.analysis.source).name} · {self.maps.caption}")
