@@ -16,6 +16,7 @@ from PIL import Image
 import vitexplorer as vx
 from tests.conftest import REPO, TEST_IMAGES
 from vitexplorer.core import preview
+from vitexplorer.core.constants import DEFAULT_CMAP
 from vitexplorer.core.models import load_model
 from vitexplorer.core.render import colormap_lut
 
@@ -66,7 +67,7 @@ def test_head_grid_puts_each_head_at_its_layer_and_column(tiny_loaded, images_di
     scale = max(1, preview.CELL // max(gh, gw))
     step_r, step_c = gh * scale + preview.GAP, gw * scale + preview.GAP
     assert grid.shape == (n_l * step_r - preview.GAP, n_h * step_c - preview.GAP, 3)
-    lut = colormap_lut("inferno")
+    lut = colormap_lut(DEFAULT_CMAP)
     for li in range(n_l):
         for h in range(n_h):
             for pick, colour in ((np.argmax, lut[255]), (np.argmin, lut[0])):

@@ -32,9 +32,43 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "position embedding is resampled; maps get N/patch tokens per side)")
 
 
+def _figure_args(p: argparse.ArgumentParser) -> None:
+    """Size, text and colour options of every figure (core/figures.FigureOptions)."""
+    g = p.add_argument_group("figure")
+    g.add_argument("--preset", default="double", choices=("single", "double", "slide"),
+                   help="journal single column (3.5 in), double column (7.2 in, default) or "
+                        "a 16:9 slide")
+    g.add_argument("--width", help="figure width, e.g. 3.5in, 89mm, 1200px (overrides "
+                   "the preset)")
+    g.add_argument("--height", help="figure height (default: fitted to the content)")
+    g.add_argument("--dpi", type=float, default=300, help="PNG resolution (default 300); "
+                   "also converts px lengths")
+    g.add_argument("--font-size", type=float, help="points (default: 7 single, 8 double, "
+                   "16 slide)")
+    g.add_argument("--title", help="figure title ('' for none; default: model, method, "
+                   "layer, head, class)")
+    g.add_argument("--caption", help="caption under the figure ('' for none; default: the "
+                   "image, colour scale and contour)")
+    g.add_argument("--scale", default="shared", choices=("shared", "per-panel"),
+                   help="grids: one colour scale for all panels (default) or each its own")
+    g.add_argument("--cmap", default="viridis", help="any matplotlib colormap (default "
+                   "viridis; cividis, magma, inferno, gray also read in greyscale print)")
+
+
+def _figure_options(args: argparse.Namespace):
+    """The FigureOptions of the parsed figure arguments (ValueError: a bad value)."""
+    from vitexplorer.core.figures import FigureOptions, parse_length
+
+    return FigureOptions(
+        preset=args.preset, dpi=args.dpi, font_size=args.font_size, title=args.title,
+        caption=args.caption, scale=args.scale, cmap=args.cmap,
+        width=parse_length(args.width, args.dpi) if args.width else None,
+        height=parse_length(args.height, args.dpi) if args.height else None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vitexplorer.core.constants import METHODS
-    from vitexplorer.core.render import COLORMAPS, SCALINGS
+    from vitexplorer.core.render import SCALINGS
 
     parser = argparse.ArgumentParser(
         prog="vitexplorer",
@@ -61,7 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="target class for grad-rollout/relevance (default: top-1)")
     ex.add_argument("--fusion", default="mean", choices=("mean", "max", "min"))
     ex.add_argument("--discard", type=float, default=0.0, help="rollout discard ratio [0, 1)")
-    ex.add_argument("--cmap", default="inferno", choices=COLORMAPS)
     ex.add_argument("--opacity", type=float, default=0.6)
     ex.add_argument("--scaling", default="minmax", choices=SCALINGS)
     ex.add_argument("--no-contour", action="store_true", help="hide the 60%%-mass contour")
@@ -69,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--grid", nargs="?", const="layer", choices=("layer", "all"),
                     help="all heads of --layer in one figure, or of every layer ('all')")
     ex.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    _figure_args(ex)
 
     hd = sub.add_parser("heads", help="score and group every head of one image")
     hd.add_argument("image", type=Path)
@@ -89,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "the share of each head's map they absorb (column artifact_share); "
                          "with --figure also *_tokens (norms, maps with them masked)")
     hd.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    _figure_args(hd)
 
     ba = sub.add_parser("batch", help="process folders: overlays, maps, head tables, profile")
     ba.add_argument("inputs", nargs="+", type=Path, help="image files and/or folders")
@@ -107,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--overlay-size", default="1600", metavar="full|N",
                     help="long side of overlays in pixels, or 'full' for the original "
                          "resolution (default 1600)")
+    ba.add_argument("--decorate", action="store_true", help="overlays as figures with a "
+                    "colour bar and caption (default: the bare overlay; random weights are "
+                    "marked either way)")
     ba.add_argument("--batch-size", type=int, default=8)
     ba.add_argument("--workers", type=int, default=2, help="decoding threads")
     ba.add_argument("--masks", type=Path, help="folder of foreground masks (same stem)")
@@ -205,6 +243,11 @@ def _export(args: argparse.Namespace) -> int:
     if fmt not in ("png", "svg", "pdf"):
         print(f"vitexplorer: unknown output format '{fmt}' (png, svg or pdf)", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        options = _figure_options(args)
+    except ValueError as exc:
+        print(f"vitexplorer: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     out = args.output or Path(f"{args.image.stem}_{args.method}.{fmt}")
     if out.exists() and not args.force:
         print(f"vitexplorer: '{out}' exists; use --force to overwrite", file=sys.stderr)
@@ -214,13 +257,15 @@ def _export(args: argparse.Namespace) -> int:
     target = args.target
     if args.method in ("grad-rollout", "relevance"):
         target = analysis.ensure_gradients(target)
+    contour = None if args.no_contour else 0.6
     if args.grid:
         fig = grid_figure(analysis, args.method, None if args.grid == "all" else args.layer,
-                          args.cmap, args.opacity, args.scaling, args.fusion, args.discard)
+                          None, args.opacity, args.scaling, args.fusion, args.discard,
+                          contour=contour, options=options)
     else:
-        fig = overlay_figure(analysis, args.method, args.layer, args.head, target, args.cmap,
-                             args.opacity, args.scaling, None if args.no_contour else 0.6,
-                             args.fusion, args.discard)
+        fig = overlay_figure(analysis, args.method, args.layer, args.head, target, None,
+                             args.opacity, args.scaling, contour, args.fusion, args.discard,
+                             options=options)
     save_figure(fig, out, fmt)
     print(out)
     return EXIT_OK
@@ -260,6 +305,11 @@ def _heads(args: argparse.Namespace) -> int:
     from vitexplorer.core.models import load_model
     from vitexplorer.core.relations import cluster_heads, layer_divergence
 
+    try:
+        options = _figure_options(args)
+    except ValueError as exc:
+        print(f"vitexplorer: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     outputs = [p for p in (args.json, args.csv, args.figure) if p is not None]
     if args.figure is not None:
         if args.tokens:
@@ -293,9 +343,9 @@ def _heads(args: argparse.Namespace) -> int:
         write_atomic(args.csv, table.to_csv())
     if args.figure:
         maps = analysis.head_maps().numpy()
-        save_figure(group_grid_figure(analysis, table), args.figure)
-        save_figure(similarity_figure(analysis, cluster_heads(maps), layer_divergence(maps)),
-                    outputs[-1])
+        save_figure(group_grid_figure(analysis, table, options=options), args.figure)
+        save_figure(similarity_figure(analysis, cluster_heads(maps), layer_divergence(maps),
+                                      options=options), outputs[-1])
     for p in outputs:
         print(f"wrote {p}", file=sys.stderr)
     return EXIT_OK
@@ -357,6 +407,10 @@ def _batch(args: argparse.Namespace) -> int:
     except ValueError:
         print("vitexplorer: --shard takes K/N with 1 <= K <= N", file=sys.stderr)
         return EXIT_USAGE
+    if args.decorate and args.format not in ("png", "svg", "pdf"):
+        print("vitexplorer: --decorate writes figures: --format png, svg or pdf",
+              file=sys.stderr)
+        return EXIT_USAGE
     overlay_size = None if args.overlay_size == "full" else _positive(args.overlay_size)
     if overlay_size == 0:
         print("vitexplorer: --overlay-size takes 'full' or a positive number of pixels",
@@ -375,7 +429,8 @@ def _batch(args: argparse.Namespace) -> int:
         overlay_size=overlay_size, input_size=args.input_size,
         batch_size=max(1, args.batch_size), workers=max(1, args.workers),
         resize=args.resize, masks=str(args.masks) if args.masks else None,
-        mask_mode=args.mask_mode, scores=not args.no_scores, shard=(k, n))
+        mask_mode=args.mask_mode, scores=not args.no_scores, shard=(k, n),
+        decorate=args.decorate)
     stop = {"flag": False}
 
     def on_sigint(_sig, _frame):

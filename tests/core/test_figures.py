@@ -146,3 +146,30 @@ def test_sizes_presets_and_lengths(cases, tmp_path):
     assert slide.get_size_inches() == pytest.approx((13.333, 7.5))
     with pytest.raises(ValueError, match="colormap"):
         FigureOptions(cmap="not-a-map")
+
+
+def test_batch_overlays_mark_random_weights_and_decorate(tmp_path, images_dir):
+    from PIL import Image
+
+    from vitexplorer.core.analysis import analyze
+    from vitexplorer.core.batch import BatchOptions, run_batch
+    from vitexplorer.core.models import load_model
+    from vitexplorer.core.render import overlay
+
+    torch.manual_seed(0)
+    tiny = load_model("vit_tiny_patch16_224", "random", img_size=32, depth=1)
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "horse.png").write_bytes((images_dir / "horse.png").read_bytes())
+    common = dict(model="vit_tiny_patch16_224", weights="random", outputs=("overlay", "json"),
+                  scores=False, workers=1)
+    run_batch([src], tmp_path / "plain", tiny, BatchOptions(**common))
+    run_batch([src], tmp_path / "deco", tiny, BatchOptions(**common, decorate=True))
+    plain = np.asarray(Image.open(tmp_path / "plain" / "in" / "horse.png__rollout_L0.png"))
+    a = analyze(tiny, src / "horse.png", "crop")
+    bare = overlay(a.image, a.map("rollout", 0), a.geometry, "viridis", 0.6)
+    assert plain.shape == bare.shape
+    changed = np.any(plain != bare, axis=(1, 2))
+    assert changed[:5].all() and not changed[len(changed) // 2:].any()  # a band on top
+    deco = Image.open(tmp_path / "deco" / "in" / "horse.png__rollout_L0.png")
+    assert deco.size[0] == round(PRESETS["single"].width * 300)  # a single-column figure

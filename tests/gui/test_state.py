@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from vitexplorer.core.constants import DEFAULT_CMAP
 from vitexplorer.gui.state import ViewOptions, ViewState
 
 
@@ -19,7 +20,7 @@ def recorder(state: ViewState) -> list[frozenset[str]]:
 def test_update_emits_once_with_the_names_that_changed():
     s = ViewState()
     seen = recorder(s)
-    assert s.update(layer=3, head=2, cmap="inferno") == {"layer", "head"}  # cmap unchanged
+    assert s.update(layer=3, head=2, cmap=DEFAULT_CMAP) == {"layer", "head"}  # cmap unchanged
     assert seen == [frozenset({"layer", "head"})]
     assert (s.layer, s.head, s.options.layer) == (3, 2, 3)
     assert s.update(layer=3) == frozenset()

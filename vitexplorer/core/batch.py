@@ -89,6 +89,7 @@ class BatchOptions:
     scores: bool = True  # head table in each JSON (and the folder profile)
     cmap: str = DEFAULT_CMAP
     opacity: float = DEFAULT_OPACITY
+    decorate: bool = False  # overlays as figures: colour bar and caption
     shard: tuple[int, int] = (1, 1)
 
     def result_key(self) -> dict:
@@ -484,8 +485,8 @@ def _write_results(item: Item, a: Analysis, mask, opts: BatchOptions, out: Path,
 
 def _write_overlays(a: Analysis, base: Path, opts: BatchOptions, layers, heads,
                     save_figure) -> None:
-    from vitexplorer.core.figures import overlay_figure
-    from vitexplorer.core.render import overlay
+    from vitexplorer.core.figures import RANDOM_MARK, FigureOptions, is_random, overlay_figure
+    from vitexplorer.core.render import overlay, stamp
 
     jobs = []
     for method in opts.methods:
@@ -495,16 +496,20 @@ def _write_overlays(a: Analysis, base: Path, opts: BatchOptions, layers, heads,
             jobs += [(method, li, 0, f"rollout_L{li}") for li in layers]
     for method, li, h, name in jobs:
         path = base.with_name(f"{base.name}__{name}.{opts.format}")
-        if opts.format in ENCODERS:  # the plain overlay at the display size: fast
+        if opts.format in ENCODERS and not opts.decorate:  # the plain overlay at display size
             img = overlay(a.image, a.map(method, li, h), a.geometry, opts.cmap, opts.opacity)
+            if is_random(a):  # a demo's maps must never pass for a model's
+                img = stamp(img, RANDOM_MARK)
             ok, data = cv2.imencode(f".{opts.format}", img[:, :, ::-1],
                                     ENCODERS[opts.format])
             if not ok:
                 raise OSError(f"{opts.format.upper()} encoding failed")
             write_atomic(path, data.tobytes())
         else:
-            save_figure(overlay_figure(a, method, li, h, cmap=opts.cmap,
-                                       opacity=opts.opacity), path)
+            plain = FigureOptions(preset="single", cmap=opts.cmap) if opts.decorate else \
+                FigureOptions(preset="single", cmap=opts.cmap, title="", caption="")
+            save_figure(overlay_figure(a, method, li, h, opacity=opts.opacity,
+                                       options=plain), path)
 
 
 #: OpenCV encoder settings: PNG level 1 (level 6 costs 3x the time for ~10% smaller files),

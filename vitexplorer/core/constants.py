@@ -26,7 +26,7 @@ MASS_SHARE = 0.6
 #: opacity of a map over its image, everywhere a default is needed (screen, CLI, figures)
 DEFAULT_OPACITY = 0.6
 #: colormap of the maps unless the user picks another (core.render.COLORMAPS lists them)
-DEFAULT_CMAP = "inferno"
+DEFAULT_CMAP = "viridis"  # perceptually uniform: reads in greyscale and for colour-blind readers
 
 #: figure formats written by core.figures
 FORMATS = ("png", "svg", "pdf")

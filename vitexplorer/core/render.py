@@ -121,3 +121,19 @@ def overlay(
         thickness = max(1, round(max(image.shape[:2]) / 450))
         cv2.drawContours(out, contours, -1, contour_color, thickness, cv2.LINE_AA)
     return out
+
+
+def stamp(image: np.ndarray, text: str) -> np.ndarray:
+    """``image`` with ``text`` in white on a dark band along its top edge (marks that must
+    survive in a bare overlay, e.g. random weights)."""
+    out = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    w = out.shape[1]
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (tw, th), base = cv2.getTextSize(text, font, 1.0, 1)
+    scale = min(1.5, 0.9 * w / tw)
+    thick = max(1, round(scale * 1.5))
+    band = int((th + base) * scale) + 2 * thick + 4
+    out[:band] = (0.35 * out[:band]).astype(np.uint8)
+    cv2.putText(out, text, (thick + 2, int(th * scale) + thick + 2), font, scale,
+                (255, 255, 255), thick, cv2.LINE_AA)
+    return out

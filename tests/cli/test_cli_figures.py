@@ -1,0 +1,38 @@
+"""The figure options of the console commands: sizes, text, colour, errors."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from tests.figure_checks import pdf_font_subtypes, svg_texts
+from vitexplorer.cli import main
+
+TINY = ["--model", "vit_tiny_patch16_224", "--weights", "random"]
+
+
+def test_export_size_title_caption_and_fonts(tmp_path, images_dir):
+    png = tmp_path / "f.png"
+    assert main(["export", str(images_dir / "chelsea.png"), "-o", str(png), *TINY,
+                 "--width", "900px", "--height", "600px", "--dpi", "150", "--cmap",
+                 "cividis"]) == 0
+    assert Image.open(png).size == (900, 600)
+    svg = tmp_path / "g.svg"
+    assert main(["export", str(images_dir / "chelsea.png"), "-o", str(svg), *TINY, "--grid",
+                 "--preset", "single", "--title", "Figure 2", "--caption", "Heads of layer 11",
+                 "--scale", "per-panel"]) == 0
+    texts = svg_texts(svg.read_bytes())
+    assert "Figure 2" in texts and any("Heads of layer 11" in t for t in texts)
+    pdf = tmp_path / "h.pdf"
+    assert main(["export", str(images_dir / "chelsea.png"), "-o", str(pdf), *TINY,
+                 "--preset", "slide", "--title", ""]) == 0
+    assert "Type3" not in pdf_font_subtypes(pdf.read_bytes())[0]
+
+
+def test_bad_figure_options_are_one_line_usage_errors(tmp_path, images_dir, capsys):
+    for bad, word in ((["--width", "wide"], "wide"), (["--cmap", "nope"], "colormap"),
+                      (["--dpi", "0"], "dpi")):
+        out = tmp_path / "x.png"
+        assert main(["export", str(images_dir / "chelsea.png"), "-o", str(out), *TINY,
+                     *bad]) == 2
+        assert word in capsys.readouterr().err
+        assert not out.exists()
