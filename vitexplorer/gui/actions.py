@@ -190,10 +190,14 @@ def _export(w: MainWindow) -> None:
         return
     folder = w.settings.get("files/export_dir") or w.settings.get("files/last_dir")
     suggested = str(Path(folder) / f"{Path(a.source).stem}_{w.state.method}.png")
-    dlg = ExportDialog(suggested, w)
-    if dlg.exec():
+    dlg = ExportDialog(suggested, w, preview=lambda kind, fo: w.preview_export(dlg, kind, fo),
+                       cmap=w.state.options.cmap)
+    accepted = dlg.exec()
+    w.tasks.cancel("export-preview")  # no preview lands on a closed dialog
+    if accepted:
         w.settings.set("files/export_dir", str(Path(dlg.target()).parent))
-        w.export(dlg.kind(), dlg.target())
+        w.export(dlg.kind(), dlg.target(), dlg.figure_options())
+    dlg.deleteLater()
 
 
 def _batch(w: MainWindow) -> None:

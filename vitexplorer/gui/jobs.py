@@ -16,7 +16,10 @@ from vitexplorer.core.render import overlay
 from vitexplorer.gui.state import FinishedAnalysis, HeadGroups
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from vitexplorer.core.analysis import Analysis
+    from vitexplorer.core.figures import FigureOptions
     from vitexplorer.core.models import LoadedModel
 
 THUMB = 72  # head-grid thumbnail size (longest side, pixels)
@@ -147,21 +150,60 @@ def gradients_job(analysis: Analysis, target: int | None, should_stop=None) -> i
     return analysis.ensure_gradients(target, should_stop)
 
 
-def export_job(analysis: Analysis, kind: str, path: str, options: dict,
-               should_stop=None) -> Path:
-    """Write a figure through the same core code as ``vitexplorer export``."""
-    from vitexplorer.core.figures import grid_figure, overlay_figure, save_figure
+def figure_of(analysis: Analysis, kind: str, options: dict,
+              figure_options: FigureOptions | None = None) -> Figure:
+    """The figure ``kind`` (view / layer / grid) of the view ``options``: the same core code
+    as ``vitexplorer export``."""
+    from vitexplorer.core.figures import grid_figure, overlay_figure
 
     o = options
+    contour = MASS_SHARE if o.get("contour") else None
     if kind == "view":
-        fig = overlay_figure(analysis, o["method"], o["layer"], o["head"], o.get("target"),
-                             o["cmap"], o["opacity"], o["scaling"],
-                             MASS_SHARE if o.get("contour") else None, o["fusion"], o["discard"])
-    else:
-        method = o["method"] if o["method"] in ("head", "head-rollout") else "head"
-        fig = grid_figure(analysis, method, None if kind == "grid" else o["layer"], o["cmap"],
-                          o["opacity"], o["scaling"], o["fusion"], o["discard"])
-    return save_figure(fig, path)
+        return overlay_figure(analysis, o["method"], o["layer"], o["head"], o.get("target"),
+                              None, o["opacity"], o["scaling"], contour, o["fusion"],
+                              o["discard"], options=_with_cmap(figure_options, o))
+    method = o["method"] if o["method"] in ("head", "head-rollout") else "head"
+    return grid_figure(analysis, method, None if kind == "grid" else o["layer"], None,
+                       o["opacity"], o["scaling"], o["fusion"], o["discard"], contour=contour,
+                       options=_with_cmap(figure_options, o))
+
+
+def _with_cmap(figure_options: FigureOptions | None, options: dict) -> FigureOptions:
+    """The figure options with the view's colormap (the one the user sees)."""
+    from dataclasses import replace
+
+    from vitexplorer.core.figures import FigureOptions
+
+    return replace(figure_options or FigureOptions(), cmap=options["cmap"])
+
+
+def export_job(analysis: Analysis, kind: str, path: str, options: dict,
+               figure_options: FigureOptions | None = None, should_stop=None) -> Path:
+    """Write a figure through the same core code as ``vitexplorer export``."""
+    from vitexplorer.core.figures import save_figure
+
+    return save_figure(figure_of(analysis, kind, options, figure_options), path)
+
+
+def preview_job(analysis: Analysis, kind: str, options: dict, figure_options: FigureOptions,
+                longest: int = 420, should_stop=None) -> np.ndarray:
+    """The exported figure as RGB pixels, ``longest`` px on its longer side (the export
+    dialog's live preview: same layout, lower DPI)."""
+
+    fig = figure_of(analysis, kind, options, figure_options)
+    fig.set_dpi(longest / max(fig.get_size_inches()))
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    return np.ascontiguousarray(rgba[:, :, :3])
+
+
+def copy_job(analysis: Analysis, options: dict, figure_options: FigureOptions | None = None,
+             should_stop=None) -> dict[str, bytes]:
+    """The current view as its exported figure in PNG, SVG and PDF (clipboard flavours)."""
+    from vitexplorer.core.figures import figure_bytes
+
+    fig = figure_of(analysis, "view", options, figure_options)
+    return {fmt: figure_bytes(fig, fmt) for fmt in ("png", "svg", "pdf")}
 
 
 def list_models_job(should_stop=None) -> list[tuple[str, bool]]:

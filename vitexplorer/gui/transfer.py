@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QByteArray, QMimeData
+from PySide6.QtGui import QGuiApplication, QImage
 
 from vitexplorer.gui import jobs
+from vitexplorer.gui.dialogs import PREVIEW_PX
 
 
 class TransferMixin:
@@ -46,16 +48,27 @@ class TransferMixin:
         self.open_array(from_qimage(image), "clipboard")
 
     # ----------------------------------------------------------------------------- export
-    def export(self, kind: str, path: str) -> None:
+    def export(self, kind: str, path: str, figure_options=None) -> None:
         """Write the figure ``kind`` (view / layer / grid) to ``path`` in a worker."""
         analysis = self.state.a.analysis
         if analysis is None:
             self.message("Nothing to export yet.")
             return
         options = vars(self.state.options).copy()
+        self._figure_options = figure_options  # Copy View copies what was last exported
         self.tasks.run("export", jobs.export_job, analysis, kind, path, options,
-                       on_done=lambda p: self.message(f"Saved {p}"),
+                       figure_options, on_done=lambda p: self.message(f"Saved {p}"),
                        on_error=self._export_failed, message=f"Exporting {Path(path).name}…")
+
+    def preview_export(self, dialog, kind: str, figure_options) -> None:
+        """Render the export dialog's preview in a worker (a newer request supersedes)."""
+        analysis = self.state.a.analysis
+        if analysis is None:
+            return
+        self.tasks.run("export-preview", jobs.preview_job, analysis, kind,
+                       vars(self.state.options).copy(), figure_options, PREVIEW_PX,
+                       on_done=dialog.show_preview, on_error=self._export_failed,
+                       message="Rendering the preview…")
 
     def _export_failed(self, exc: BaseException) -> bool:
         if isinstance(exc, OSError | ValueError):
@@ -64,7 +77,20 @@ class TransferMixin:
         return False
 
     def copy_view(self) -> None:
-        pix = self.view.pixmap()
-        if not pix.isNull():
-            QGuiApplication.clipboard().setPixmap(pix)
-            self.message("View copied to the clipboard.")
+        """Copy the current view as its exported figure (colour bar, title, caption): PNG,
+        plus SVG and PDF flavours for applications that take them."""
+        analysis = self.state.a.analysis
+        if analysis is None:
+            self.message("Nothing to copy yet.")
+            return
+        self.tasks.run("copy", jobs.copy_job, analysis, vars(self.state.options).copy(),
+                       getattr(self, "_figure_options", None), on_done=self._copied,
+                       on_error=self._export_failed, message="Copying the figure…")
+
+    def _copied(self, data: dict[str, bytes]) -> None:
+        md = QMimeData()
+        md.setImageData(QImage.fromData(data["png"], "PNG"))
+        md.setData("image/svg+xml", QByteArray(data["svg"]))
+        md.setData("application/pdf", QByteArray(data["pdf"]))
+        QGuiApplication.clipboard().setMimeData(md)
+        self.message("Figure copied to the clipboard (image, SVG, PDF).")
