@@ -16,6 +16,9 @@ COMMANDS = ("evaluate", "compare")
 
 def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add ``evaluate`` and ``compare`` to the subparsers ``sub``."""
+    from vitexplorer.core.constants import FORMATS
+    from vitexplorer.core.images import RESIZE_POLICIES
+
     ev = sub.add_parser("evaluate", help="mask agreement (DINO Jaccard) and faithfulness "
                         "(deletion/insertion, perturbation AUC) of maps over a folder")
     ev.add_argument("inputs", nargs="+", type=Path, help="image files and/or folders")
@@ -35,7 +38,7 @@ def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None]) -> 
     ev.add_argument("--no-faithfulness", action="store_true",
                     help="mask agreement only (no perturbed forwards)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the random maps")
-    ev.add_argument("--format", default="png", choices=("png", "svg", "pdf"))
+    ev.add_argument("--format", default="png", choices=FORMATS)
     ev.add_argument("--batch-size", type=int, default=32, help="perturbed images per forward")
     ev.add_argument("--resume", action="store_true", help="skip finished images")
     ev.add_argument("--overwrite", action="store_true", help="replace existing results")
@@ -53,11 +56,11 @@ def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None]) -> 
                          "random or a local file")
     co.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
     co.add_argument("--resize", default="crop",
-                    choices=("crop", "stretch", "letterbox", "native"))
+                    choices=RESIZE_POLICIES)
     co.add_argument("--pairs", type=int, default=6, help="matched pairs in the figure")
     co.add_argument("--size", type=int, default=64,
                     help="long side in pixels of the canvas the maps are compared on")
-    co.add_argument("--format", default="png", choices=("png", "svg", "pdf"))
+    co.add_argument("--format", default="png", choices=FORMATS)
     co.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 
@@ -111,14 +114,8 @@ def _compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _int_list(text: str | None) -> tuple[int, ...] | None:
-    if text in (None, "", "all"):
-        return None
-    return tuple(int(v) for v in text.split(","))
-
-
 def _evaluate(args: argparse.Namespace) -> int:
-    from vitexplorer.core.batch import BatchError, check_output
+    from vitexplorer.core.batch import BatchError, check_output, parse_indices
     from vitexplorer.core.evaluate_folder import EVAL_METHODS, EvaluateOptions, run_evaluate
     from vitexplorer.core.models import load_model
 
@@ -127,19 +124,16 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"vitexplorer: --methods takes {', '.join(EVAL_METHODS)}; --steps at least 2",
               file=sys.stderr)
         return EXIT_USAGE
-    try:
-        layers = _int_list(args.layers)
-    except ValueError:
-        print("vitexplorer: --layers takes a comma list of integers or 'all'",
-              file=sys.stderr)
-        return EXIT_USAGE
     if args.masks is not None and not args.masks.is_dir():
         print(f"vitexplorer: mask folder '{args.masks}' does not exist", file=sys.stderr)
         return EXIT_ERROR
     check_output(args.output)
     loaded = load_model(args.model, args.weights, args.device, args.input_size)
-    if args.layers == "all":
-        layers = tuple(range(len(loaded.model.blocks)))
+    try:
+        layers = parse_indices(args.layers, len(loaded.model.blocks))
+    except ValueError as exc:
+        print(f"vitexplorer: --layers: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     opts = EvaluateOptions(
         model=args.model, weights=args.weights, device=args.device,
         masks=str(args.masks) if args.masks else None, resize=args.resize, layers=layers,
