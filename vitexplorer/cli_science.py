@@ -57,6 +57,8 @@ def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None]) -> 
     co.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
     co.add_argument("--resize", default="crop",
                     choices=RESIZE_POLICIES)
+    co.add_argument("--input-size", type=int, default=None, metavar="N",
+                    help="build both models for N x N inputs (default: each its own)")
     co.add_argument("--pairs", type=int, default=6, help="matched pairs in the figure")
     co.add_argument("--size", type=int, default=64,
                     help="long side in pixels of the canvas the maps are compared on")
@@ -97,7 +99,7 @@ def _compare(args: argparse.Namespace) -> int:
     items, errors = discover(args.inputs, out)
     for path, reason in errors:
         print(f"vitexplorer: skipped '{path}': {reason}", file=sys.stderr)
-    a, b = (load_model(m, w, args.device) for m, w in specs)
+    a, b = (load_model(m, w, args.device, args.input_size) for m, w in specs)
     comp = compare_models(a, b, [it.path for it in items], args.resize, max(8, args.size))
     for path, reason in comp.skipped:
         print(f"vitexplorer: skipped '{path}': {reason}", file=sys.stderr)
@@ -136,7 +138,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     opts = EvaluateOptions(
         model=args.model, weights=args.weights, device=args.device,
-        masks=str(args.masks) if args.masks else None, resize=args.resize, layers=layers,
+        masks=str(args.masks) if args.masks else None, resize=args.resize,
+        input_size=args.input_size, layers=layers,
         methods=methods, target=args.target, steps=args.steps, seed=args.seed,
         faithfulness=not args.no_faithfulness, format=args.format,
         batch_size=max(1, args.batch_size))

@@ -21,8 +21,13 @@ def test_evaluate_command(tmp_path, images_dir, capsys):
     Image.fromarray(mask).save(tmp_path / "masks" / "coins.png")
     out = tmp_path / "out"
     rc = main(["evaluate", str(tmp_path / "coins.png"), "-o", str(out), "--masks",
-               str(tmp_path / "masks"), *TINY, "--methods", "rollout", "--steps", "3", "-q"])
+               str(tmp_path / "masks"), *TINY, "--methods", "rollout", "--steps", "3", "-q",
+               "--input-size", "64"])
     assert rc == 0
+    import json
+
+    assert json.loads((out / "coins.png.json").read_text())["grid"] == [4, 4]
+    assert json.loads((out / "run.json").read_text())["options"]["input_size"] == 64
     shown = capsys.readouterr().out
     assert "| rollout | 1 |" in shown and "| random | 1 |" in shown
     assert "best head per image" in shown
@@ -46,7 +51,7 @@ def test_compare_command(tmp_path, images_dir, capsys):
     out = tmp_path / "cmp"
     rc = main(["compare", str(images_dir / "coins.png"), "-o", str(out), "--model",
                "vit_tiny_patch16_224", "--weights", "random", "--weights",
-               str(tmp_path / "other.safetensors"), "--pairs", "2"])
+               str(tmp_path / "other.safetensors"), "--pairs", "2", "--input-size", "64"])
     assert rc == 0
     shown = capsys.readouterr().out
     assert "36 matched heads" in shown and "other.safetensors" in shown

@@ -60,6 +60,7 @@ class EvaluateOptions:
     device: str = "cpu"
     masks: str | None = None
     resize: str = "stretch"  # the whole image is seen, so the whole mask counts
+    input_size: int | None = None  # the model built for N x N inputs; None: its default
     layers: tuple[int, ...] | None = None  # heads scored on these blocks; None: the last
     methods: tuple[str, ...] = EVAL_METHODS
     target: int | None = None  # None: the predicted class of each image
