@@ -42,6 +42,6 @@ def test_other_model_follows_the_selection_through_the_matching(qtbot, window, c
         assert f"JS distance {cost:.3f}" in caption
     # a method without heads: the block at the same depth, same method and colormap
     with qtbot.waitSignal(window.compare.maps.frame_ready, timeout=10000):
-        window.state.update(method="rollout", cmap="viridis")
+        window.state.update(method="rollout", cmap="magma")
     o = window.compare.maps.last_frame.options
-    assert (o.method, o.cmap, o.layer) == ("rollout", "viridis", window.state.layer)
+    assert (o.method, o.cmap, o.layer) == ("rollout", "magma", window.state.layer)

@@ -47,7 +47,7 @@ def test_switching_view_options_never_reruns_the_model(qtbot, window, chelsea):
         seen = [before]
         for change in (lambda: window.state.select_head(2, 1),
                        lambda: window.state.select_head(1, 1),
-                       lambda: window.controls.cmap.setCurrentText("viridis"),
+                       lambda: window.controls.cmap.setCurrentText("magma"),
                        lambda: window.controls.opacity.setValue(90),
                        lambda: window.controls.method.setCurrentIndex(2)):
             with qtbot.waitSignal(window.rendered, timeout=10000):
@@ -60,7 +60,7 @@ def test_switching_view_options_never_reruns_the_model(qtbot, window, chelsea):
     finally:
         handle.remove()
     assert (window.state.cmap, window.state.opacity, window.state.method) == (
-        "viridis", 0.9, "rollout"), "the controls write into the state"
+        "magma", 0.9, "rollout"), "the controls write into the state"
 
 
 def test_widgets_follow_the_state(qtbot, window, chelsea):
@@ -390,7 +390,7 @@ def test_batch_dialog_runs_the_core_runner(qtbot, window, tmp_path):
     for name in ("coins.png", "horse.png", "chelsea.png"):
         shutil.copy(TEST_IMAGES / name, src / name)
     (src / "bad.jpg").write_text("nope")
-    window.state.update(cmap="viridis", opacity=0.4)
+    window.state.update(cmap="magma", opacity=0.4)
     base = tmp_path / "results"
     dlg = BatchDialog(window.state.a.loaded, window.tasks, window.state.options, str(base))
     qtbot.addWidget(dlg)
@@ -413,7 +413,7 @@ def test_batch_dialog_runs_the_core_runner(qtbot, window, tmp_path):
     assert len(list(out.glob("*.json"))) == 3
     assert (out / "coins.png__head_L2_H0.png").exists()
     record = json.loads((base / "photos_vitexplorer" / "run.json").read_text())
-    assert (record["options"]["cmap"], record["options"]["opacity"]) == ("viridis", 0.4)
+    assert (record["options"]["cmap"], record["options"]["opacity"]) == ("magma", 0.4)
 
 
 def test_batch_dialog_suggests_an_output_for_the_input_until_one_is_chosen(qtbot, window,
