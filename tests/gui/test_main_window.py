@@ -330,22 +330,56 @@ def test_awkward_images_display_correctly(qtbot, window, tmp_path, kind):
         assert window.view.pixmap().height() == 100
 
 
-def test_model_picker_lists_supported_models(qtbot):
-    from vitexplorer.gui.dialogs import ModelPicker
+def test_model_picker_columns_detail_and_why_not_listed(qtbot):
+    from vitexplorer.core.models import model_catalog
+    from vitexplorer.gui.model_picker import ModelPicker
 
-    models = [("vit_small_patch16_224.dino", True), ("deit_tiny_patch16_224.fb_in1k", False),
-              ("eva02_tiny_patch14_224.mim_in22k", False)]
-    dlg = ModelPicker(models, "vit_small_patch16_224.dino")
+    names = ["vit_small_patch16_224.dino", "deit_tiny_patch16_224.fb_in1k",
+             "eva02_tiny_patch14_224.mim_in22k"]
+    rows = model_catalog(names)
+    for r, cached in zip(rows, (True, False, False), strict=True):
+        r["cached"] = cached
+    unsupported = {"swin_tiny_patch4_window7_224.ms_in1k":
+                   "swin_transformer: no global attention in its blocks (shifted windows)"}
+    dlg = ModelPicker({"rows": rows, "unsupported": unsupported}, "deit_tiny", "random")
     qtbot.addWidget(dlg)
-    assert dlg.list.count() == 3 and "cached" in dlg.list.item(0).text()
-    dlg.search.setText("deit")
-    assert dlg.list.count() == 1
-    assert dlg.choice() == ("deit_tiny_patch16_224.fb_in1k", "pretrained")
+    wanted = []
+    dlg.parameters_wanted.connect(wanted.append)
+    assert dlg.list.topLevelItemCount() == 3 and dlg.weights.currentData() == "random"
+    item = dlg.list.currentItem()
+    assert [item.text(c) for c in (0, 1, 3, 4, 5, 6)] == [
+        "deit_tiny_patch16_224.fb_in1k", "deit", "16", "224x224", "fb_in1k", ""]
+    assert "hf_hub_id" in dlg.detail.toPlainText() and "counting" in dlg.detail.toPlainText()
+    dlg.set_parameters(item.text(0), 5_717_416)
+    assert item.text(2) == "5.7 M" and "5.7 M" in dlg.detail.toPlainText()
+    dlg.list.setCurrentItem(dlg.list.findItems("eva02", Qt.MatchFlag.MatchContains, 0)[0])
+    assert wanted == ["eva02_tiny_patch14_224.mim_in22k"], "unknown counts are asked for"
+    dlg.search.setText("swin")
+    assert dlg.list.topLevelItemCount() == 0
+    assert "no global attention" in dlg.why.text() and "swin_tiny" in dlg.why.text()
+    dlg.search.setText("dino")
+    assert dlg.choice() == ("vit_small_patch16_224.dino", "random") and dlg.why.text() == ""
     dlg.search.setText("")
     dlg.only_cached.setChecked(True)
-    assert dlg.list.count() == 1
+    assert dlg.list.topLevelItemCount() == 1
     dlg.search.setText("hf-hub:timm/some_vit")
-    assert dlg.choice() == ("hf-hub:timm/some_vit", "pretrained")
+    assert dlg.choice() == ("hf-hub:timm/some_vit", "random")
+
+
+def test_the_catalog_says_why_a_model_is_not_offered():
+    import timm
+
+    from vitexplorer.core.models import count_parameters, supported_models, why_not_supported
+
+    assert why_not_supported("vit_small_patch16_224.dino") is None
+    assert why_not_supported("swin_tiny_patch4_window7_224.ms_in1k").startswith(
+        "swin_transformer: no global attention")
+    assert "convolutional" in why_not_supported("resnet50.a1_in1k")
+    hybrid = "vit_base_r50_s16_384.orig_in21k_ft_in1k"
+    assert hybrid not in supported_models() and "hybrid" in why_not_supported(hybrid)
+    real = timm.create_model("vit_tiny_patch16_224", pretrained=False)
+    assert count_parameters("vit_tiny_patch16_224.augreg_in21k") == sum(
+        p.numel() for p in real.parameters())
 
 
 def test_groups_panel_filters_sorts_and_scores(qtbot, window, chelsea):

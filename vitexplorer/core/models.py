@@ -355,15 +355,99 @@ def class_names_for(model: nn.Module) -> list[str] | None:
         return None
 
 
+#: name patterns excluded inside the supported timm modules, and why
+EXCLUDED_PATTERNS = {
+    "*resnet*": "a ResNet stem feeds its blocks (hybrid model)",
+    "*hybrid*": "a convolutional stem feeds its blocks (hybrid model)",
+    "*naflex*": "its NaFlex tokens vary in number and layout per image",
+    "*xp_*": "its blocks use an experimental attention layout",
+    "*relpos*": "its attention adds relative position biases outside attn's softmax input",
+    "*_sw_*": "its blocks use windowed (local) attention",
+}
+#: why whole timm modules are not offered (the rest: "no global attention in its blocks")
+EXCLUDED_MODULES = {
+    "swin_transformer": "no global attention in its blocks (shifted windows)",
+    "swin_transformer_v2": "no global attention in its blocks (shifted windows)",
+    "swin_transformer_v2_cr": "no global attention in its blocks (shifted windows)",
+    "maxxvit": "no global attention in its blocks (window and grid attention)",
+    "vision_transformer_hybrid": "a convolutional stem feeds its blocks (hybrid model)",
+    "resnet": "a convolutional network: no attention at all",
+    "convnext": "a convolutional network: no attention at all",
+    "efficientnet": "a convolutional network: no attention at all",
+}
+
+
 def supported_models(pretrained: bool = True) -> list[str]:
     """Names (with pretrained tags when ``pretrained``) of the timm models we can capture."""
     import timm
 
     names = timm.list_models(module=list(SUPPORTED_MODULES), pretrained=pretrained)
-    bad = ("*resnet*", "*hybrid*", "*naflex*", "*xp_*", "*relpos*", "*_sw_*")
+    return [n for n in names if excluded_pattern(n) is None]
+
+
+def excluded_pattern(name: str) -> str | None:
     import fnmatch
 
-    return [n for n in names if not any(fnmatch.fnmatch(n, b) for b in bad)]
+    return next((p for p in EXCLUDED_PATTERNS if fnmatch.fnmatch(name, p)), None)
+
+
+def why_not_supported(name: str) -> str | None:
+    """Why a timm model is not offered (None when it is): "swin: no global attention..."."""
+    import timm
+    from timm.models import get_arch_name, model_entrypoint
+
+    arch = get_arch_name(name)
+    if not timm.is_model(arch):
+        return None
+    module = model_entrypoint(arch).__module__.rsplit(".", 1)[-1]
+    if module not in SUPPORTED_MODULES:
+        why = EXCLUDED_MODULES.get(module, "no global attention captured in its blocks")
+        return f"{module}: {why}"
+    pattern = excluded_pattern(name)
+    return None if pattern is None else f"{module}: {EXCLUDED_PATTERNS[pattern]}"
+
+
+def unsupported_models(pretrained: bool = True) -> dict[str, str]:
+    """Every other timm model and why it is not offered (a chooser's "why not listed")."""
+    import timm
+
+    supported = set(supported_models(pretrained))
+    out = {}
+    for name in timm.list_models(pretrained=pretrained):
+        if name not in supported:
+            out[name] = why_not_supported(name) or "not offered"
+    return out
+
+
+def model_catalog(names: list[str]) -> list[dict]:
+    """A row per model for a chooser, read from timm's pretrained configs (no download):
+    name, family (timm module), patch size, input size, pretrained tag and the config."""
+    import re
+
+    from timm.models import get_arch_name, get_pretrained_cfg, model_entrypoint
+
+    rows = []
+    for name in names:
+        arch = get_arch_name(name)
+        cfg = get_pretrained_cfg(name)
+        config = cfg.to_dict() if cfg is not None else {}
+        patch = re.search(r"patch(\d+)", arch)
+        size = config.get("input_size", (3, 0, 0))
+        rows.append({"name": name, "family": model_entrypoint(arch).__module__.rsplit(".", 1)[-1],
+                     "patch": int(patch.group(1)) if patch else None,
+                     "input": f"{size[1]}x{size[2]}" if size[1] else "",
+                     "tag": name.split(".", 1)[1] if "." in name else "", "config": config})
+    return rows
+
+
+def count_parameters(spec: str) -> int:
+    """Parameters of the architecture, built on the meta device (no memory, no weights)."""
+    import timm
+    import torch
+
+    with torch.device("meta"):
+        model = timm.create_model(architecture_of(spec), pretrained=False)
+    return sum(p.numel() for p in model.parameters())
 
 
 def cached_models() -> set[str]:

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QStyle, QToolBar
 from vitexplorer import __version__
 from vitexplorer.core.constants import IMAGE_SUFFIXES
 from vitexplorer.gui import jobs
-from vitexplorer.gui.dialogs import ExportDialog, ModelPicker, model_info_text
+from vitexplorer.gui.dialogs import ExportDialog, model_info_text
 
 if TYPE_CHECKING:
     from vitexplorer.gui.main_window import MainWindow
@@ -213,10 +213,17 @@ def _batch(w: MainWindow) -> None:
 
 
 def _choose_model(w: MainWindow, second: bool = False) -> None:
-    def show(models):
+    from vitexplorer.gui.model_picker import ModelPicker
+
+    def show(catalog):
         loaded = w.state.slots["B" if second else "A"].loaded or w.state.a.loaded
         current = loaded.spec if loaded else w.settings.get("model/spec")
-        dlg = ModelPicker(models, current, w)
+        weights = loaded.weights if loaded else w.settings.get("model/weights")
+        dlg = ModelPicker(catalog, current, weights, w)
+        dlg.parameters_wanted.connect(
+            lambda name: w.tasks.run("parameters", jobs.parameters_job, name,
+                                     on_done=lambda r: dlg.set_parameters(*r),
+                                     message="Counting parameters…"))
         if dlg.exec() and dlg.choice():
             (w.compare.load_model if second else w.load_model)(*dlg.choice())
 

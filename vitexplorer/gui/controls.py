@@ -250,9 +250,16 @@ class ControlsPanel(QWidget):
         values["input_size"] = self.input_size.value() or None
         self.state.update(**values)
 
-    def _pull(self, _names: frozenset[str]) -> None:
-        """Show the state in the widgets (no event back into the state)."""
+    def _pull(self, names: frozenset[str]) -> None:
+        """Show the state in the widgets (no event back into the state). A head switch
+        touches two spin boxes only (it is the most frequent change)."""
         o = self.state.options
+        if names and names <= {"layer", "head"}:
+            self._quiet = True
+            self.layer.setValue(o.layer)
+            self.head.setValue(o.head)
+            self._quiet = False
+            return
         self._quiet = True
         self.method.setCurrentIndex(max(0, self.method.findData(o.method)))
         if o.layer >= 0:

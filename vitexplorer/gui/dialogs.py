@@ -1,4 +1,4 @@
-"""Dialogs: model picker, export, model info and the unexpected-error report."""
+"""Dialogs: export, model info and the unexpected-error report."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QMessageBox,
     QPushButton,
     QRadioButton,
@@ -26,79 +24,6 @@ from PySide6.QtWidgets import (
 )
 
 from vitexplorer.core.constants import FORMATS
-
-
-class ModelPicker(QDialog):
-    """Search timm's registry (supported families only), see which weights are cached."""
-
-    def __init__(self, models: list[tuple[str, bool]], current: str, parent=None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Choose a model")
-        self.resize(520, 560)
-        lay = QVBoxLayout(self)
-        self.search = QLineEdit(placeholderText="Search, e.g. dino, deit, eva02, clip, reg4 "
-                                                "- or type hf-hub:org/name")
-        self.search.setClearButtonEnabled(True)
-        self.only_cached = QRadioButton("Cached only")
-        self.all = QRadioButton("All supported")
-        self.all.setChecked(True)
-        row = QHBoxLayout()
-        row.addWidget(self.search, 1)
-        row.addWidget(self.all)
-        row.addWidget(self.only_cached)
-        lay.addLayout(row)
-        self.list = QListWidget()
-        self.list.setUniformItemSizes(True)
-        lay.addWidget(self.list, 1)
-        self.weights = QComboBox()
-        self.weights.addItem("Pretrained (download once, then cached)", "pretrained")
-        self.weights.addItem("Random weights (demo: maps are meaningless)", "random")
-        form = QFormLayout()
-        form.addRow("Weights", self.weights)
-        lay.addLayout(form)
-        self.count = QLabel()
-        lay.addWidget(self.count)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok |
-                                   QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        lay.addWidget(buttons)
-        self._models = models
-        self.search.textChanged.connect(self._refill)
-        self.only_cached.toggled.connect(self._refill)
-        self.list.itemDoubleClicked.connect(lambda _i: self.accept())
-        self._refill()
-        found = self.list.findItems(current, Qt.MatchFlag.MatchContains)
-        if found:
-            self.list.setCurrentItem(found[0])
-
-    def _refill(self) -> None:
-        words = self.search.text().lower().split()
-        self.list.clear()
-        for name, cached in self._models:
-            if words and not all(w in name.lower() for w in words):
-                continue
-            if self.only_cached.isChecked() and not cached:
-                continue
-            item = QListWidgetItem(f"{name}    ★ cached" if cached else name)
-            item.setData(Qt.ItemDataRole.UserRole, name)
-            self.list.addItem(item)
-        self.count.setText(f"{self.list.count()} of {len(self._models)} models · "
-                           "★ = weights in the local cache (work offline)")
-        if self.list.count():
-            self.list.setCurrentRow(0)
-
-    def choice(self) -> tuple[str, str] | None:
-        """(spec, weights): the selected model, or an ``hf-hub:org/name`` id typed in the
-        search box."""
-        typed = self.search.text().strip()
-        if typed.startswith("hf-hub:"):
-            return typed, self.weights.currentData()
-        item = self.list.currentItem()
-        if item is None:
-            return None
-        return item.data(Qt.ItemDataRole.UserRole), self.weights.currentData()
-
 
 PREVIEW_PX = 420  # longest side of the export dialog's preview
 EXPORT_KINDS = {"view": "Current view (overlay, colour bar, caption)",

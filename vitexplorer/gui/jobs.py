@@ -206,8 +206,25 @@ def copy_job(analysis: Analysis, options: dict, figure_options: FigureOptions | 
     return {fmt: figure_bytes(fig, fmt) for fmt in ("png", "svg", "pdf")}
 
 
-def list_models_job(should_stop=None) -> list[tuple[str, bool]]:
-    from vitexplorer.core.models import cached_models, is_cached, supported_models
+def list_models_job(should_stop=None) -> dict:
+    """The model chooser's rows (supported models, cached or not) and why every other
+    timm model is not offered."""
+    from vitexplorer.core.models import (
+        cached_models,
+        is_cached,
+        model_catalog,
+        supported_models,
+        unsupported_models,
+    )
 
     cached = cached_models()
-    return [(n, is_cached(n, cached)) for n in supported_models(pretrained=True)]
+    rows = model_catalog(supported_models(pretrained=True))
+    for r in rows:
+        r["cached"] = is_cached(r["name"], cached)
+    return {"rows": rows, "unsupported": unsupported_models(pretrained=True)}
+
+
+def parameters_job(spec: str, should_stop=None) -> tuple[str, int]:
+    from vitexplorer.core.models import count_parameters
+
+    return spec, count_parameters(spec)
