@@ -11,11 +11,18 @@ ch    meaning
 4, 5  left-minus-right and top-minus-bottom half means (an intensity step inside the patch)
 6, 7  responses to a 1-px and a 2-px checkerboard (fine, repeated structure = texture)
 8     |step|, written by block 0's MLP: GELU(a x) + GELU(-a x) is about a|x| (an edge)
-9     |checkerboard|, written by block 0's MLP (texture energy)
+9     texture energy, written by block 0's MLP: |checkerboards| + TEXTURE_GAIN * sum of
+      |fine filter| over channels 18-49
 10-17 position: cos / sin of omega_k . p for 4 directions, p centred on the grid
+18-49 natural fine structure: on each of the 16 4x4-pixel sub-blocks of the patch, the
+      4-tap Laws (1980) masks spot x spot and edge x edge (S = [-1, 1, 1, -1],
+      E = [-1, -1, 1, 1]): zero-sum along both axes, so blind to flat regions and to
+      straight horizontal or vertical outlines; their rectified sum is the patch's fine
+      texture energy, for grass or gravel as for a checkerboard
 ====  ==============================================================================
 
-Block 0: attention output zeroed; the MLP turns channels 4-7 into the rectified 8 and 9
+Block 0: attention output zeroed; the MLP turns channels 4-7 and 18-49 into the rectified 8
+and 9
 (the nonlinearity an edge or texture detector needs). Block 1 holds the planted heads
 (query of the class token = channel 0, so the class row ranks patches by one key channel):
 
@@ -44,6 +51,7 @@ import torch
 
 DIM, HEADS, HD = 72, 9, 8
 BALLAST = 6.0
+TEXTURE_GAIN = 0.4  # weight of the natural fine-structure energy in channel 9
 EXPECTED = {0: "foreground", 1: "background", 2: "edge", 3: "texture", 4: "local",
             5: "uniform", 6: "global", 7: "foreground", 8: "edge"}
 TWINS = [(0, 7), (2, 8)]
@@ -73,6 +81,17 @@ def planted_vit() -> torch.nn.Module:
         checker2 = torch.from_numpy((-1.0) ** (x // 2 + y // 2)).float()
         w[6] = 64.0 * checker1 / n
         w[7] = 64.0 * checker2 / n
+        spot = torch.tensor([-1.0, 1.0, 1.0, -1.0])
+        edge = torch.tensor([-1.0, -1.0, 1.0, 1.0])
+        fine = []
+        for bi in range(4):
+            for bj in range(4):
+                for prof in (torch.outer(spot, spot), torch.outer(edge, edge)):
+                    k = torch.zeros(16, 16)
+                    k[4 * bi:4 * bi + 4, 4 * bj:4 * bj + 4] = prof
+                    fine.append(k)
+        for i, k in enumerate(fine):
+            w[18 + i] = k / 3.0  # the three colour channels alike
         # --- class token: the constant channel and the ballast, no position
         m.cls_token[0, 0, 0], m.cls_token[0, 0, 1], m.cls_token[0, 0, 2] = 1.0, BALLAST, -BALLAST
         # --- position embedding of the 14 x 14 patches (index 0 is the class token)
@@ -86,10 +105,12 @@ def planted_vit() -> torch.nn.Module:
         # --- block 0: no attention output; MLP rectifies steps and checkerboards
         mlp = m.blocks[0].mlp
         a = 4.0
-        for unit, (src, dst, sign) in enumerate([(4, 8, 1), (4, 8, -1), (5, 8, 1), (5, 8, -1),
-                                                 (6, 9, 1), (6, 9, -1), (7, 9, 1), (7, 9, -1)]):
+        units = [(4, 8, 1, 1.0), (4, 8, -1, 1.0), (5, 8, 1, 1.0), (5, 8, -1, 1.0),
+                 (6, 9, 1, 1.0), (6, 9, -1, 1.0), (7, 9, 1, 1.0), (7, 9, -1, 1.0)]
+        units += [(18 + i, 9, sign, TEXTURE_GAIN) for i in range(len(fine)) for sign in (1, -1)]
+        for unit, (src, dst, sign, out) in enumerate(units):
             mlp.fc1.weight[unit, src] = sign * a
-            mlp.fc2.weight[dst, unit] = 1.0 / a
+            mlp.fc2.weight[dst, unit] = out / a
         # --- block 1: the planted heads (q rows 0..71, k rows 72..143 of qkv)
         qkv = m.blocks[1].attn.qkv.weight
 
@@ -104,7 +125,7 @@ def planted_vit() -> torch.nn.Module:
         head(0, {0: gain}, {3: gain})
         head(1, {0: gain}, {3: -gain})
         head(2, {0: gain}, {8: gain * 1.5})
-        head(3, {0: gain}, {9: gain * 0.5, 8: -gain * 1.0})  # fine structure, not steps
+        head(3, {0: gain}, {9: gain * 0.5, 8: -gain * 2.5})  # fine structure, not steps
         pos = 12.0
         # local: q_i = k_i = pos(p_i): q.k = sum_k cos(omega_k . (p_i - p_j))
         for i in range(8):

@@ -186,3 +186,15 @@ def test_image_to_grid_inverts_the_geometry():
     half = g.scaled(0.5)
     assert half.image_size == (150, 226)
     assert half.image_to_grid((x1 - 4) / 2, (y1 - 4) / 2) == (13, 13)
+
+
+def test_a_wholly_covered_token_has_coverage_one():
+    """Token edges fall between pixels (400 / 14 px): a token inside the mask is still 1."""
+    from vitexplorer.core.images import Geometry, grid_coverage
+
+    geom = Geometry((328, 400), (224, 224), (14, 14), (0.0, 0.0, 400.0, 328.0))
+    mask = np.zeros((328, 400), bool)
+    mask[:164, :200] = True
+    cover = grid_coverage(mask, geom)
+    assert cover[:6, :6].min() == 1.0 and cover[8:, 8:].max() == 0.0
+    assert np.allclose(grid_coverage(np.ones((328, 400)), geom), 1.0)

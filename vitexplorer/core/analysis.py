@@ -314,7 +314,7 @@ class Analysis:
         meta = {"source": self.source, "model": self.model_label, "mask": name,
                 "layers": self.num_layers, "heads": self.num_heads}
         table = score_heads(
-            self.head_maps().numpy(), self.ranges, self.layout, self.model_view,
+            self.head_maps().numpy(), self.ranges, self.layout, self.image, self.geometry,
             grid_coverage(fg, self.geometry), self.patch_size, self.valid_tokens(),
             self.prefix_share().numpy(), meta)
         if mask is None or mask_name is not None:

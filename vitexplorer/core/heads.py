@@ -3,8 +3,9 @@
 Every score is computed from the head's map over patches (class-token row; for models
 without a class token the mean attention received, see :mod:`vitexplorer.core.rollout`),
 prefix/register tokens excluded and the map renormalised over patches. Per-patch image
-features are measured on ``model_view`` (the pixels the model saw), so labels do not depend
-on the original image's size. All scores land in one :class:`HeadTable`.
+features (:mod:`vitexplorer.core.features`) are measured on the original image at a fixed
+working resolution, so labels depend neither on the image's size nor on the model's input
+size. All scores land in one :class:`HeadTable`.
 
 Labels and thresholds (each a documented constant below):
 
@@ -22,25 +23,23 @@ import io
 import json
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from vitexplorer.core.capture import TokenLayout
 from vitexplorer.core.constants import AXES, MASS_SHARE, NULL_LABELS, NULL_SET
+from vitexplorer.core.features import PatchFeatures, patch_features
+from vitexplorer.core.images import Geometry
 from vitexplorer.core.maps import map_entropy, mass_region, patch_distances
 
 FG_THRESHOLD = 0.5  # |fg_score| >= 0.5: at least half of the possible excess mass
 EDGE_LIFT = 2.0  # mass on contour pixels at least twice the uniform map's
 TEXTURE_SHARE = 0.6  # >= 60% of the mass on textured patches ...
-TEXTURE_MAX_EDGE_LIFT = 0.75  # ... while avoiding contours
+TEXTURE_MIN_LIFT = 1.1  # ... at least 1.1x a uniform map's share ...
+TEXTURE_MAX_EDGE_LIFT = 1.0  # ... with less mass on outlines than a uniform map
 COLOUR_LIFT = 1.5  # mass on saturated / dominant-hue pixels at least 1.5x a uniform map's
 LOCAL_RATIO = 0.5  # mean attention distance <= half of the uniform head's
 GLOBAL_RATIO = 0.85
 UNIFORM_ENTROPY = 0.95  # mean normalised row entropy >= 0.95: attends everywhere alike
-CONTOUR_SIGMA = 2.0  # px at model input: blur that removes fine texture before Canny
-CONTOUR_HIGH = 60.0  # Sobel units on the blurred image (a ~100 grey-level step gives ~80)
-CONTOUR_MIN_LENGTH = 24  # px: shorter edge fragments are texture, not contours
-TEXTURE_LOW, TEXTURE_HIGH = 2.0, 6.0  # mean |Laplacian| (grey levels) for texture share 0 .. 1
 
 
 
@@ -129,79 +128,6 @@ class HeadTable:
         return cls(scores, labels, meta or {})
 
 
-# ------------------------------------------------------------------ per-patch image features
-@dataclass
-class PatchFeatures:
-    """Per-token image measurements on the model's input, each ``[rows, cols]``."""
-
-    contour: np.ndarray  # share of the patch's pixels on (dilated) long contours
-    texture: np.ndarray  # 0..1 fine-structure energy away from contours
-    saturation: np.ndarray  # mean HSV saturation, 0..1
-    hue: np.ndarray  # share of pixels of the image's dominant hue (saturated ones)
-    valid: np.ndarray  # bool: the token shows image pixels (not letterbox padding)
-
-
-def _pool(a: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    gh, gw = grid
-    h, w = a.shape[:2]
-    ph, pw = h // gh, w // gw
-    return a[: gh * ph, : gw * pw].reshape(gh, ph, gw, pw).mean(axis=(1, 3))
-
-
-def contour_pixels(grey: np.ndarray) -> np.ndarray:
-    """Long contours: Canny (Canny 1986) on the image blurred by ``CONTOUR_SIGMA`` with
-    hysteresis thresholds (CONTOUR_HIGH / 2, CONTOUR_HIGH), keeping connected edges of at
-    least ``CONTOUR_MIN_LENGTH`` pixels. Fine texture (grass, gravel) blurs away or leaves
-    short fragments; object outlines survive as long curves."""
-    blur = cv2.GaussianBlur(grey, (0, 0), CONTOUR_SIGMA)
-    edges = cv2.Canny(np.clip(blur, 0, 255).astype(np.uint8), CONTOUR_HIGH / 2, CONTOUR_HIGH,
-                      L2gradient=True)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats((edges > 0).astype(np.uint8), 8)
-    keep = np.zeros(n, bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= CONTOUR_MIN_LENGTH
-    return keep[lab]
-
-
-def patch_features(view: np.ndarray, grid: tuple[int, int],
-                   valid: np.ndarray | None = None) -> PatchFeatures:
-    """Contour, texture and colour measurements of each token's pixels.
-
-    - contour_p: share of the patch within 2 px of a long contour (:func:`contour_pixels`);
-    - texture_p: mean |Laplacian| of the lightly smoothed (sigma 0.7 px) grey image over the
-      patch's pixels farther than 4 px from any contour (a measure of fine, repeated
-      high-frequency structure; cf. Laws 1980 texture energy), mapped linearly from
-      TEXTURE_LOW..TEXTURE_HIGH grey levels to 0..1; patches that are mostly contour get 0;
-    - saturation_p: mean HSV saturation; hue_p: share of pixels with saturation > 0.2
-      whose hue lies within 20 degrees of the image's dominant hue (saturation-weighted
-      hue histogram).
-    """
-    grey = cv2.cvtColor(view, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    contours = contour_pixels(grey)
-    if valid is not None and not valid.all():  # the border of letterbox padding is no contour
-        ph, pw = grey.shape[0] // grid[0], grey.shape[1] // grid[1]
-        inside = np.kron(valid.astype(np.uint8), np.ones((ph, pw), np.uint8))
-        inside = cv2.erode(inside, np.ones((7, 7), np.uint8)) > 0
-        contours &= inside[: contours.shape[0], : contours.shape[1]]
-    near = cv2.dilate(contours.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    far = cv2.dilate(contours.astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
-    lap = np.abs(cv2.Laplacian(cv2.GaussianBlur(grey, (0, 0), 0.7), cv2.CV_32F))
-    far_share = _pool(far.astype(np.float32), grid)
-    energy = _pool(lap * far, grid) / np.maximum(far_share, 1e-6)
-    texture = np.clip((energy - TEXTURE_LOW) / (TEXTURE_HIGH - TEXTURE_LOW), 0, 1)
-    texture[far_share < 0.25] = 0.0
-    hsv = cv2.cvtColor(view, cv2.COLOR_RGB2HSV_FULL).astype(np.float32)
-    hue, sat = hsv[..., 0] * (360.0 / 256.0), hsv[..., 1] / 255.0
-    hist, _ = np.histogram(hue, bins=18, range=(0, 360), weights=sat)
-    dominant = (np.argmax(hist) + 0.5) * 20.0
-    diff = np.abs((hue - dominant + 180.0) % 360.0 - 180.0)
-    in_hue = ((diff <= 20.0) & (sat > 0.2)).astype(np.float32)
-    if valid is None:
-        valid = np.ones(grid, bool)
-    texture = texture * valid
-    return PatchFeatures(_pool(near.astype(np.float32), grid), texture.astype(np.float32),
-                         _pool(sat, grid), _pool(in_hue, grid), valid)
-
-
 # ---------------------------------------------------------------------------- the scores
 def _normalise(maps: np.ndarray, valid: np.ndarray) -> np.ndarray:
     m = np.asarray(maps, np.float64) * valid
@@ -243,9 +169,11 @@ def edge_texture_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
     ``edge_lift = sum_p A_p contour_p / mean_p contour_p`` (1 for a uniform map, > 1 when
     the head concentrates on outlines; 0 when the image has no contour);
     ``texture_share = sum_p A_p texture_p`` and ``texture_lift`` likewise relative to the mean.
-    Labels: edge if edge_lift >= EDGE_LIFT; texture if texture_share >= TEXTURE_SHARE and
-    edge_lift <= TEXTURE_MAX_EDGE_LIFT (mass on textured patches, away from outlines);
-    neither otherwise. A uniform map is neither: its edge_lift is 1.
+    Labels: edge if edge_lift >= EDGE_LIFT; texture if texture_share >= TEXTURE_SHARE,
+    texture_lift >= TEXTURE_MIN_LIFT and edge_lift < TEXTURE_MAX_EDGE_LIFT (mass on
+    textured patches, more than a uniform map puts there, less on outlines); neither
+    otherwise. A uniform map is neither (both lifts are 1), and so is every map of an image
+    that is textured everywhere: no head can be more textured than uniform there.
     """
     v = feats.valid
     m = _normalise(maps, v)
@@ -256,7 +184,8 @@ def edge_texture_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
     e_lift = e_mass / mean_c if mean_c > 0 else np.zeros_like(e_mass)
     t_lift = t_mass / mean_t if mean_t > 0 else np.zeros_like(t_mass)
     edge = e_lift >= EDGE_LIFT
-    texture = ~edge & (t_mass >= TEXTURE_SHARE) & (e_lift <= TEXTURE_MAX_EDGE_LIFT)
+    texture = (~edge & (t_mass >= TEXTURE_SHARE) & (t_lift >= TEXTURE_MIN_LIFT)
+               & (e_lift < TEXTURE_MAX_EDGE_LIFT))
     label = np.where(edge, "edge", np.where(texture, "texture", "neither")).astype(object)
     return {"edge_lift": e_lift, "texture_share": t_mass, "texture_lift": t_lift,
             "_label": label}
@@ -317,7 +246,8 @@ def score_heads(
     maps: np.ndarray,
     ranges: tuple[np.ndarray, np.ndarray],
     layout: TokenLayout,
-    view: np.ndarray,
+    image: np.ndarray,
+    geometry: Geometry,
     cover: np.ndarray,
     patch_size: tuple[int, int],
     valid: np.ndarray | None = None,
@@ -327,12 +257,12 @@ def score_heads(
     """Every score and label of every head.
 
     ``maps`` ``[L, H, gh, gw]`` head maps; ``ranges`` the heads' (distance, entropy)
-    ``[L, H]`` from :func:`range_stats`; ``view`` the model's
-    input pixels; ``cover`` the foreground mask's per-token coverage; ``valid`` tokens that
-    show image pixels.
+    ``[L, H]`` from :func:`range_stats`; ``image`` the original RGB image and ``geometry``
+    where the model input lies on it; ``cover`` the foreground mask's per-token coverage;
+    ``valid`` tokens that show image pixels.
     """
     valid = np.ones(layout.grid, bool) if valid is None else valid
-    feats = patch_features(view, layout.grid, valid)
+    feats = patch_features(image, geometry, valid)
     parts = [("fg_bg", foreground_scores(maps, cover, valid)),
              ("edge_texture", edge_texture_scores(maps, feats)),
              ("colour", colour_scores(maps, feats)),

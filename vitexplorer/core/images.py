@@ -375,24 +375,33 @@ def normalise_input(view: np.ndarray, data_config: dict) -> np.ndarray:
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
-def grid_coverage(mask: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """Share of each token's rectangle of the original image covered by ``mask``,
-    ``[rows, cols]`` float32 in [0, 1] (parts of a token outside the image count as 0).
+def token_means(values: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Mean of ``values`` ``[H, W]`` (on the ORIGINAL image) over each token's rectangle,
+    ``[rows, cols]`` float64; parts of a token outside the image count as 0.
 
-    Exact box integrals over an integral image, so it does not depend on the image size.
+    Exact box integrals over an integral image; token edges are rounded to pixels and each
+    token's mean is over its own rounded rectangle (dividing by the unrounded cell area
+    would leave a fully covered token below 1).
     """
     import cv2
 
     h, w = geometry.image_size
-    integral = cv2.integral(np.ascontiguousarray(mask, dtype=np.float64))
+    integral = cv2.integral(np.ascontiguousarray(values, dtype=np.float64))
     x0, y0, x1, y1 = geometry.box
     gh, gw = geometry.grid
-    xs = np.clip(np.round(x0 + (x1 - x0) * np.arange(gw + 1) / gw).astype(int), 0, w)
-    ys = np.clip(np.round(y0 + (y1 - y0) * np.arange(gh + 1) / gh).astype(int), 0, h)
+    xr = np.round(x0 + (x1 - x0) * np.arange(gw + 1) / gw).astype(int)
+    yr = np.round(y0 + (y1 - y0) * np.arange(gh + 1) / gh).astype(int)
+    xs, ys = np.clip(xr, 0, w), np.clip(yr, 0, h)
     total = (integral[ys[1:, None], xs[None, 1:]] - integral[ys[:-1, None], xs[None, 1:]]
              - integral[ys[1:, None], xs[None, :-1]] + integral[ys[:-1, None], xs[None, :-1]])
-    cell = ((x1 - x0) / gw) * ((y1 - y0) / gh)
-    return np.clip(total / cell, 0.0, 1.0).astype(np.float32)
+    return total / np.maximum(np.diff(yr)[:, None] * np.diff(xr)[None, :], 1)
+
+
+def grid_coverage(mask: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Share of each token's rectangle of the original image covered by ``mask``,
+    ``[rows, cols]`` float32 in [0, 1] (:func:`token_means`), so it does not depend on the
+    image size."""
+    return np.clip(token_means(mask, geometry), 0.0, 1.0).astype(np.float32)
 
 
 def map_to_image(grid_map: np.ndarray, geometry: Geometry, mode: str = "bilinear") -> np.ndarray:
