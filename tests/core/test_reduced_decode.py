@@ -112,3 +112,19 @@ def test_display_copy_places_maps_where_the_original_does():
     sy, sx = h / dh, w / dw
     assert abs(s0 * sy - r0) <= sy and abs((s1 + 1) * sy - (r1 + 1)) <= sy
     assert abs(t0 * sx - c0) <= sx and abs((t1 + 1) * sx - (c1 + 1)) <= sx
+
+
+def test_an_analysis_on_a_display_copy_exports_on_the_original(tmp_path, tiny_loaded):
+    from vitexplorer.core.analysis import analyze
+
+    path = tmp_path / "p.jpg"
+    save_oriented(photo(1209, 1617), path, 6)
+    shown = analyze(tiny_loaded, path, display_side=300)
+    ref = analyze(tiny_loaded, path)  # decoded in full
+    assert shown.image.shape[:2] == (224, 300) and ref.image.shape[:2] == (1209, 1617)
+    assert shown.original == ref.geometry and shown.geometry == ref.geometry.resized((224, 300))
+    assert (shown.model_input() - ref.model_input()).abs().mean() < 0.02  # ~1.5 grey levels
+    full = shown.full_resolution()
+    assert np.array_equal(full.image, ref.image) and full.geometry == ref.geometry
+    assert np.array_equal(full.map("rollout"), shown.map("rollout"))  # no new forward
+    assert ref.full_resolution() is ref

@@ -10,7 +10,7 @@ inputs (8 ms for ViT-B/16, 49 ms for ViT-L/16 at 384 px on 2 CPU threads).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +25,13 @@ from vitexplorer.core.images import (
     Geometry,
     Preprocessed,
     ResizePolicy,
+    decode,
+    display_size,
     grid_coverage,
     load_image,
     normalise_input,
     preprocess,
+    resize_target,
 )
 from vitexplorer.core.models import LoadedModel
 from vitexplorer.core.stream import Streamed, class_products, layer_attention, stream
@@ -69,6 +72,8 @@ class Analysis:
     policy: str = "crop"
     model_view: np.ndarray | None = field(default=None, repr=False)
     loaded: LoadedModel | None = field(default=None, repr=False)
+    #: the geometry on the original pixels when ``image`` is a smaller display copy
+    original: Geometry | None = field(default=None, repr=False)
     #: class -> the two :func:`~vitexplorer.core.rollout.class_products` ``(weighted, cams)``
     #: ``[L, N, N]`` of that class (filled by :meth:`ensure_gradients`)
     _grads: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict,
@@ -89,7 +94,8 @@ class Analysis:
         return cls(source, pre.display, pre.geometry, s.layout, s.rows[index].clone(),
                    s.fused[index].clone(), ranges, s.logits[index], loaded.label,
                    None if calls is None else recompute,
-                   loaded.class_names, policy, pre.model_view, loaded)
+                   loaded.class_names, policy, pre.model_view, loaded,
+                   original=pre.original)
 
     def _repr_html_(self) -> str:
         """Jupyter's rich display: the image, top classes and every head's map."""
@@ -241,6 +247,17 @@ class Analysis:
             raise ValueError("this analysis does not know its model; make it with analyze()")
         return self.loaded
 
+    def full_resolution(self) -> Analysis:
+        """This analysis on the original pixels (decoded again from ``source``) when it holds
+        a display copy, for exports; the maps and model outputs are shared, not recomputed."""
+        if self.original is None:
+            return self
+        image = load_image(self.source)
+        if image.shape[:2] != self.original.image_size:
+            raise ValueError(f"'{self.source}' changed since it was analysed")
+        kept = {k: v for k, v in self._cache.items() if k[0] not in ("mask", "table")}
+        return replace(self, image=image, geometry=self.original, original=None, _cache=kept)
+
     def model_input(self) -> torch.Tensor:
         """``[1, 3, H, W]``: the image as the model saw it (same policy), for the extra
         forwards of gradients and ablation; from the kept model view when there is one
@@ -340,11 +357,25 @@ class Analysis:
 
 
 def preprocess_image(
-    loaded: LoadedModel, image: str | Path | np.ndarray, policy: ResizePolicy = "crop"
+    loaded: LoadedModel, image: str | Path | np.ndarray, policy: ResizePolicy = "crop",
+    display_side: int | None = None,
 ) -> Preprocessed:
-    """Decode (when given a path) and preprocess an image for ``loaded``'s model."""
-    rgb = load_image(image) if isinstance(image, str | Path) else image
-    return preprocess(rgb, loaded.data_config, policy, loaded.patch_size)
+    """Decode (when given a path) and preprocess an image for ``loaded``'s model.
+
+    ``display_side`` bounds the long side of the image the maps are placed on: a file is
+    then decoded only as large as that and the model input need (JPEG draft), the geometry
+    on the original pixels is kept in ``Preprocessed.original``."""
+    if not isinstance(image, str | Path):
+        return preprocess(image, loaded.data_config, policy, loaded.patch_size,
+                          display_side=display_side)
+    need = None
+    if display_side is not None:
+        def need(size: tuple[int, int]) -> tuple[int, int]:
+            mh, mw = resize_target(size, loaded.data_config, policy, loaded.patch_size)
+            dh, dw = display_size(size, display_side)
+            return max(mh, dh), max(mw, dw)
+    return preprocess(decode(image, need), loaded.data_config, policy, loaded.patch_size,
+                      display_side=display_side)
 
 
 def analyze(
@@ -353,9 +384,11 @@ def analyze(
     policy: ResizePolicy = "crop",
     source: str | None = None,
     should_stop: StopCheck = None,
+    display_side: int | None = None,
 ) -> Analysis:
-    """Decode, preprocess and capture one image: the single forward every view reads."""
-    pre = preprocess_image(loaded, image, policy)
+    """Decode, preprocess and capture one image: the single forward every view reads
+    (``display_side``: see :func:`preprocess_image`)."""
+    pre = preprocess_image(loaded, image, policy, display_side)
     s = stream(loaded.model, torch.from_numpy(pre.pixels)[None], should_stop)
     src = source or (str(image) if isinstance(image, str | Path) else "image")
     return Analysis.from_stream(s, 0, loaded, pre, policy, src)

@@ -92,7 +92,10 @@ class AnalysisController(QObject):
     # --- images ----------------------------------------------------------------------------
     def _current_image(self) -> tuple[np.ndarray, str] | None:
         a = self.slot.analysis
-        return None if a is None else (a.image, a.source)
+        if a is None:
+            return None
+        # a display copy stands for its file: analyse the file again (exact, full export)
+        return (a.source, a.source) if a.original is not None else (a.image, a.source)
 
     def open_path(self, path: str) -> None:
         p = Path(path)

@@ -93,7 +93,10 @@ def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, polic
     """Forward + the maps every view needs at once (head maps, rollouts, thumbnails)."""
     from vitexplorer.core.analysis import analyze
 
-    analysis = analyze(loaded, image, policy, source=source, should_stop=should_stop)
+    # a file is decoded only as large as the view shows it (JPEG draft: a 24 MP photo in
+    # a fraction of a full decode); exports decode it again in full
+    analysis = analyze(loaded, image, policy, source=source, should_stop=should_stop,
+                       display_side=DISPLAY_MAX)
     analysis.head_maps()
     analysis.head_rollout_maps()
     display, scale = resized(analysis.image, DISPLAY_MAX)
@@ -179,10 +182,12 @@ def _with_cmap(figure_options: FigureOptions | None, options: dict) -> FigureOpt
 
 def export_job(analysis: Analysis, kind: str, path: str, options: dict,
                figure_options: FigureOptions | None = None, should_stop=None) -> Path:
-    """Write a figure through the same core code as ``vitexplorer export``."""
+    """Write a figure through the same core code as ``vitexplorer export``, on the original
+    pixels (a large photo is shown from a display-size copy)."""
     from vitexplorer.core.figures import save_figure
 
-    return save_figure(figure_of(analysis, kind, options, figure_options), path)
+    return save_figure(figure_of(analysis.full_resolution(), kind, options, figure_options),
+                       path)
 
 
 def preview_job(analysis: Analysis, kind: str, options: dict, figure_options: FigureOptions,
