@@ -374,7 +374,8 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", default=None, help="run one case: capture, analysis, "
-                        "class, ablation, faithfulness, batch, memory, gui")
+                        "class, ablation, faithfulness, batch, memory, gui, photos, "
+                        "input-size, gui-photo")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" /
                         "latest.json")
     args = parser.parse_args()
@@ -391,6 +392,9 @@ def main() -> int:
                                       else "vit_large_patch16_384"),
         "gui": lambda: case_gui(args.threads),
     }
+    from benchmarks.photos import cases as photo_cases  # camera photos, input sizes
+
+    cases.update(photo_cases(repeats, args.device, args.threads, args.quick))
     rows = []
     print(f"{'case':72} {'ours':>9} {'ref':>9} {'ratio':>6} {'target':>8}  result")
     for name, fn in cases.items():
