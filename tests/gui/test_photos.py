@@ -1,0 +1,31 @@
+"""Large photos are shown from a display-size decode and exported on the original pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import TEST_IMAGES
+from tests.gui.conftest import open_and_wait
+
+
+def test_a_large_photo_is_shown_small_and_exported_in_full(qtbot, window, tmp_path,
+                                                           monkeypatch):
+    from vitexplorer.core import figures
+    from vitexplorer.gui import jobs
+
+    photo = tmp_path / "big.jpg"
+    big = Image.open(TEST_IMAGES / "horse.png").convert("RGB").resize((3000, 2000))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown 2000 wide, 3000 high
+    big.save(photo, quality=90, exif=exif.tobytes())
+    a = open_and_wait(qtbot, window, photo)
+    assert a.image.shape[:2] == (jobs.DISPLAY_MAX, round(2000 * jobs.DISPLAY_MAX / 3000))
+    assert a.original.image_size == (3000, 2000)
+    drawn = []
+    monkeypatch.setattr(figures, "save_figure",
+                        lambda fig, path, fmt=None: drawn.append(fig) or path)
+    jobs.export_job(a, "view", str(tmp_path / "v.pdf"), vars(window.state.options).copy())
+    shown = drawn[0].axes[0].images[0].get_array()
+    assert np.asarray(shown).shape[:2] == (3000, 2000)
+
