@@ -91,8 +91,10 @@ class Analysis:
 
         ranges = None if s.distance is None else (s.distance[index].double().numpy(),
                                                   s.entropy[index].double().numpy())
+        # one image: its fused matrices are the whole buffer (a copy would double them)
+        fused = s.fused[index] if len(s.fused) == 1 else s.fused[index].clone()
         return cls(source, pre.display, pre.geometry, s.layout, s.rows[index].clone(),
-                   s.fused[index].clone(), ranges, s.logits[index], loaded.label,
+                   fused, ranges, s.logits[index], loaded.label,
                    None if calls is None else recompute,
                    loaded.class_names, policy, pre.model_view, loaded,
                    original=pre.original)

@@ -26,6 +26,7 @@ from torch import nn
 
 from vitexplorer.core import rollout as ro
 from vitexplorer.core.capture import (
+    FULL_PRECISION_LIMIT,
     StopCheck,
     TokenLayout,
     as_batch,
@@ -45,7 +46,9 @@ class Streamed:
     """What :func:`stream` keeps of one forward over a batch of ``B`` images (CPU tensors
     except ``calls``, which stay on the model's device).
 
-    ``rows`` ``[B, L, H, N]``; ``fused`` ``[B, L, N, N]`` (mean over heads); ``distance``
+    ``rows`` ``[B, L, H, N]``; ``fused`` ``[B, L, N, N]`` (mean over heads; float16 above
+    :data:`~vitexplorer.core.capture.FULL_PRECISION_LIMIT`: ViT-B/16 at 1024 px would keep
+    805 MB, rounding 5e-4 relative, rollout computes in float32); ``distance``
     (input pixels) and ``entropy`` ``[B, L, H]`` (None when not asked for);
     ``calls[l]`` block l's attention call (``calls`` None when not asked for).
     """
@@ -102,7 +105,9 @@ def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None
         b, h, n, _ = attn.shape
         if not out:
             out["rows"] = torch.empty(b, n_blocks, h, n)
-            out["fused"] = torch.empty(b, n_blocks, n, n)
+            big = b * n_blocks * n * n * 4 > FULL_PRECISION_LIMIT
+            out["fused"] = torch.empty(b, n_blocks, n, n,
+                                       dtype=torch.float16 if big else torch.float32)
             if ranges:
                 out["distance"] = torch.empty(b, n_blocks, h)
                 out["entropy"] = torch.empty(b, n_blocks, h)

@@ -1,0 +1,44 @@
+"""Models at another input size (pos-embed resampled), and the float16 store that bounds the
+memory of large token grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vitexplorer.core.errors import ModelError
+from vitexplorer.core.models import load_model
+
+
+def test_input_size_sets_the_token_grid_and_resamples_file_weights(tmp_path):
+    from safetensors.torch import save_file
+
+    from vitexplorer.core.analysis import analyze
+
+    small = load_model("vit_tiny_patch16_224", "random", input_size=64, depth=2)
+    save_file(small.model.state_dict(), tmp_path / "w.safetensors")
+    big = load_model("vit_tiny_patch16_224", str(tmp_path / "w.safetensors"),
+                     input_size=96, depth=2)
+    assert big.data_config["input_size"] == (3, 96, 96)
+    assert big.model.pos_embed.shape[1] == 1 + 6 * 6
+    # the class token's embedding is kept, the patch grid is resampled from 4x4 to 6x6
+    assert torch.equal(big.model.pos_embed[0, 0], small.model.pos_embed[0, 0])
+    a = analyze(big, (np.random.default_rng(0).random((50, 70, 3)) * 255).astype(np.uint8))
+    assert a.layout.grid == (6, 6) and a.map("rollout").shape == (6, 6)
+    with pytest.raises(ModelError, match="whole number of 16x16 patches"):
+        load_model("vit_tiny_patch16_224", "random", input_size=100, depth=2)
+
+
+def test_large_grids_keep_the_fused_attention_in_float16(tiny_loaded, monkeypatch):
+    from vitexplorer.core import stream as stream_module
+    from vitexplorer.core.analysis import analyze
+
+    rgb = (np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)
+    exact = analyze(tiny_loaded, rgb)
+    monkeypatch.setattr(stream_module, "FULL_PRECISION_LIMIT", 0)  # everything is "large"
+    half = analyze(tiny_loaded, rgb)
+    assert exact.fused.dtype == torch.float32 and half.fused.dtype == torch.float16
+    np.testing.assert_allclose(half.map("rollout"), exact.map("rollout"), atol=2e-4)
+    np.testing.assert_allclose(half.head_rollout_maps().numpy(),
+                               exact.head_rollout_maps().numpy(), atol=2e-4)
