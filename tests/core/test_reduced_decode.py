@@ -128,3 +128,24 @@ def test_an_analysis_on_a_display_copy_exports_on_the_original(tmp_path, tiny_lo
     assert np.array_equal(full.image, ref.image) and full.geometry == ref.geometry
     assert np.array_equal(full.map("rollout"), shown.map("rollout"))  # no new forward
     assert ref.full_resolution() is ref
+
+
+def test_a_large_reduction_after_the_decode_stays_close(tmp_path):
+    # decoded at 1/2 for an 800 px display copy, then shrunk 8x to a 64 px model input:
+    # Pillow box-reduces first (reducing_gap), which must not move or blur the input
+    cfg = {**CFG, "input_size": (3, 64, 64)}
+    path = tmp_path / "p.jpg"
+    save_oriented(photo(1209, 1617), path, 1)
+
+    def need(size):
+        m, d = resize_target(size, cfg), display_size(size, 800)
+        return max(m[0], d[0]), max(m[1], d[1])
+
+    small = decode(path, need)
+    assert small.pixels.shape[:2] == (605, 809)
+    reduced = preprocess(small, cfg, "crop", display_side=800)
+    full = preprocess(load_image(path), cfg, "crop")
+    assert reduced.original_geometry == full.geometry
+    assert reduced.display.shape[:2] == (598, 800)
+    diff = np.abs(reduced.model_view.astype(float) - full.model_view.astype(float))
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 8

@@ -327,9 +327,13 @@ def preprocess(
     mean = np.asarray(data_config["mean"], dtype=np.float32)
     resample = _PIL_FILTERS.get(data_config.get("interpolation", "bicubic"), Image.BICUBIC)
     im = Image.fromarray(src.pixels)
+    # a reduced decode is already approximate: let Pillow box-reduce by an integer factor
+    # first when the resize shrinks more than 3x (4x faster from a 1/2 JPEG decode; Pillow's
+    # docs: reducing_gap 3 is close to fair resampling); full decodes stay timm-exact
+    gap = None if src.is_full else 3.0
 
     def resized(dims: tuple[int, int], filt: Image.Resampling = resample) -> np.ndarray:
-        return np.asarray(im.resize((dims[1], dims[0]), filt, box=src.box))
+        return np.asarray(im.resize((dims[1], dims[0]), filt, box=src.box, reducing_gap=gap))
 
     sh, sw = resize_target((h, w), data_config, policy, patch_size)
     if policy == "crop":
