@@ -45,6 +45,7 @@ from vitexplorer.gui.remembered import default_docks, restore_state, save_state
 from vitexplorer.gui.settings import Settings
 from vitexplorer.gui.state import HeadGroups, ViewState
 from vitexplorer.gui.tasks import TaskRunner
+from vitexplorer.gui.tokens_panel import TokensController, TokensPanel
 from vitexplorer.gui.transfer import TransferMixin
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ class MainWindow(TransferMixin, QMainWindow):
                                          model_kwargs, self)
         self.compare.message.connect(self.message)
         self.state.b.loaded_changed.connect(lambda _loaded: self.compare_panel.show())
+        self.tokens = TokensController(self.state, self.tasks, self.tokens_panel, self)
+        self.docks["Artifact tokens"].visibilityChanged.connect(self.tokens.set_visible)
         self.actions_ = build_actions(self)
         restore_state(self)
         self._update_title()
@@ -119,7 +122,10 @@ class MainWindow(TransferMixin, QMainWindow):
         self._dock("Map and head scores", self.head_panel,
                    Qt.DockWidgetArea.RightDockWidgetArea, name="Selected head")
         self._dock("Groups", self.groups_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tokens_panel = TokensPanel()
+        self._dock("Artifact tokens", self.tokens_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["Selected head"], self.docks["Groups"])
+        self.tabifyDockWidget(self.docks["Groups"], self.docks["Artifact tokens"])
         self.docks["Selected head"].raise_()
         self.status_text = QLabel()
         self._idle_message = "Ready."
