@@ -239,23 +239,35 @@ def _contour_text(contour: float | None) -> str:
 
 
 def _colorbar(fig: Figure, ax, norm: Normalize, cmap: str, label: str, horizontal: bool,
-              parent: tuple[float, float], fs: float):
-    """A colour bar beside ``ax`` (below it when ``horizontal``), 70% of its length and a
-    fixed thickness in inches whatever the panel's shape: matplotlib sizes the bar's
+              parent: tuple[float, float], fs: float, aspect: float):
+    """A colour bar beside ``ax`` (below it when ``horizontal``), 70% of the image's length
+    and a fixed thickness in inches whatever the panel's shape: matplotlib sizes the bar's
     thickness as a ``fraction`` of the panel and its length by ``aspect``, so both are
-    computed from the panel's estimated size ``parent`` (width, height) in inches."""
+    computed from the panel's estimated size ``parent`` (width, height) in inches and the
+    image's ``aspect`` (height / width; on a fixed-size slide the image may not fill the
+    panel's width)."""
     thick = fs * 1.2 / 72
     length, across = (parent[0], parent[1]) if horizontal else (parent[1], parent[0])
+    image = min(parent[0], parent[1] / aspect) if horizontal else \
+        min(parent[1], parent[0] * aspect)
+    shrink = min(0.7, 0.9 * image / max(length, 1e-3))
     cb = fig.colorbar(ScalarMappable(norm, resolve_cmap(cmap)), ax=ax,
-                      location="bottom" if horizontal else "right", shrink=0.7,
+                      location="bottom" if horizontal else "right", shrink=shrink,
                       fraction=min(0.5, max(0.01, thick / max(across, 1e-3))),
-                      aspect=max(5.0, 0.7 * length / thick), pad=0.01)
+                      aspect=max(5.0, shrink * length / thick), pad=0.01)
     cb.set_label(label)
     cb.outline.set_linewidth(0.5)
     cb.ax.tick_params(length=2, width=0.5)
     if horizontal:
         cb.ax.xaxis.set_major_locator(MaxNLocator(5))
     return cb
+
+
+def _panel_height(o: FigureOptions, width: float, aspect: float, room: float) -> float:
+    """Height in inches the image panel will have: all the ``room`` on a fixed-size figure,
+    else the image's own height (``compact`` fits the figure to it)."""
+    fixed = o.height or PRESETS[o.preset].height is not None
+    return room if fixed else min(width * aspect, room)
 
 
 def overlay_figure(
@@ -297,7 +309,8 @@ def overlay_figure(
         size = fig.get_size_inches()
         pw = size[0] - (0 if horizontal else bar)
         _colorbar(fig, ax, Normalize(lo * 100, hi * 100), o.cmap, "% of map mass per patch",
-                  horizontal, (pw, min(pw * h / w, size[1] - extra)), o.fs)
+                  horizontal, (pw, _panel_height(o, pw, h / w, size[1] - extra)), o.fs,
+                  h / w)
         finish(fig, o, title, caption, is_random(analysis))
         compact(fig, ax, o)
     return fig
@@ -375,7 +388,7 @@ def panel_grid_figure(
         if norm is not None:
             pw = size[0] - labels_w - (0 if horizontal else bar)
             _colorbar(fig, ax, norm, o.cmap, colorbar_label, horizontal,
-                      (pw, min(pw * mh / mw, size[1] - extra)), fs)
+                      (pw, _panel_height(o, pw, mh / mw, size[1] - extra)), fs, mh / mw)
         if legend:
             _legend(fig, ax, legend, o)
         finish(fig, o, title, caption, random_weights)
