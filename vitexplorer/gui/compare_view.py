@@ -133,7 +133,8 @@ class CompareController(QObject):
             return
         self.maps.comparison = None
         a = finished.analysis
-        self.analyses.analyze(a.image, a.source)
+        # a display copy stands for its file: B decodes the file as A did (same geometry)
+        self.analyses.analyze(a.source if a.original is not None else a.image, a.source)
 
     def _b_finished(self, finished: FinishedAnalysis) -> None:
         a = self.state.a.analysis
