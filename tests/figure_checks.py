@@ -51,6 +51,10 @@ def svg_texts(data: bytes) -> list[str]:
 def drawn_texts(fig) -> list[tuple[str, object]]:
     """(text, window extent) of every text artist a draw of ``fig`` actually draws (tick
     labels outside the view exist as objects but are not drawn)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not isinstance(fig.canvas, FigureCanvasAgg):  # a Figure() made without a canvas
+        FigureCanvasAgg(fig)
     drawn = []
     original = Text.draw
 

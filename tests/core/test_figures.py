@@ -173,3 +173,40 @@ def test_batch_overlays_mark_random_weights_and_decorate(tmp_path, images_dir):
     assert changed[:5].all() and not changed[len(changed) // 2:].any()  # a band on top
     deco = Image.open(tmp_path / "deco" / "in" / "horse.png__rollout_L0.png")
     assert deco.size[0] == round(PRESETS["single"].width * 300)  # a single-column figure
+
+
+def _curve_records() -> list[dict]:
+    """Synthetic evaluation records (two images, three methods) for the curves figure."""
+    from vitexplorer.core.evaluate import CURVES
+
+    x = np.linspace(0, 1, 11)
+    records = []
+    for k in range(2):
+        curves = {}
+        for i, m in enumerate(("rollout", "relevance", "random")):
+            c = {"fractions": x.tolist()}
+            for name in CURVES:
+                y = np.exp(-(i + 1 + k) * x) if name in ("deletion", "positive") else x ** (i + 1)
+                c[name], c[f"{name}_auc"] = y.tolist(), float(y.mean())
+            curves[m] = c
+        records.append({"model": "vit_tiny_patch16_224 (random weights)", "curves": curves})
+    return records
+
+
+def test_comparison_and_curves_figures_pass_the_same_checks(tiny_loaded):
+    """The compare engineer's figures, written through save_figure: TrueType, real text,
+    nothing off the canvas or overlapping (at their own size: they take no options yet)."""
+    from tests.core.test_compare import IMAGES
+    from vitexplorer.core.compare import compare_models
+    from vitexplorer.core.models import load_model
+    from vitexplorer.core.science_figures import comparison_figure, curves_figure
+
+    torch.manual_seed(0)
+    b = load_model("vit_small_patch8_224", "random", img_size=64, depth=2, num_heads=2,
+                   embed_dim=64)
+    comp = compare_models(tiny_loaded, b, IMAGES[:1], scores=False)
+    for fig in (comparison_figure(comp, n_pairs=2, size=64), curves_figure(_curve_records())):
+        fig.set_dpi(50)
+        assert "Type3" not in pdf_font_subtypes(figure_bytes(fig, "pdf"))[0]
+        assert len(svg_texts(figure_bytes(fig, "svg"))) > 5
+        assert text_problems(fig) == []
