@@ -55,7 +55,7 @@ class ColourBar(QWidget):
                    Qt.AlignmentFlag.AlignVCenter, low)
         x += fm.horizontalAdvance(low) + 8
         cap_w = fm.horizontalAdvance(caption) + 12
-        bar_w = max(40, self.width() - x - fm.horizontalAdvance(high) - 12 - cap_w)
+        bar_w = max(40, min(360, self.width() - x - fm.horizontalAdvance(high) - 12 - cap_w))
         lut = colormap_lut(self._cmap)
         strip = QImage(bytes(lut.tobytes()), 256, 1, 256 * 3, QImage.Format.Format_RGB888)
         p.drawImage(QRect(x, 4, bar_w, h - 8), strip)

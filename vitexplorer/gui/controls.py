@@ -269,6 +269,7 @@ class ControlsPanel(QWidget):
             self._add_class(o.target)
         i = self.target.findData(o.target) if o.target is not None else 0
         self.target.setCurrentIndex(max(0, i))
+        self.target.lineEdit().setCursorPosition(0)  # the name's start, not its end
         self.fusion.setCurrentText(o.fusion)
         self.discard.setValue(o.discard)
         self.cmap.setCurrentText(o.cmap)

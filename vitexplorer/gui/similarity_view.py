@@ -48,13 +48,13 @@ class SimilarityView(QWidget):
 
     # --- geometry -------------------------------------------------------------------------
     def matrix_rect(self) -> QRectF:
-        side = min(self.height() - TITLE - AXIS, (self.width() - AXIS) * (0.62 if self._large
-                                                                           else 0.5))
+        share = 0.62 if self._large else 0.45
+        side = min(self.height() - TITLE - AXIS, (self.width() - AXIS) * share)
         return QRectF(AXIS, TITLE, max(side, 10), max(side, 10))
 
     def plot_rect(self) -> QRectF:
         m = self.matrix_rect()
-        x = m.right() + SCALE_W + 44
+        x = m.right() + SCALE_W + 70  # scale labels, then the plot's own value labels
         return QRectF(x, TITLE, max(10.0, self.width() - x - 8), m.height() - 10)
 
     def ordered_cells(self) -> list[tuple[int, int]]:
@@ -145,18 +145,20 @@ class SimilarityView(QWidget):
                               bar.height() / steps + 1), QColor(*map(int, c)))
         fm = self.fontMetrics()
         p.setPen(self.palette().text().color())
-        p.drawText(QRectF(bar.right() + 2, bar.y() - 2, 40, fm.height()),
-                   Qt.AlignmentFlag.AlignLeft, "JS 0")
-        p.drawText(QRectF(bar.right() + 2, bar.bottom() - fm.height() + 2, 40, fm.height()),
+        p.drawText(QRectF(bar.right() + 2, bar.y() - 2, 16, fm.height()),
+                   Qt.AlignmentFlag.AlignLeft, "0")
+        p.drawText(QRectF(bar.right() + 2, bar.bottom() - fm.height() + 2, 16, fm.height()),
                    Qt.AlignmentFlag.AlignLeft, "1")
+        p.drawText(QRectF(bar.x() - 2, bar.bottom() + 2, 30, fm.height()),
+                   Qt.AlignmentFlag.AlignLeft, "JS")
 
     def _draw_divergence(self, p: QPainter, d: np.ndarray) -> None:
         plot = self.plot_rect()
         pal = self.palette()
         fm = self.fontMetrics()
         p.setPen(pal.text().color())
-        p.drawText(QRectF(plot.x(), 0, plot.width(), TITLE), Qt.AlignmentFlag.AlignLeft,
-                   "divergence by layer")
+        p.drawText(QRectF(plot.x() - 28, 0, plot.width() + 28, TITLE),
+                   Qt.AlignmentFlag.AlignLeft, "divergence by layer")
         p.setPen(QPen(pal.mid().color(), 1))
         p.drawRect(plot)
         if len(d) < 2 or plot.width() <= 10:
@@ -171,10 +173,10 @@ class SimilarityView(QWidget):
         p.drawPath(path)
         p.setPen(pal.text().color())
         for text, y in ((f"{top:.2f}", plot.y()), ("0", plot.bottom() - fm.height())):
-            p.drawText(QRectF(plot.x() - 40, y, 37, fm.height()),
+            p.drawText(QRectF(plot.x() - 28, y, 26, fm.height()),
                        Qt.AlignmentFlag.AlignRight, text)
         p.save()
-        p.translate(plot.x() - 30, plot.center().y())
+        p.translate(plot.x() - 28, plot.center().y())
         p.rotate(-90)
         p.drawText(QRectF(-plot.height() / 2, -fm.height(), plot.height(), fm.height()),
                    Qt.AlignmentFlag.AlignCenter, "mean JS")
