@@ -193,20 +193,29 @@ def _curve_records() -> list[dict]:
     return records
 
 
-def test_comparison_and_curves_figures_pass_the_same_checks(tiny_loaded):
-    """The compare engineer's figures, written through save_figure: TrueType, real text,
-    nothing off the canvas or overlapping (at their own size: they take no options yet)."""
+@pytest.fixture(scope="module")
+def comparison(tiny_loaded):
     from tests.core.test_compare import IMAGES
     from vitexplorer.core.compare import compare_models
     from vitexplorer.core.models import load_model
-    from vitexplorer.core.science_figures import comparison_figure, curves_figure
 
     torch.manual_seed(0)
     b = load_model("vit_small_patch8_224", "random", img_size=64, depth=2, num_heads=2,
                    embed_dim=64)
-    comp = compare_models(tiny_loaded, b, IMAGES[:1], scores=False)
-    for fig in (comparison_figure(comp, n_pairs=2, size=64), curves_figure(_curve_records())):
-        fig.set_dpi(50)
-        assert "Type3" not in pdf_font_subtypes(figure_bytes(fig, "pdf"))[0]
-        assert len(svg_texts(figure_bytes(fig, "svg"))) > 5
-        assert text_problems(fig) == []
+    return compare_models(tiny_loaded, b, IMAGES[:1], scores=False)
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("kind", ["comparison", "curves"])
+def test_comparison_and_curves_figures_pass_the_same_checks(comparison, kind, preset):
+    """The figures of compare and evaluate: TrueType, real text, nothing off the canvas or
+    overlapping, at every preset."""
+    from vitexplorer.core.science_figures import comparison_figure, curves_figure
+
+    opts = FigureOptions(preset=preset, dpi=50, caption="Searchable caption")
+    fig = comparison_figure(comparison, n_pairs=3, size=64, options=opts) \
+        if kind == "comparison" else curves_figure(_curve_records(), options=opts)
+    assert fig.get_figwidth() == pytest.approx(PRESETS[preset].width)
+    assert text_problems(fig) == []
+    assert "Type3" not in pdf_font_subtypes(figure_bytes(fig, "pdf"))[0]
+    assert "Searchable caption" in svg_texts(figure_bytes(fig, "svg"))

@@ -10,6 +10,18 @@ from matplotlib.figure import Figure
 
 from vitexplorer.core.constants import DEFAULT_CMAP, METHOD_LABELS
 from vitexplorer.core.evaluate import CURVES
+from vitexplorer.core.figures import (
+    CHAR_EM,
+    PRESETS,
+    FigureOptions,
+    figure_size,
+    figure_style,
+    finish,
+    new_figure,
+    text_height,
+    wrap,
+)
+from vitexplorer.core.render import resolve_cmap
 
 CURVE_TITLES = {"deletion": "Deletion (RISE): p(target) ↓",
                 "insertion": "Insertion (RISE): p(target) ↑",
@@ -17,27 +29,42 @@ CURVE_TITLES = {"deletion": "Deletion (RISE): p(target) ↓",
                 "negative": "Negative perturbation: top-1 = target ↑"}
 
 
-def curves_figure(records: list[dict]) -> Figure:
-    """Mean perturbation curves over images, one line per method, the random map dashed."""
-    fig = Figure(figsize=(10, 7), layout="constrained")
-    axes = fig.subplots(2, 2).ravel()
+def curves_figure(records: list[dict], options: FigureOptions | None = None) -> Figure:
+    """Mean perturbation curves over images, one line per method, the random map dashed;
+    2 x 2 panels, stacked on a single column."""
+    o = options or FigureOptions()
     methods = list(dict.fromkeys(m for r in records for m in r.get("curves", {})))
     n = sum(1 for r in records if r.get("curves"))
-    for ax, name in zip(axes, CURVES, strict=True):
-        for m in methods:
-            got = [r["curves"][m] for r in records if m in r.get("curves", {})]
-            x = np.asarray(got[0]["fractions"]) * 100
-            y = np.mean([g[name] for g in got], 0)
-            auc = np.mean([g[f"{name}_auc"] for g in got])
-            style = dict(color="0.4", linestyle="--") if m == "random" else {}
-            ax.plot(x, y, label=f"{METHOD_LABELS.get(m, m)} (AUC {auc:.3g})", **style)
-        ax.set_title(CURVE_TITLES[name], fontsize=9)
-        ax.set_xlabel("patches " + ("inserted" if name == "insertion" else "removed") + " (%)")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
     model = records[0].get("model", "")
-    fig.suptitle(f"Faithfulness over {n} images: {model}", fontsize=10)
+    title = f"Faithfulness over {n} images: {model}"
+    caption = ("Mean over the images of the target's probability (RISE) or of top-1 = target "
+               "(Chefer et al.) as patches are removed or inserted; dashed: a random map; AUC "
+               "in the legends.")
+    stacked = (o.width or PRESETS[o.preset].width) < 5
+    with figure_style(o):
+        fw = o.width or PRESETS[o.preset].width
+        panel_h = 1.7 if stacked else 2.3
+        extra = text_height(wrap(title, fw, o.fs * 1.1), o.fs * 1.1) + \
+            text_height(wrap(caption, fw, o.fs * 0.9), o.fs * 0.9) + 0.3
+        fig = new_figure(o, figure_size(o, panel_h * (4 if stacked else 2) / fw, extra))
+        axes = fig.subplots(4, 1) if stacked else fig.subplots(2, 2)
+        for ax, name in zip(axes.ravel(), CURVES, strict=True):
+            for m in methods:
+                got = [r["curves"][m] for r in records if m in r.get("curves", {})]
+                x = np.asarray(got[0]["fractions"]) * 100
+                y = np.mean([g[name] for g in got], 0)
+                auc = np.mean([g[f"{name}_auc"] for g in got])
+                style = dict(color="0.4", linestyle="--") if m == "random" else {}
+                ax.plot(x, y, label=f"{METHOD_LABELS.get(m, m)} (AUC {auc:.3g})",
+                        linewidth=1.0, **style)
+            ax.set_title(CURVE_TITLES[name])
+            ax.set_xlabel("patches " + ("inserted" if name == "insertion" else "removed")
+                          + " (%)")
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3, linewidth=0.5)
+            ax.tick_params(length=2)
+            ax.legend(fontsize=o.fs * 0.75, frameon=False)
+        finish(fig, o, title, caption, "random weights" in model)
     return fig
 
 
@@ -70,41 +97,62 @@ def _pair_rows(comp, size: int, n_pairs: int) -> tuple[np.ndarray, np.ndarray, l
     return image, both, rows
 
 
-def comparison_figure(comp, n_pairs: int = 6, size: int = 224, cmap: str = DEFAULT_CMAP
-                      ) -> Figure:
+def comparison_figure(comp, n_pairs: int = 6, size: int = 224, cmap: str = DEFAULT_CMAP,
+                      options: FigureOptions | None = None) -> Figure:
     """The fused rollouts and the ``n_pairs`` best-matched heads of two models side by side
     on the first image, over the pixels both models saw: A and B on one colour scale per row
     (share of the map per pixel, min to max of the two), and their difference A - B (blue:
     B higher, red: A higher)."""
+    o = options or FigureOptions(cmap=cmap)
     image, both, rows = _pair_rows(comp, size, n_pairs)
     h, w = image.shape[:2]
-    cell = 2.2
-    fig = Figure(figsize=(3 * cell * w / h * 1.25 + 0.5, cell * len(rows) + 0.9),
-                 layout="constrained")
-    axes = fig.subplots(len(rows), 3, squeeze=False)
-    for r, (titles, da, db) in enumerate(rows):
-        lo = min(float(da[both].min()), float(db[both].min()))
-        hi = max(float(da[both].max()), float(db[both].max()), lo + 1e-12)
-        for c, d in enumerate((da, db)):
-            ax = axes[r, c]
+    fs = o.fs
+    title = (f"A: {comp.labels[0]} vs B: {comp.labels[1]}, matched heads (Hungarian on the "
+             f"mean JS distance over {comp.n_images} images)")
+    caption = (f"Shown on {Path(comp.sources[0]).name}, over the pixels both models saw. "
+               "Each row: A and B on one colour scale (share of the map per pixel, min-max "
+               "of the two), then A − B (red: A higher, blue: B higher).")
+    with figure_style(o):
+        fw = o.width or PRESETS[o.preset].width
+        bars = 2 * (0.15 + 6 * fs * 0.8 * CHAR_EM / 72)  # two colour bars with tick labels
+        pw = (fw - bars) / 3
+        titles = [[wrap(t, pw, fs * 0.8) for t in (*row[0][:2], f"A − B, {row[0][2]}")]
+                  for row in rows]
+        title_h = max(text_height(t, fs * 0.8) for row in titles for t in row)
+        extra = text_height(wrap(title, fw, fs * 1.1), fs * 1.1) + \
+            text_height(wrap(caption, fw, fs * 0.9), fs * 0.9) + 0.3
+        content = len(rows) * (pw * h / w + title_h + 0.1)
+        fig = new_figure(o, figure_size(o, content / fw, extra))
+        axes = fig.subplots(len(rows), 3, squeeze=False)
+        for r, (_, da, db) in enumerate(rows):
+            lo = min(float(da[both].min()), float(db[both].min()))
+            hi = max(float(da[both].max()), float(db[both].max()), lo + 1e-12)
+            for c, d in enumerate((da, db)):
+                ax = axes[r, c]
+                ax.imshow(image)
+                im = ax.imshow(np.ma.masked_where(~both, d), cmap=resolve_cmap(o.cmap),
+                               vmin=lo, vmax=hi, alpha=0.65)
+                ax.set_title(titles[r][c], fontsize=fs * 0.8)
+            _end_ticks(fig.colorbar(im, ax=axes[r, :2], shrink=0.8), (lo, hi), fs)
+            lim = max(float(np.abs(da - db).max()), 1e-12)
+            ax = axes[r, 2]
             ax.imshow(image)
-            im = ax.imshow(np.ma.masked_where(~both, d), cmap=cmap, vmin=lo, vmax=hi,
-                           alpha=0.65)
-            ax.set_title(titles[c], fontsize=7)
-        fig.colorbar(im, ax=axes[r, :2], shrink=0.8, label="share per pixel")
-        lim = max(float(np.abs(da - db).max()), 1e-12)
-        ax = axes[r, 2]
-        ax.imshow(image)
-        im = ax.imshow(np.ma.masked_where(~both, da - db), cmap="RdBu_r", vmin=-lim,
-                       vmax=lim, alpha=0.75)
-        ax.set_title(f"A − B, {titles[2]}", fontsize=7)
-        fig.colorbar(im, ax=ax, shrink=0.8)
-        for ax in axes[r]:
-            ax.set_axis_off()
-    fig.suptitle(f"A: {comp.labels[0]}  vs  B: {comp.labels[1]}, matched heads "
-                 f"(Hungarian on the mean JS distance over {comp.n_images} images); "
-                 f"shown on {Path(comp.sources[0]).name}", fontsize=8)
+            im = ax.imshow(np.ma.masked_where(~both, da - db), cmap="RdBu_r", vmin=-lim,
+                           vmax=lim, alpha=0.75)
+            ax.set_title(titles[r][2], fontsize=fs * 0.8)
+            _end_ticks(fig.colorbar(im, ax=ax, shrink=0.8), (-lim, 0.0, lim), fs)
+            for ax in axes[r]:
+                ax.set_axis_off()
+        finish(fig, o, title, caption, any("random weights" in la for la in comp.labels))
     return fig
+
+
+def _end_ticks(cb, ticks: tuple[float, ...], fs: float) -> None:
+    """A small colour bar labelled at its ends (and 0), values in full: no offset text that
+    could collide with the next row."""
+    cb.set_ticks(list(ticks), labels=[f"{t:.2g}" for t in ticks])
+    cb.ax.tick_params(labelsize=fs * 0.7, length=2, width=0.5)
+    cb.outline.set_linewidth(0.5)
 
 
 def tokens_figure(analysis, art, cmap: str = DEFAULT_CMAP) -> Figure:
