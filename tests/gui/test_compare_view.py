@@ -40,6 +40,17 @@ def test_other_model_follows_the_selection_through_the_matching(qtbot, window, c
         caption = window.compare_panel.caption.text()
         assert f"head {lb}.{hb}: the match of A's head {layer}.{head}" in caption
         assert f"JS distance {cost:.3f}" in caption
+        assert window.compare_panel.grid.current == (lb, hb), "the match is current in B"
+    # a click on B's grid selects A's head matched to it
+    i, j = comp.matches[3]
+    (la, ha), (lb, hb) = comp.cells[0][i], comp.cells[1][j]
+    window.compare_panel.grid.selected.emit(lb, hb)
+    assert (window.state.layer, window.state.head) == (la, ha)
+    assert window.compare_panel.grid.shape == (3, 6)
+    centre = window.compare_panel.grid.cell_rect(0, 4).center()
+    group = window.state.b.head_groups.table.group(0, 4)
+    assert f"B 0.4: group {group}" in window.compare_panel.grid.tooltip_at(centre.x(),
+                                                                           centre.y())
     # a method without heads: the block at the same depth, same method and colormap
     with qtbot.waitSignal(window.compare.maps.frame_ready, timeout=10000):
         window.state.update(method="rollout", cmap="magma")

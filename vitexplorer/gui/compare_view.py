@@ -3,7 +3,9 @@
 Slot B analyses the image slot A shows; both analyses are paired by
 :func:`vitexplorer.core.compare.compare_analyses` in a worker, and B's view then shows, for
 the per-head methods, the head of B matched to A's selected head (its match highlighted in the
-caption), for the other methods the block at the same relative depth. Method, colormap,
+caption and current in B's head grid, framed by B's groups as A's grid is by A's; a click on
+B's grid selects A's matching head), for the other methods the block at the same relative
+depth. Method, colormap,
 scaling, opacity, rollout settings and class stay in step because both slots draw from the one
 :class:`~vitexplorer.gui.state.ViewState`; the patch query follows when both token grids agree.
 """
@@ -18,6 +20,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from vitexplorer.core.constants import PER_HEAD_METHODS
 from vitexplorer.gui.analysis_controller import AnalysisController
+from vitexplorer.gui.head_grid import HeadGrid
 from vitexplorer.gui.image_view import ImageView
 from vitexplorer.gui.map_controller import Frame, MapController
 from vitexplorer.gui.qimage import to_pixmap
@@ -82,11 +85,13 @@ class SecondMaps(MapController):
 
 
 class ComparePanel(QWidget):
-    """B's view and a caption: model, head shown, why."""
+    """B's view, a caption (model, head shown, why) and B's head grid, framed by B's groups,
+    its current cell the match of A's selection."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.view = ImageView()
+        self.grid = HeadGrid()
         self.caption = QLabel("Model ▸ Compare with Second Model… loads a model here; it "
                               "follows the first model's image and view options.")
         self.caption.setWordWrap(True)
@@ -95,6 +100,7 @@ class ComparePanel(QWidget):
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.caption)
         lay.addWidget(self.view, 1)
+        lay.addWidget(self.grid)
         self.setMinimumWidth(220)
 
 
@@ -118,6 +124,8 @@ class CompareController(QObject):
         self.analyses.image_failed.connect(self.message)
         self.maps.message.connect(self.message)
         self.maps.frame_ready.connect(self._show_frame)
+        self.maps.thumbnails_ready.connect(panel.grid.set_thumbnails)
+        panel.grid.selected.connect(self._b_head_clicked)
         state.a.finished_changed.connect(self._a_finished)
         state.b.loaded_changed.connect(self._b_loaded)
         state.b.finished_changed.connect(self._b_finished)
@@ -137,6 +145,7 @@ class CompareController(QObject):
         self.analyses.analyze(a.source if a.original is not None else a.image, a.source)
 
     def _b_finished(self, finished: FinishedAnalysis) -> None:
+        self._frame_groups(finished)
         a = self.state.a.analysis
         if a is None or finished.analysis.source != a.source:
             return
@@ -150,8 +159,33 @@ class CompareController(QObject):
         self.maps.render()
         self.compared.emit(comparison)
 
+    def _frame_groups(self, finished: FinishedAnalysis) -> None:
+        """B's grid framed in the colours of B's head groups, as A's grid is in A's."""
+        from PySide6.QtGui import QColor
+
+        from vitexplorer.core.constants import GROUP_COLOURS
+
+        if finished.head_groups is None:
+            return
+        names = finished.head_groups.table.groups()
+        n_l, n_h = names.shape
+        cells = [(li, h) for li in range(n_l) for h in range(n_h)]
+        self.panel.grid.set_frames(
+            {c: QColor(GROUP_COLOURS[str(names[c])]) for c in cells if names[c] != "none"},
+            {c: f"B {c[0]}.{c[1]}: group {names[c]}" for c in cells})
+
+    def _b_head_clicked(self, layer: int, head: int) -> None:
+        """A click on B's grid selects, in A, the head matched to that head of B."""
+        comp = self.maps.comparison
+        match = None if comp is None else comp.match_of(1, layer, head)
+        if match is None:
+            self.message.emit(f"B's head {layer}.{head} has no match in A.")
+            return
+        self.state.select_head(match[0], match[1])
+
     def _show_frame(self, frame: Frame) -> None:
         b = self.state.b
+        self.panel.grid.set_current(frame.options.layer, frame.options.head)
         self.panel.view.set_pixmap(to_pixmap(frame.image))
         self.panel.caption.setText(f"<b>B: {b.loaded.label}</b> · "
                                    f"{Path(b.analysis.source).name} · {self.maps.caption}")
