@@ -10,12 +10,22 @@ import sys
 from pathlib import Path
 
 from vitexplorer import __version__
+from vitexplorer.core.constants import (
+    DEFAULT_CMAP,
+    DEFAULT_MODEL,
+    DEFAULT_OPACITY,
+    FORMATS,
+    FUSIONS,
+    MASK_MODES,
+    MASS_SHARE,
+    METHODS,
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    from vitexplorer.core.constants import DEFAULT_MODEL
+    from vitexplorer.core.images import RESIZE_POLICIES
 
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"timm name[.tag] or hf-hub:org/name (default {DEFAULT_MODEL})")
@@ -24,7 +34,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         ".safetensors/.pth/.pt/.bin file")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
     p.add_argument("--resize", default="crop",
-                   choices=("crop", "stretch", "letterbox", "native"),
+                   choices=RESIZE_POLICIES,
                    help="how the image is fitted to the model (default: the model's own "
                         "resize + centre crop)")
     p.add_argument("--input-size", type=int, default=None, metavar="N",
@@ -51,8 +61,8 @@ def _figure_args(p: argparse.ArgumentParser) -> None:
                    "image, colour scale and contour)")
     g.add_argument("--scale", default="shared", choices=("shared", "per-panel"),
                    help="grids: one colour scale for all panels (default) or each its own")
-    g.add_argument("--cmap", default="viridis", help="any matplotlib colormap (default "
-                   "viridis; cividis, magma, inferno, gray also read in greyscale print)")
+    g.add_argument("--cmap", default=DEFAULT_CMAP, help="any matplotlib colormap (default "
+                   f"{DEFAULT_CMAP}; cividis, magma, inferno, gray also read in greyscale print)")
 
 
 def _figure_options(args: argparse.Namespace):
@@ -67,7 +77,6 @@ def _figure_options(args: argparse.Namespace):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vitexplorer.core.constants import METHODS
     from vitexplorer.core.render import SCALINGS
 
     parser = argparse.ArgumentParser(
@@ -93,12 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--head", type=int, default=0)
     ex.add_argument("--class", dest="target", type=int, default=None,
                     help="target class for grad-rollout/relevance (default: top-1)")
-    ex.add_argument("--fusion", default="mean", choices=("mean", "max", "min"))
+    ex.add_argument("--fusion", default="mean", choices=FUSIONS)
     ex.add_argument("--discard", type=float, default=0.0, help="rollout discard ratio [0, 1)")
-    ex.add_argument("--opacity", type=float, default=0.6)
+    ex.add_argument("--opacity", type=float, default=DEFAULT_OPACITY)
     ex.add_argument("--scaling", default="minmax", choices=SCALINGS)
     ex.add_argument("--no-contour", action="store_true", help="hide the 60%%-mass contour")
-    ex.add_argument("--format", default=None, choices=("png", "svg", "pdf"))
+    ex.add_argument("--format", default=None, choices=FORMATS)
     ex.add_argument("--grid", nargs="?", const="layer", choices=("layer", "all"),
                     help="all heads of --layer in one figure, or of every layer ('all')")
     ex.add_argument("--force", action="store_true", help="overwrite an existing output file")
@@ -109,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(hd)
     hd.add_argument("--mask", type=Path, help="foreground mask image (white = object); "
                     "default: IMAGE_mask.png next to the image, else --mask-mode")
-    hd.add_argument("--mask-mode", default="rollout", choices=("rollout", "grabcut"),
+    hd.add_argument("--mask-mode", default="rollout", choices=MASK_MODES,
                     help="foreground from the model's own rollout (60%% of its mass) or "
                          "GrabCut seeded by it, when there is no mask file")
     hd.add_argument("--json", type=Path, help="write the head table as JSON")
@@ -148,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--batch-size", type=int, default=8)
     ba.add_argument("--workers", type=int, default=2, help="decoding threads")
     ba.add_argument("--masks", type=Path, help="folder of foreground masks (same stem)")
-    ba.add_argument("--mask-mode", default="rollout", choices=("rollout", "grabcut"))
+    ba.add_argument("--mask-mode", default="rollout", choices=MASK_MODES)
     ba.add_argument("--no-scores", action="store_true",
                     help="skip the per-image head table (faster; no folder head profile)")
     ba.add_argument("--resume", action="store_true", help="continue a run: skip finished "
@@ -240,7 +249,7 @@ def _export(args: argparse.Namespace) -> int:
     from vitexplorer.core.models import load_model
 
     fmt = args.format or (args.output.suffix.lstrip(".").lower() if args.output else "png")
-    if fmt not in ("png", "svg", "pdf"):
+    if fmt not in FORMATS:
         print(f"vitexplorer: unknown output format '{fmt}' (png, svg or pdf)", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -257,7 +266,7 @@ def _export(args: argparse.Namespace) -> int:
     target = args.target
     if args.method in ("grad-rollout", "relevance"):
         target = analysis.ensure_gradients(target)
-    contour = None if args.no_contour else 0.6
+    contour = None if args.no_contour else MASS_SHARE
     if args.grid:
         fig = grid_figure(analysis, args.method, None if args.grid == "all" else args.layer,
                           None, args.opacity, args.scaling, args.fusion, args.discard,
@@ -365,29 +374,16 @@ def format_table(table) -> str:
                       for row in lines)
 
 
-def _int_list(text: str | None, name: str) -> tuple[int, ...] | None:
-    if text in (None, "", "all"):
-        return None if text != "all" else ()
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise SystemExit(f"vitexplorer: --{name} takes a comma list of integers or 'all'"
-                         ) from None
-
-
 def _positive(text: str) -> int:
     """``text`` as a positive integer, else 0."""
     return int(text) if text.isdigit() and int(text) > 0 else 0
 
 
 def _batch(args: argparse.Namespace) -> int:
-    import signal
-
     from vitexplorer.core.batch import (
         BATCH_METHODS,
         OUTPUTS,
-        BatchError,
-        BatchOptions,
+        batch_options,
         check_output,
         run_batch,
     )
@@ -397,7 +393,7 @@ def _batch(args: argparse.Namespace) -> int:
     bad = [m for m in methods if m not in BATCH_METHODS]
     outputs = tuple(o.strip() for o in args.outputs.split(",") if o.strip())
     if bad or any(o not in OUTPUTS for o in outputs):
-        print("vitexplorer: --method takes head, head-rollout, rollout; --outputs takes "
+        print(f"vitexplorer: --method takes {', '.join(BATCH_METHODS)}; --outputs takes "
               f"{', '.join(OUTPUTS)}", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -407,7 +403,7 @@ def _batch(args: argparse.Namespace) -> int:
     except ValueError:
         print("vitexplorer: --shard takes K/N with 1 <= K <= N", file=sys.stderr)
         return EXIT_USAGE
-    if args.decorate and args.format not in ("png", "svg", "pdf"):
+    if args.decorate and args.format not in FORMATS:
         print("vitexplorer: --decorate writes figures: --format png, svg or pdf",
               file=sys.stderr)
         return EXIT_USAGE
@@ -418,31 +414,48 @@ def _batch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     check_output(args.output)  # a read-only output fails here, before the model loads
     loaded = load_model(args.model, args.weights, args.device, args.input_size)
-    layers = _int_list(args.layers, "layers")
-    heads = _int_list(args.heads, "heads")
-    n_layers, n_heads = len(loaded.model.blocks), loaded.model.blocks[0].attn.num_heads
-    opts = BatchOptions(
-        model=args.model, weights=args.weights, device=args.device, methods=methods,
-        layers=tuple(range(n_layers)) if layers == () else layers,
-        heads=tuple(range(n_heads)) if heads == () else heads,
-        outputs=tuple(dict.fromkeys((*outputs, "json"))), format=args.format,
-        overlay_size=overlay_size, input_size=args.input_size,
-        batch_size=max(1, args.batch_size), workers=max(1, args.workers),
-        resize=args.resize, masks=str(args.masks) if args.masks else None,
-        mask_mode=args.mask_mode, scores=not args.no_scores, shard=(k, n),
-        decorate=args.decorate)
+    try:
+        opts = batch_options(
+            loaded, methods, args.layers, args.heads, outputs, format=args.format,
+            overlay_size=overlay_size, input_size=args.input_size,
+            batch_size=max(1, args.batch_size), workers=max(1, args.workers),
+            resize=args.resize, masks=str(args.masks) if args.masks else None,
+            mask_mode=args.mask_mode, scores=not args.no_scores, shard=(k, n),
+            decorate=args.decorate)
+    except ValueError as exc:  # a block or head the model does not have
+        print(f"vitexplorer: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # a BatchError (the run cannot start) is reported by main() like every core error
+    result = with_progress(args.quiet, "batch", lambda progress, stop: run_batch(
+        args.inputs, args.output, loaded, opts, args.resume, args.overwrite, progress, stop))
+    rate = result.done / result.seconds if result.seconds else 0.0
+    print(f"{result.done} images done, {result.skipped} already done, "
+          f"{len(result.failed)} failed ({rate:.2f} img/s); results in {args.output}",
+          file=sys.stderr)
+    if result.failed:
+        print(f"see {args.output / 'errors.csv'}", file=sys.stderr)
+    if result.interrupted:
+        return 130
+    return EXIT_OK if not result.failed else EXIT_ERROR
+
+
+def with_progress(quiet: bool, unit: str, work):
+    """Run ``work(progress, should_stop)`` with a progress bar (unless ``quiet``) and a first
+    Ctrl+C that stops after the current ``unit`` (batch, image); a second one aborts."""
+    import signal
+
     stop = {"flag": False}
 
     def on_sigint(_sig, _frame):
         if stop["flag"]:
             raise KeyboardInterrupt
         stop["flag"] = True
-        print("\nvitexplorer: stopping after the current batch (Ctrl+C again to abort)",
+        print(f"\nvitexplorer: stopping after the current {unit} (Ctrl+C again to abort)",
               file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     bar = None
-    if not args.quiet:
+    if not quiet:
         from tqdm import tqdm
 
         bar = tqdm(total=0, unit="img", dynamic_ncols=True, file=sys.stderr)
@@ -455,24 +468,11 @@ def _batch(args: argparse.Namespace) -> int:
             bar.refresh()
 
     try:
-        result = run_batch(args.inputs, args.output, loaded, opts, args.resume,
-                           args.overwrite, progress, lambda: stop["flag"])
-    except BatchError as exc:
-        print(f"vitexplorer: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return work(progress, lambda: stop["flag"])
     finally:
         signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
-    rate = result.done / result.seconds if result.seconds else 0.0
-    print(f"{result.done} images done, {result.skipped} already done, "
-          f"{len(result.failed)} failed ({rate:.2f} img/s); results in {args.output}",
-          file=sys.stderr)
-    if result.failed:
-        print(f"see {args.output / 'errors.csv'}", file=sys.stderr)
-    if result.interrupted:
-        return 130
-    return EXIT_OK if not result.failed else EXIT_ERROR
 
 
 def _summarize(args: argparse.Namespace) -> int:

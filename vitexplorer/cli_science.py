@@ -117,7 +117,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from vitexplorer.core.batch import BatchError, check_output, parse_indices
+    from vitexplorer.cli import with_progress
+    from vitexplorer.core.batch import check_output, parse_indices
     from vitexplorer.core.evaluate_folder import EVAL_METHODS, EvaluateOptions, run_evaluate
     from vitexplorer.core.models import load_model
 
@@ -132,9 +133,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     check_output(args.output)
     loaded = load_model(args.model, args.weights, args.device, args.input_size)
     try:
-        layers = parse_indices(args.layers, len(loaded.model.blocks))
+        layers = parse_indices(args.layers, len(loaded.model.blocks), "--layers")
     except ValueError as exc:
-        print(f"vitexplorer: --layers: {exc}", file=sys.stderr)
+        print(f"vitexplorer: {exc}", file=sys.stderr)
         return EXIT_USAGE
     opts = EvaluateOptions(
         model=args.model, weights=args.weights, device=args.device,
@@ -143,13 +144,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         methods=methods, target=args.target, steps=args.steps, seed=args.seed,
         faithfulness=not args.no_faithfulness, format=args.format,
         batch_size=max(1, args.batch_size))
-    try:
-        result = _with_progress(args.quiet, lambda progress, stop: run_evaluate(
-            args.inputs, args.output, loaded, opts, args.resume, args.overwrite, progress,
-            stop))
-    except BatchError as exc:
-        print(f"vitexplorer: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    # a BatchError (the run cannot start) is reported by cli.main() like every core error
+    result = with_progress(args.quiet, "image", lambda progress, stop: run_evaluate(
+        args.inputs, args.output, loaded, opts, args.resume, args.overwrite, progress, stop))
     summary = args.output / "summary.md"
     if summary.exists():
         print(summary.read_text(encoding="utf-8"))
@@ -160,42 +157,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     if result.interrupted:
         return 130
     return EXIT_OK if not result.failed else EXIT_ERROR
-
-
-def _with_progress(quiet: bool, work):
-    """Run ``work(progress, should_stop)`` with a progress bar and a first Ctrl+C that stops
-    after the current image (a second one aborts), as ``batch`` does."""
-    import signal
-
-    stop = {"flag": False}
-
-    def on_sigint(_sig, _frame):
-        if stop["flag"]:
-            raise KeyboardInterrupt
-        stop["flag"] = True
-        print("\nvitexplorer: stopping after the current image (Ctrl+C again to abort)",
-              file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    bar = None
-    if not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="img", dynamic_ncols=True, file=sys.stderr)
-
-    def progress(done: int, total: int, failed: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.n = done + failed
-            bar.set_postfix(failed=failed, refresh=False)
-            bar.refresh()
-
-    try:
-        return work(progress, lambda: stop["flag"])
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if bar is not None:
-            bar.close()
 
 
 def add_tokens(loaded, analysis, table, figure: Path | None = None) -> None:

@@ -100,11 +100,12 @@ class BatchOptions:
         return d
 
 
-def parse_indices(text: str | None, n: int) -> tuple[int, ...] | None:
+def parse_indices(text: str | None, n: int, name: str = "indices") -> tuple[int, ...] | None:
     """Blocks or heads as a user types them (``--layers``, ``--heads``, the batch dialog):
     blank is None (the default), ``all`` every one of the ``n``, else a comma list of
     integers in ``-n..n-1`` (negative from the end), returned as ``0..n-1`` in the order
-    given, without repeats. A ValueError names the entry that is not one of them."""
+    given, without repeats. A ValueError names the option (``name``) and the entry that is
+    not one of them."""
     text = (text or "").strip()
     if not text:
         return None
@@ -117,8 +118,8 @@ def parse_indices(text: str | None, n: int) -> tuple[int, ...] | None:
         except ValueError:
             i = None
         if i is None or not -n <= i < n:
-            raise ValueError(f"'{entry.strip()}' is not an index from 0 to {n - 1} (or -{n} "
-                             "to -1 from the end); give a comma list of them, or 'all'")
+            raise ValueError(f"{name}: '{entry.strip()}' is not an index from 0 to {n - 1} (or "
+                             f"-{n} to -1 from the end); give a comma list of them, or 'all'")
         out.append(i % n)
     return tuple(dict.fromkeys(out))
 
@@ -138,8 +139,8 @@ def batch_options(loaded: LoadedModel, methods: tuple[str, ...] = ("rollout",),
     blocks = loaded.model.blocks
     return BatchOptions(
         model=loaded.spec, weights=loaded.weights, device=str(loaded.device),
-        methods=tuple(methods), layers=parse_indices(layers, len(blocks)),
-        heads=parse_indices(heads, blocks[0].attn.num_heads),
+        methods=tuple(methods), layers=parse_indices(layers, len(blocks), "layers"),
+        heads=parse_indices(heads, blocks[0].attn.num_heads, "heads"),
         outputs=tuple(dict.fromkeys((*outputs, "json"))), **options)
 
 

@@ -28,6 +28,11 @@ DEFAULT_OPACITY = 0.6
 #: colormap of the maps unless the user picks another (core.render.COLORMAPS lists them)
 DEFAULT_CMAP = "viridis"  # perceptually uniform: reads in greyscale and for colour-blind readers
 
+#: how the heads of a block are fused into one matrix for the rollouts (core.rollout)
+FUSIONS = ("mean", "max", "min")
+#: where a foreground mask comes from when there is no mask file (core.masks)
+MASK_MODES = ("rollout", "grabcut")
+
 #: figure formats written by core.figures
 FORMATS = ("png", "svg", "pdf")
 

@@ -211,7 +211,7 @@ class BatchDialog(QDialog):
         try:
             opts = self.options()
         except ValueError as exc:  # an index the model does not have, named
-            self.status.setText(f"Layers and heads: {exc}")
+            self.status.setText(str(exc))
             return
         self._state = {}
         self.progress.setRange(0, 0)  # busy until the runner has counted the images

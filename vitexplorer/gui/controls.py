@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitexplorer.core.constants import CLASS_METHODS, METHOD_LABELS, METHODS
+from vitexplorer.core.constants import CLASS_METHODS, FUSIONS, METHOD_LABELS, METHODS
 from vitexplorer.core.render import COLORMAPS, SCALINGS
 from vitexplorer.gui.state import SCALE_SCOPES, FinishedAnalysis, ViewOptions, ViewState
 
@@ -85,7 +85,7 @@ class ControlsPanel(QWidget):
         self.target.setToolTip("Target class of the gradient methods: a top-5 prediction, or "
                                "type any class index or name and press Enter")
         self.fusion = QComboBox()
-        self.fusion.addItems(["mean", "max", "min"])
+        self.fusion.addItems(list(FUSIONS))
         self.discard = QDoubleSpinBox()
         self.discard.setRange(0.0, 0.99)
         self.discard.setSingleStep(0.05)

@@ -37,12 +37,12 @@ def restore_state(w: MainWindow) -> None:
 
 def _valid(field: str, value) -> bool:
     """False for a stored choice this version does not offer (an older or edited file)."""
-    from vitexplorer.core.constants import METHODS
+    from vitexplorer.core.constants import FUSIONS, METHODS
     from vitexplorer.core.images import RESIZE_POLICIES
     from vitexplorer.core.render import COLORMAPS, SCALINGS
     from vitexplorer.gui.state import SCALE_SCOPES
 
-    choices = {"method": METHODS, "fusion": ("mean", "max", "min"), "cmap": COLORMAPS,
+    choices = {"method": METHODS, "fusion": FUSIONS, "cmap": COLORMAPS,
                "scaling": SCALINGS, "scale": tuple(SCALE_SCOPES),
                "upsample": ("bilinear", "nearest"), "policy": RESIZE_POLICIES}
     if field == "percentile":
