@@ -416,8 +416,8 @@ def _batch(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, args.weights, args.device, args.input_size)
     try:
         opts = batch_options(
-            loaded, methods, args.layers, args.heads, outputs, format=args.format,
-            overlay_size=overlay_size, input_size=args.input_size,
+            loaded, methods, args.layers, args.heads, outputs, ("--layers", "--heads"),
+            format=args.format, overlay_size=overlay_size, input_size=args.input_size,
             batch_size=max(1, args.batch_size), workers=max(1, args.workers),
             resize=args.resize, masks=str(args.masks) if args.masks else None,
             mask_mode=args.mask_mode, scores=not args.no_scores, shard=(k, n),

@@ -141,4 +141,4 @@ def test_batch_exit_status_and_summarize(tmp_path, images_dir, capsys):
     assert main(["batch", str(src), "-o", str(tmp_path / "o2"), "--shard", "3/2"]) == 2
     capsys.readouterr()
     assert main(["batch", str(src), "-o", str(tmp_path / "o3"), *TINY, "--heads", "1,3"]) == 2
-    assert "heads: '3' is not an index from 0 to 2" in capsys.readouterr().err  # 3 heads
+    assert "--heads 3: not an index from 0 to 2" in capsys.readouterr().err  # 3 heads

@@ -38,7 +38,7 @@ def test_evaluate_command(tmp_path, images_dir, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "coins.png"), "-o", str(tmp_path / "o3"), *TINY,
                  "--layers", "0,12"]) == 2  # vit_tiny has blocks 0-11
-    assert "--layers: '12' is not an index from 0 to 11" in capsys.readouterr().err
+    assert "--layers 12: not an index from 0 to 11" in capsys.readouterr().err
 
 
 def test_compare_command(tmp_path, images_dir, capsys):

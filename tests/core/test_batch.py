@@ -255,7 +255,7 @@ def test_parse_indices_reads_what_users_type():
     assert parse_indices("all", 4) == (0, 1, 2, 3)
     assert parse_indices(" 3, -1,0 ,-4", 4) == (3, 0)  # -1 is 3, -4 is 0: no repeats
     for bad in ("4", "-5", "a", "1,,2", "1.5"):
-        with pytest.raises(ValueError, match="is not an index from 0 to 3"):
+        with pytest.raises(ValueError, match="not an index from 0 to 3"):
             parse_indices(bad, 4)
 
 

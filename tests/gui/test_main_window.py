@@ -435,7 +435,7 @@ def test_batch_dialog_runs_the_core_runner(qtbot, window, tmp_path):
     dlg.methods["head"].setChecked(True)
     dlg.heads.setText("0,3")  # the tiny model has heads 0-2
     dlg.start()
-    assert "'3' is not an index" in dlg.status.text() and not window.tasks.is_running("batch")
+    assert "heads 3: not an index" in dlg.status.text() and not window.tasks.is_running("batch")
     dlg.heads.setText("0")
     dlg.start()
     assert window.tasks.is_running("batch") and used == [str(base)]

@@ -118,7 +118,7 @@ def parse_indices(text: str | None, n: int, name: str = "indices") -> tuple[int,
         except ValueError:
             i = None
         if i is None or not -n <= i < n:
-            raise ValueError(f"{name}: '{entry.strip()}' is not an index from 0 to {n - 1} (or "
+            raise ValueError(f"{name} {entry.strip()}: not an index from 0 to {n - 1} (or "
                              f"-{n} to -1 from the end); give a comma list of them, or 'all'")
         out.append(i % n)
     return tuple(dict.fromkeys(out))
@@ -126,11 +126,13 @@ def parse_indices(text: str | None, n: int, name: str = "indices") -> tuple[int,
 
 def batch_options(loaded: LoadedModel, methods: tuple[str, ...] = ("rollout",),
                   layers: str | None = None, heads: str | None = None,
-                  outputs: tuple[str, ...] = ("overlay",), **options) -> BatchOptions:
+                  outputs: tuple[str, ...] = ("overlay",),
+                  names: tuple[str, str] = ("layers", "heads"), **options) -> BatchOptions:
     """The one builder of a run's options from what a user chose (the CLI, the batch
     dialog): model, weights and device from ``loaded``; ``layers`` and ``heads`` parsed by
     :func:`parse_indices` against its size; ``json`` always among the outputs. A ValueError
-    names an unknown method or output, or a bad index; ``options`` are the other fields."""
+    names an unknown method or output, or a bad index (as ``names`` call the two: the CLI's
+    flags, the dialog's fields); ``options`` are the other fields."""
     bad = [m for m in methods if m not in BATCH_METHODS] or \
         [o for o in outputs if o not in OUTPUTS]
     if bad or not methods:
@@ -139,8 +141,8 @@ def batch_options(loaded: LoadedModel, methods: tuple[str, ...] = ("rollout",),
     blocks = loaded.model.blocks
     return BatchOptions(
         model=loaded.spec, weights=loaded.weights, device=str(loaded.device),
-        methods=tuple(methods), layers=parse_indices(layers, len(blocks), "layers"),
-        heads=parse_indices(heads, blocks[0].attn.num_heads, "heads"),
+        methods=tuple(methods), layers=parse_indices(layers, len(blocks), names[0]),
+        heads=parse_indices(heads, blocks[0].attn.num_heads, names[1]),
         outputs=tuple(dict.fromkeys((*outputs, "json"))), **options)
 
 
