@@ -172,7 +172,8 @@ def faithfulness(
     Chefer et al. zero the normalised pixels); insertion starts from :func:`blurred`.
     Patches are ranked by the map (stable, highest first); ``steps`` points from 0% to 100%.
     The images shared by all methods (the original, the fully removed, the fully blurred)
-    are run once; the rest go through ``forward`` (``[B, 3, H, W] -> logits``) in batches.
+    are run once; the rest go through ``forward`` (``[B, 3, H, W] -> logits``) in batches,
+    made as they are needed (memory: one batch, not every perturbed image).
     """
     grid = next(iter(maps.values())).shape
     n = grid[0] * grid[1]
@@ -180,16 +181,15 @@ def faithfulness(
     inner = counts[1:-1]
     base = torch.zeros_like(pixels) if baseline is None else baseline.to(pixels)
     canvas = blurred(pixels)
-    parts = [pixels[None], base[None], canvas[None]]  # original, all removed, all blurred
-    for m in maps.values():
-        order = np.argsort(-np.asarray(m, np.float64).ravel(), kind="stable")
-        parts += [perturbed(pixels, base, order, inner, grid),
-                  perturbed(pixels, base, order[::-1], inner, grid),
-                  perturbed(canvas, pixels, order, inner, grid)]
-    images = torch.cat(parts)
-    with torch.inference_mode():
-        logits = torch.cat([forward(images[i:i + batch_size]).float().cpu()
-                            for i in range(0, len(images), batch_size)])
+    def parts():  # original, all removed, all blurred; then three sets per map
+        yield torch.stack([pixels, base, canvas])
+        for m in maps.values():
+            order = np.argsort(-np.asarray(m, np.float64).ravel(), kind="stable")
+            yield perturbed(pixels, base, order, inner, grid)
+            yield perturbed(pixels, base, order[::-1], inner, grid)
+            yield perturbed(canvas, pixels, order, inner, grid)
+
+    logits = torch.cat(list(_batched(forward, parts(), batch_size)))
     prob = logits.softmax(-1)[:, target].numpy().astype(np.float64)
     top1 = (logits.argmax(-1) == target).numpy().astype(np.float64)
     k = len(inner)
@@ -205,6 +205,25 @@ def faithfulness(
                            np.concatenate([[prob[2]], prob[ins], [prob[0]]]),
                            removal(top1, dele), removal(top1, neg))
     return out
+
+
+def _batched(forward: Forward, parts: Iterable[torch.Tensor], batch_size: int
+             ) -> Iterable[torch.Tensor]:
+    """Logits of the images in ``parts`` (tensors ``[k, 3, H, W]``), run ``batch_size`` at a
+    time: only one batch and one part are held at once, whatever the number of steps."""
+    pending: list[torch.Tensor] = []
+    held = 0
+    with torch.inference_mode():
+        for part in parts:
+            pending.append(part)
+            held += len(part)
+            while held >= batch_size:
+                chunk = torch.cat(pending)
+                yield forward(chunk[:batch_size]).float().cpu()
+                rest = chunk[batch_size:]
+                pending, held = ([rest] if len(rest) else []), len(rest)
+        if held:
+            yield forward(torch.cat(pending)).float().cpu()
 
 
 def forwards_needed(n_maps: int, steps: int = 10) -> int:
