@@ -137,7 +137,15 @@ def test_profile_counts_labels_over_images():
     assert prof.mean["fg_score"][0, 0] == pytest.approx(0.7)
     assert prof.std["fg_score"][0, 0] == pytest.approx(np.std([1] * 7 + [0] * 3))
     assert list(prof.majority_group()[0]) == ["foreground", "none"]
-    assert prof.describe(0, 0) == "head 0.0 is a foreground head on 70% of 10 images"
+    # Wilson's 95% interval of 7/10 is 0.397..0.892 (hand-computed, as published tables)
+    assert prof.describe(0, 0) == ("head 0.0 is a foreground head on 70% of 10 images "
+                                   "(95% lower bound 40%, not confident)")
+    _, share, low = prof.group_share()
+    assert low[0, 0] == pytest.approx(0.3968, abs=1e-4) and share[0, 1] == low[0, 1] == 0
+    sure = aggregate([_table(["foreground", "mixed"]) for _ in range(30)])
+    assert sure.group_share()[2][0, 0] == pytest.approx(0.8865, abs=1e-4)  # 30 of 30
+    assert "confident" not in sure.describe(0, 0)
+    assert "group_share,group_confidence" in prof.to_csv().splitlines()[0]
     assert prof.to_csv().count("\n") == 3
     with pytest.raises(ValueError):
         aggregate([])

@@ -40,7 +40,7 @@ FORMATS = ("png", "svg", "pdf")
 GROUP_COLOURS = {
     "foreground": "#e6194b", "background": "#4363d8", "edge": "#f58231",
     "texture": "#3cb44b", "colour": "#911eb4", "local": "#42d4f4", "global": "#f032e6",
-    "none": "#9e9e9e",
+    "sink": "#808000", "none": "#9e9e9e",
 }
 #: the label axes of a head table, and the label of each that says "nothing strong"
 AXES = ("fg_bg", "edge_texture", "colour", "range")

@@ -9,11 +9,18 @@ size. All scores land in one :class:`HeadTable`.
 
 Labels and thresholds (each a documented constant below):
 
-- foreground / background / mixed: ``fg_score`` in [-1, 1] (see :func:`foreground_scores`);
+- foreground / background / mixed: ``fg_score``, a density ratio, and ``fg_z`` (see
+  :func:`foreground_scores`); sink when most of the class-token row goes to prefix tokens;
 - edge / texture / neither: ``edge_lift`` and ``texture_share`` (:func:`edge_texture_scores`);
 - colour / none: ``colour_score``, a lift over a uniform map (:func:`colour_scores`);
 - local / global / uniform: ``distance_ratio`` and ``row_entropy`` (:func:`range_stats`,
   :func:`range_scores`).
+
+The primary group (:meth:`HeadTable.group`) compares the content axes by how far each
+head's score lies beyond the same map shuffled over the image's patches (a permutation
+z-score, :func:`shuffle_z`), and the table names the labels that hold too (``also``), those
+whose image features overlap the group's (``confounded``) and the axes whose label would
+flip within a small band around its thresholds (``marginal``).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import rankdata
 
 from vitexplorer.core.capture import TokenLayout
 from vitexplorer.core.constants import AXES, MASS_SHARE, NULL_LABELS, NULL_SET
@@ -31,7 +39,9 @@ from vitexplorer.core.features import PatchFeatures, patch_features
 from vitexplorer.core.images import Geometry
 from vitexplorer.core.maps import map_entropy, mass_region, patch_distances
 
-FG_THRESHOLD = 0.5  # |fg_score| >= 0.5: at least half of the possible excess mass
+FG_THRESHOLD = 0.5  # |fg_score| >= 0.5: object patches hold >= 3x the mass per patch (or 1/3)
+FG_MIN_Z = 2.0  # ... and the mass inside lies >= 2 sd beyond the same map shuffled
+SINK_SHARE = 0.5  # >= 50% of the class-token row on prefix tokens: a sink head
 EDGE_LIFT = 2.0  # mass on contour pixels at least twice the uniform map's
 TEXTURE_SHARE = 0.6  # >= 60% of the mass on textured patches ...
 TEXTURE_MIN_LIFT = 1.1  # ... at least 1.1x a uniform map's share ...
@@ -40,8 +50,64 @@ COLOUR_LIFT = 1.5  # mass on saturated / dominant-hue pixels at least 1.5x a uni
 LOCAL_RATIO = 0.5  # mean attention distance <= half of the uniform head's
 GLOBAL_RATIO = 0.85
 UNIFORM_ENTROPY = 0.95  # mean normalised row entropy >= 0.95: attends everywhere alike
+MARGIN = 0.15  # a label is marginal when a score within 15% of its threshold flips it
+CONFOUND_R = 0.6  # two axes' per-patch features correlate this much: they share the mass
+
+#: the axes whose scores are mass on an image feature (a shuffled map is their null), with
+#: the z-score column of each of their labels
+CONTENT_Z = {"foreground": "fg_z", "background": "fg_z", "edge": "edge_z",
+             "texture": "texture_z", "colour": "colour_z"}
+AXIS_OF = {"foreground": "fg_bg", "background": "fg_bg", "sink": "fg_bg", "edge": "edge_texture",
+           "texture": "edge_texture", "colour": "colour", "local": "range", "global": "range"}
+
+# ---------------------------------------------------------------------------- the labels
+def fg_labels(s: dict) -> np.ndarray:
+    """foreground: ``fg_score >= FG_THRESHOLD`` and ``fg_z >= FG_MIN_Z``; background: both
+    as far below zero; mixed otherwise; sink (overriding) when the head
+    sends ``prefix_share >= SINK_SHARE`` of its class-token row to prefix tokens: the map over
+    patches is then a renormalised remainder and says little about the image."""
+    fg = (s["fg_score"] >= FG_THRESHOLD) & (s["fg_z"] >= FG_MIN_Z)
+    bg = (s["fg_score"] <= -FG_THRESHOLD) & (s["fg_z"] <= -FG_MIN_Z)
+    label = np.where(fg, "foreground", np.where(bg, "background", "mixed"))
+    if "prefix_share" in s:
+        label = np.where(s["prefix_share"] >= SINK_SHARE, "sink", label)
+    return label.astype(object)
 
 
+def edge_texture_labels(s: dict) -> np.ndarray:
+    edge = s["edge_lift"] >= EDGE_LIFT
+    texture = (~edge & (s["texture_share"] >= TEXTURE_SHARE)
+               & (s["texture_lift"] >= TEXTURE_MIN_LIFT)
+               & (s["edge_lift"] < TEXTURE_MAX_EDGE_LIFT))
+    return np.where(edge, "edge", np.where(texture, "texture", "neither")).astype(object)
+
+
+def colour_labels(s: dict) -> np.ndarray:
+    return np.where(s["colour_score"] >= COLOUR_LIFT, "colour", "none").astype(object)
+
+
+def range_labels(s: dict) -> np.ndarray:
+    ratio = s["distance_ratio"]
+    return np.where(s["row_entropy"] >= UNIFORM_ENTROPY, "uniform",
+                    np.where(ratio <= LOCAL_RATIO, "local",
+                             np.where(ratio >= GLOBAL_RATIO, "global", "mid"))).astype(object)
+
+
+#: per axis: its labelling rule and the (score, threshold) pairs that decide it
+RULES = {
+    "fg_bg": (fg_labels, (("fg_score", FG_THRESHOLD), ("fg_z", FG_MIN_Z),
+                          ("prefix_share", SINK_SHARE))),
+    "edge_texture": (edge_texture_labels, (("edge_lift", EDGE_LIFT),
+                                           ("texture_share", TEXTURE_SHARE),
+                                           ("texture_lift", TEXTURE_MIN_LIFT),
+                                           ("edge_lift", TEXTURE_MAX_EDGE_LIFT))),
+    "colour": (colour_labels, (("colour_score", COLOUR_LIFT),)),
+    "range": (range_labels, (("row_entropy", UNIFORM_ENTROPY), ("distance_ratio", LOCAL_RATIO),
+                             ("distance_ratio", GLOBAL_RATIO))),
+}
+#: the image feature behind each content label (meta["feature_r"] holds their correlations)
+FEATURE_OF = {"foreground": "cover", "background": "cover", "edge": "contour",
+              "texture": "texture", "colour": "colour"}
 
 
 @dataclass
@@ -58,12 +124,14 @@ class HeadTable:
 
     def strength(self, label: str, layer: int, head: int) -> float:
         """How far a head's score lies past its label's threshold (1 = at the threshold):
-        |fg_score| / FG_THRESHOLD, edge_lift / EDGE_LIFT, texture_share / TEXTURE_SHARE,
-        colour_score / COLOUR_LIFT, LOCAL_RATIO / distance_ratio and
-        distance_ratio / GLOBAL_RATIO."""
+        |fg_score| / FG_THRESHOLD, prefix_share / SINK_SHARE, edge_lift / EDGE_LIFT,
+        texture_share / TEXTURE_SHARE, colour_score / COLOUR_LIFT,
+        LOCAL_RATIO / distance_ratio and distance_ratio / GLOBAL_RATIO."""
         s = {k: float(v[layer, head]) for k, v in self.scores.items()}
         if label in ("foreground", "background"):
             return abs(s["fg_score"]) / FG_THRESHOLD
+        if label == "sink":
+            return s["prefix_share"] / SINK_SHARE
         if label == "edge":
             return s["edge_lift"] / EDGE_LIFT
         if label == "texture":
@@ -76,29 +144,93 @@ class HeadTable:
             return s["distance_ratio"] / GLOBAL_RATIO
         return 0.0
 
+    def _content(self, layer: int, head: int) -> list[str]:
+        """The head's non-null labels on the axes that measure mass on an image feature."""
+        out = [str(self.labels[a][layer, head]) for a in ("fg_bg", "edge_texture", "colour")]
+        return [x for x in out if x in CONTENT_Z]
+
+    def _beyond_null(self, label: str, layer: int, head: int) -> float:
+        """The label's shuffle z-score (:func:`shuffle_z`), or its :meth:`strength` in a
+        table without z columns (one built by hand)."""
+        z = self.scores.get(CONTENT_Z[label])
+        return float(z[layer, head]) if z is not None else self.strength(label, layer, head)
+
+    def confounded(self, label: str, layer: int, head: int) -> list[str]:
+        """The head's other content labels whose image feature correlates with ``label``'s
+        at ``|r| >= CONFOUND_R`` over this image's patches (``meta["feature_r"]``): the same
+        mass explains both, so the image cannot tell them apart."""
+        r = self.meta.get("feature_r", {})
+        f = FEATURE_OF.get(label)
+        return [x for x in self._content(layer, head)
+                if x != label and abs(r.get(f"{f}|{FEATURE_OF[x]}", 0.0)) >= CONFOUND_R]
+
     def group(self, layer: int, head: int) -> str:
-        """The head's primary group (its frame colour): of its non-null labels, the one whose
-        score lies furthest past its threshold (:meth:`strength`); "none" if all are null."""
-        labels = [str(self.labels[a][layer, head]) for a in AXES]
-        labels = [x for x in labels if x not in NULL_SET]
-        if not labels:
-            return "none"
-        return max(labels, key=lambda x: self.strength(x, layer, head))
+        """The head's primary group (its frame colour).
+
+        sink when the fg_bg axis says so. Otherwise, of the head's content labels
+        (foreground, background, edge, texture, colour), the one whose score lies furthest
+        beyond the same map shuffled over the image's patches (largest z of
+        :func:`shuffle_z`: each axis in units of its own null spread, so unrelated axes
+        compare); when that label is confounded with another (:meth:`confounded`), the data
+        cannot separate them and the one first in AXES order wins (foreground, which the
+        user's mask defines, before edge/texture, before colour), the table naming the
+        other. Range labels (local / global) describe every query's row rather than the
+        class-token map and have no such null: they frame a head only without a content
+        label. "none" when every axis is null.
+        """
+        if str(self.labels["fg_bg"][layer, head]) == "sink":
+            return "sink"
+        content = self._content(layer, head)
+        if content:
+            best = max(content, key=lambda x: self._beyond_null(x, layer, head))
+            tied = [best, *self.confounded(best, layer, head)]
+            return min(tied, key=lambda x: AXES.index(AXIS_OF[x]))
+        rng = str(self.labels["range"][layer, head])
+        return rng if rng not in NULL_SET else "none"
 
     def groups(self) -> np.ndarray:
         n_l, n_h = self.shape
         return np.array([[self.group(li, h) for h in range(n_h)] for li in range(n_l)])
 
+    def marginal(self) -> np.ndarray:
+        """Per head, the axes (";"-joined) whose label changes when one of its deciding
+        scores moves by ``MARGIN`` x its threshold (:data:`RULES`): the label is marginal
+        on this image. Axes whose scores the table lacks are skipped."""
+        out = np.full(self.shape, "", dtype=object)
+        for axis, (rule, deciding) in RULES.items():
+            keys = {k for k, _ in deciding}
+            need = keys - {"prefix_share"}
+            if not need <= set(self.scores):
+                continue
+            s = {k: self.scores[k] for k in keys if k in self.scores}
+            base = rule(s)
+            flips = np.zeros(self.shape, bool)
+            for key, thr in deciding:
+                if key not in s:
+                    continue
+                for sign in (-1, 1):
+                    moved = dict(s, **{key: s[key] + sign * MARGIN * abs(thr)})
+                    flips |= rule(moved) != base
+            out = np.where(flips, np.where(out == "", axis, out + ";" + axis), out)
+        return out
+
     def rows(self) -> list[dict]:
-        """One dict per head: layer, head, every score, every label, the primary group."""
+        """One dict per head: layer, head, every score, every label, the primary group, the
+        other labels that hold (``also``), those confounded with the group and the
+        marginal axes."""
         n_l, n_h = self.shape
+        marginal = self.marginal()
         out = []
         for li in range(n_l):
             for h in range(n_h):
                 row: dict = {"layer": li, "head": h}
                 row.update({k: float(v[li, h]) for k, v in self.scores.items()})
                 row.update({k: str(v[li, h]) for k, v in self.labels.items()})
-                row["group"] = self.group(li, h)
+                group = self.group(li, h)
+                row["group"] = group
+                row["also"] = ";".join(x for x in self._content(li, h) if x != group)
+                row["confounded"] = ";".join(self.confounded(group, li, h))
+                row["marginal"] = str(marginal[li, h])
                 out.append(row)
         return out
 
@@ -134,33 +266,89 @@ def _normalise(maps: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return m / np.maximum(m.sum(axis=(-1, -2), keepdims=True), 1e-12)
 
 
-def foreground_scores(maps: np.ndarray, cover: np.ndarray, valid: np.ndarray) -> dict:
-    """Foreground vs background from a mask's per-token coverage ``c_p``.
+def shuffle_z(maps: np.ndarray, feature: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """How far a head's mass on ``feature`` lies beyond the same map shuffled over the
+    image's valid patches, in standard deviations of the shuffled maps.
 
-    With ``a = mean_p c_p`` (mask area share) and ``m = sum_p A_p c_p`` (head mass inside):
-    ``fg_lift = m / a``; ``fg_score = (m - a) / (1 - a)`` when ``m >= a`` else ``(m - a) / a``,
-    in [-1, 1]: +1 all mass on the mask, 0 as a uniform map, -1 all mass off it.
-    ``fg_jaccard`` = |mask ∩ R60| / |mask ∪ R60| with R60 the head's 60%-mass region and the
-    mask taken as tokens at least half covered (Caron et al. 2021, DINO, Table 8's measure).
-    Labels: foreground if fg_score >= FG_THRESHOLD, background if <= -FG_THRESHOLD.
+    For ``S = sum_p m_p f_p`` over ``n`` patches and a uniformly random permutation of ``m``,
+    ``E[S] = n m̄ f̄`` and ``Var[S] = sum_p (m_p - m̄)^2 sum_p (f_p - f̄)^2 / (n - 1)`` (the
+    permutation moments of a linear statistic, Hoeffding 1948; Wald & Wolfowitz 1944), so
+    ``z = (S - E[S]) / sqrt(Var[S])`` without drawing shuffles; 0 where either is constant.
+    The null keeps the map's own values and the image's own features: a z compares a
+    head's colour mass and its edge mass each against what chance would give them here.
+    """
+    x = np.asarray(maps, np.float64)[..., valid]
+    y = np.asarray(feature, np.float64)[valid]
+    n = y.size
+    if n < 2:
+        return np.zeros(x.shape[:-1])
+    expect = x.sum(-1) * y.mean()
+    var = ((x - x.mean(-1, keepdims=True)) ** 2).sum(-1) * ((y - y.mean()) ** 2).sum() / (n - 1)
+    sd = np.sqrt(np.maximum(var, 0.0))
+    return np.where(sd > 1e-12, ((x * y).sum(-1) - expect) / np.maximum(sd, 1e-12), 0.0)
+
+
+def mass_auc(maps: np.ndarray, inside: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUC of the head's per-patch mass, object patches against background
+    patches: the chance that a random object patch holds more mass than a random background
+    patch (ties count a half; Hanley & McNeil 1982). 0.5 when either set is empty."""
+    x = np.asarray(maps, np.float64)[..., valid]
+    obj = inside[valid]
+    n1, n0 = int(obj.sum()), int((~obj).sum())
+    if n1 == 0 or n0 == 0:
+        return np.full(x.shape[:-1], 0.5)
+    ranks = rankdata(x, axis=-1)  # average ranks: ties count a half
+    return (ranks[..., obj].sum(-1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def foreground_scores(maps: np.ndarray, cover: np.ndarray, valid: np.ndarray) -> dict:
+    """Foreground vs background against a mask's per-token coverage ``c_p``, size-free.
+
+    Object patches are the tokens at least half covered. The score is the density ratio
+
+    ``r = (m / n1) / ((1 - m) / n0)``: the mean mass per object patch over the mean mass
+    per background patch (``m`` the head's mass on the ``n1`` object patches, ``n0``
+    background patches), i.e. the odds ratio of the mass inside against the area inside.
+    A map ``r`` times denser on the object gives ``r`` whatever the object's size, and
+    swapping object and background turns ``r`` into ``1/r``. Reported as
+    ``fg_log_odds = log r`` and as ``fg_score = (r - 1)/(r + 1) = tanh(log r / 2)`` in
+    [-1, 1] (0 for a uniform map, +-1 all mass on / off the object). ``FG_THRESHOLD = 0.5``
+    means ``r >= 3``: at a 50% object exactly the old score's threshold, and the same
+    density contrast at any size. (The old ``(m - a)/(1 - a)`` / ``(m - a)/a`` score needed
+    a lift of 6 for a 9% object but only 0.5 for the background; see
+    ``validation/foreground_size.py``.) ``fg_z``: the mass on object patches against the
+    same map shuffled (:func:`shuffle_z`); a label needs ``|fg_z| >= FG_MIN_Z`` too, so a
+    one-patch object in a noisy map is not "foreground" by chance.
+
+    Beside them: ``fg_auc``, the Mann-Whitney AUC of per-patch mass, object vs background
+    patches (:func:`mass_auc`), also size-free but blind to magnitude (a map 1% denser on
+    every object patch has AUC 1) and pulled to 0.5 by ties (a head on part of the
+    background leaves most background patches at zero, as the object: AUC 0.36 on the
+    horse test), hence not the label; ``fg_lift = sum_p A_p c_p / mean_p c_p``; and
+    ``fg_jaccard`` = |mask ∩ R60| / |mask ∪ R60| (R60 the head's 60%-mass region; Caron et
+    al. 2021, DINO, Table 8's measure). Labels: :func:`fg_labels`.
     """
     m = _normalise(maps, valid)
     c = cover * valid
     a = float(c.sum() / max(valid.sum(), 1))
-    inside = (m * c).sum(axis=(-1, -2))
-    if a <= 0 or a >= 1:
-        score = np.zeros_like(inside)
+    inside_mass = (m * c).sum(axis=(-1, -2))
+    mask = (c >= 0.5) & valid
+    n1, n0 = int(mask.sum()), int((valid & ~mask).sum())
+    auc = mass_auc(m, mask, valid)
+    if n1 and n0:
+        on = np.clip((m * mask).sum(axis=(-1, -2)), 1e-9, 1 - 1e-9)
+        log_odds = np.log(on / n1) - np.log((1 - on) / n0)
     else:
-        score = np.where(inside >= a, (inside - a) / (1 - a), (inside - a) / a)
-    mask = (c >= 0.5)
+        log_odds = np.zeros_like(auc)
     regions = mass_region(m, MASS_SHARE) & valid
     union = (regions | mask).sum(axis=(-1, -2))
     jac = np.divide((regions & mask).sum(axis=(-1, -2)), union, out=np.zeros(union.shape),
                     where=union > 0)
-    label = np.where(score >= FG_THRESHOLD, "foreground",
-                     np.where(score <= -FG_THRESHOLD, "background", "mixed")).astype(object)
-    return {"fg_score": score, "fg_lift": inside / a if a > 0 else np.ones_like(inside),
-            "fg_jaccard": jac, "_label": label}
+    out = {"fg_score": np.tanh(log_odds / 2), "fg_log_odds": log_odds, "fg_auc": auc,
+           "fg_lift": inside_mass / a if a > 0 else np.ones_like(inside_mass),
+           "fg_jaccard": jac, "fg_z": shuffle_z(m, mask.astype(np.float64), valid)}
+    out["_label"] = fg_labels(out)
+    return out
 
 
 def edge_texture_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
@@ -168,7 +356,8 @@ def edge_texture_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
 
     ``edge_lift = sum_p A_p contour_p / mean_p contour_p`` (1 for a uniform map, > 1 when
     the head concentrates on outlines; 0 when the image has no contour);
-    ``texture_share = sum_p A_p texture_p`` and ``texture_lift`` likewise relative to the mean.
+    ``texture_share = sum_p A_p texture_p`` and ``texture_lift`` likewise relative to the mean;
+    ``edge_z`` / ``texture_z`` the same masses against shuffled maps (:func:`shuffle_z`).
     Labels: edge if edge_lift >= EDGE_LIFT; texture if texture_share >= TEXTURE_SHARE,
     texture_lift >= TEXTURE_MIN_LIFT and edge_lift < TEXTURE_MAX_EDGE_LIFT (mass on
     textured patches, more than a uniform map puts there, less on outlines); neither
@@ -183,12 +372,10 @@ def edge_texture_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
     t_mass = (m * feats.texture).sum(axis=(-1, -2))
     e_lift = e_mass / mean_c if mean_c > 0 else np.zeros_like(e_mass)
     t_lift = t_mass / mean_t if mean_t > 0 else np.zeros_like(t_mass)
-    edge = e_lift >= EDGE_LIFT
-    texture = (~edge & (t_mass >= TEXTURE_SHARE) & (t_lift >= TEXTURE_MIN_LIFT)
-               & (e_lift < TEXTURE_MAX_EDGE_LIFT))
-    label = np.where(edge, "edge", np.where(texture, "texture", "neither")).astype(object)
-    return {"edge_lift": e_lift, "texture_share": t_mass, "texture_lift": t_lift,
-            "_label": label}
+    out = {"edge_lift": e_lift, "texture_share": t_mass, "texture_lift": t_lift,
+           "edge_z": shuffle_z(m, feats.contour, v), "texture_z": shuffle_z(m, feats.texture, v)}
+    out["_label"] = edge_texture_labels(out)
+    return out
 
 
 def _pearson(m: np.ndarray, f: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -204,7 +391,8 @@ def colour_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
     """Colour selectivity as a lift: ``sat_lift = sum_p A_p s_p / mean_p s_p`` (saturation)
     and ``hue_lift`` likewise for the share of dominant-hue pixels; ``colour_score`` is the
     larger. A uniform map scores 1 however the image looks; label colour if
-    colour_score >= COLOUR_LIFT. The Pearson correlations ``saturation_r`` / ``hue_r`` are
+    colour_score >= COLOUR_LIFT; ``colour_z``: the larger lift's mass against shuffled maps
+    (:func:`shuffle_z`). The Pearson correlations ``saturation_r`` / ``hue_r`` are
     reported too, but not used for the label: a correlation ignores how large the map's
     variations are, so a nearly uniform map can correlate strongly.
     """
@@ -216,10 +404,13 @@ def colour_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
         mass = (m * f).sum(axis=(-1, -2))
         lifts.append(mass / mean if mean > 1e-6 else np.ones_like(mass))
     score = np.maximum(*lifts)
-    label = np.where(score >= COLOUR_LIFT, "colour", "none").astype(object)
-    return {"colour_score": score, "sat_lift": lifts[0], "hue_lift": lifts[1],
-            "saturation_r": _pearson(m, feats.saturation, v),
-            "hue_r": _pearson(m, feats.hue, v), "_label": label}
+    z = np.where(lifts[0] >= lifts[1], shuffle_z(m, feats.saturation, v),
+                 shuffle_z(m, feats.hue, v))
+    out = {"colour_score": score, "sat_lift": lifts[0], "hue_lift": lifts[1], "colour_z": z,
+           "saturation_r": _pearson(m, feats.saturation, v),
+           "hue_r": _pearson(m, feats.hue, v)}
+    out["_label"] = colour_labels(out)
+    return out
 
 
 def range_scores(distance: np.ndarray, entropy: np.ndarray, layout: TokenLayout,
@@ -235,11 +426,9 @@ def range_scores(distance: np.ndarray, entropy: np.ndarray, layout: TokenLayout,
     ent = np.asarray(entropy, np.float64)
     d_uniform = float(patch_distances(layout.grid, tuple(patch_size)).double().mean())
     ratio = d / max(d_uniform, 1e-12)
-    label = np.where(ent >= UNIFORM_ENTROPY, "uniform",
-                     np.where(ratio <= LOCAL_RATIO, "local",
-                              np.where(ratio >= GLOBAL_RATIO, "global", "mid"))
-                     ).astype(object)
-    return {"distance_px": d, "distance_ratio": ratio, "row_entropy": ent, "_label": label}
+    out = {"distance_px": d, "distance_ratio": ratio, "row_entropy": ent}
+    out["_label"] = range_labels(out)
+    return out
 
 
 def score_heads(
@@ -275,4 +464,23 @@ def score_heads(
     scores["entropy"] = map_entropy(maps)
     if prefix_share is not None:
         scores["prefix_share"] = np.asarray(prefix_share, np.float64)
-    return HeadTable(scores, labels, dict(meta or {}))
+        labels["fg_bg"] = fg_labels(scores)  # sink heads
+    meta = dict(meta or {})
+    meta["feature_r"] = feature_correlations(cover, feats)
+    return HeadTable(scores, labels, meta)
+
+
+def feature_correlations(cover: np.ndarray, feats: PatchFeatures) -> dict[str, float]:
+    """Pearson r over the valid patches between every two content features ("cover|colour":
+    mask coverage vs colour, colour being the larger |r| of saturation and hue), both
+    orders; 0 where a feature is constant. :meth:`HeadTable.confounded` reads them."""
+    v = feats.valid
+    named = {"cover": [cover], "contour": [feats.contour], "texture": [feats.texture],
+             "colour": [feats.saturation, feats.hue]}
+    out: dict[str, float] = {}
+    for a, fa in named.items():
+        for b, fb in named.items():
+            if a != b:
+                rs = [float(_pearson(x[None], y, v)[0]) for x in fa for y in fb]
+                out[f"{a}|{b}"] = max(rs, key=abs)
+    return out

@@ -1,7 +1,9 @@
 """Folder head profiles: aggregate per-image head tables into one view of the data set.
 
-"Head 5.3 is a foreground head on 87% of 400 images": for each head, the frequency of
-every label, the mean and spread of every score, and the number of images.
+"Head 5.3 is a foreground head on 87% of 400 images (95% lower bound 83%)": for each
+head, the frequency of every label, the mean and spread of every score, the number of
+images, and how sure the majority group is (:func:`wilson_lower`). This profile, not one
+image's table, is the grouping result: one image's labels can be marginal.
 """
 
 from __future__ import annotations
@@ -15,6 +17,21 @@ import numpy as np
 
 from vitexplorer.core.constants import AXES, NULL_SET
 from vitexplorer.core.heads import HeadTable
+
+#: z of the two-sided 95% interval; a group is confident when its lower bound passes 1/2
+Z95 = 1.959964
+
+
+def wilson_lower(share: np.ndarray, n: int, z: float = Z95) -> np.ndarray:
+    """Lower end of the Wilson score interval of a proportion ``share`` of ``n`` images
+    (Wilson 1927): ``(p + z^2/2n - z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``. Unlike
+    ``p - z sqrt(p(1-p)/n)`` it stays in [0, 1] and does not collapse at p = 1 (10 of 10
+    images: 0.72, not 1)."""
+    p = np.asarray(share, np.float64)
+    den = 1 + z * z / n
+    centre = p + z * z / (2 * n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / den
 
 
 @dataclass
@@ -52,18 +69,31 @@ class HeadProfile:
                 out[li, h] = best
         return out
 
+    def group_share(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per head: the majority group, the share of images with that label (0 for
+        "none") and its confidence, the Wilson 95% lower bound on that share; a group is
+        confident (stable over images drawn like these) when the bound exceeds 1/2."""
+        groups = self.majority_group()
+        share = np.zeros(groups.shape)
+        for idx, g in np.ndenumerate(groups):
+            axis = next((a for a in AXES if g in self.label_freq[a]), None)
+            if g != "none" and axis is not None:
+                share[idx] = self.label_freq[axis][g][idx]
+        return groups, share, np.where(share > 0, wilson_lower(share, self.n_images), 0.0)
+
     def describe(self, layer: int, head: int) -> str:
-        g = self.majority_group()[layer, head]
+        groups, share, low = self.group_share()
+        g = groups[layer, head]
         if g == "none":
             return f"head {layer}.{head} has no majority group on {self.n_images} images"
-        axis = next(a for a in AXES if g in self.label_freq[a])
-        share = self.label_freq[axis][g][layer, head]
-        return f"head {layer}.{head} is a {g} head on {share:.0%} of {self.n_images} images"
+        sure = "" if low[layer, head] > 0.5 else ", not confident"
+        return (f"head {layer}.{head} is a {g} head on {share[layer, head]:.0%} of "
+                f"{self.n_images} images (95% lower bound {low[layer, head]:.0%}{sure})")
 
     def to_csv(self) -> str:
         n_l, n_h = self.shape
-        groups = self.majority_group()
-        header = ["layer", "head", "n_images", "group"]
+        groups, share, low = self.group_share()
+        header = ["layer", "head", "n_images", "group", "group_share", "group_confidence"]
         for axis in AXES:
             header += [f"{axis}:{label}" for label in self.label_freq[axis]]
         header += [f"{k}_mean" for k in self.mean] + [f"{k}_std" for k in self.std]
@@ -72,7 +102,8 @@ class HeadProfile:
         w.writerow(header)
         for li in range(n_l):
             for h in range(n_h):
-                row = [li, h, self.n_images, groups[li, h]]
+                row = [li, h, self.n_images, groups[li, h], f"{share[li, h]:.4f}",
+                       f"{low[li, h]:.4f}"]
                 for axis in AXES:
                     row += [f"{v[li, h]:.4f}" for v in self.label_freq[axis].values()]
                 row += [f"{v[li, h]:.6g}" for v in self.mean.values()]

@@ -24,7 +24,7 @@ ROLE_CELLS = Qt.ItemDataRole.UserRole
 #: the score behind each group (core.heads.HeadTable.strength divides it by its threshold)
 GROUP_SCORES = {"foreground": "fg_score", "background": "fg_score", "edge": "edge_lift",
                 "texture": "texture_share", "colour": "colour_score",
-                "local": "distance_ratio", "global": "distance_ratio"}
+                "local": "distance_ratio", "global": "distance_ratio", "sink": "prefix_share"}
 
 
 def describe_head(groups: HeadGroups, layer: int, head: int) -> str:

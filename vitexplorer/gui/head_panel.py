@@ -68,7 +68,14 @@ class HeadPanel(QWidget):
         labels = " · ".join(str(table.labels[a][layer, head]) for a in AXES)
         rows = [("group", f"<b style='color:{GROUP_COLOURS[group]}'>{group}</b>"),
                 ("labels", labels)]
-        names = {"fg_score": "fg score [-1, 1]", "fg_jaccard": "Jaccard (mask, 60% region)",
+        confounded = table.confounded(group, layer, head)
+        if confounded:
+            rows.append(("same mass as", ", ".join(confounded)))
+        marginal = str(table.marginal()[layer, head])
+        if marginal:
+            rows.append(("marginal", f"<i>{marginal.replace(';', ', ')}</i> (near a threshold)"))
+        names = {"fg_score": "fg score (density ratio) [-1, 1]", "fg_auc": "fg AUC",
+                 "fg_jaccard": "Jaccard (mask, 60% region)", "prefix_share": "prefix share",
                  "edge_lift": "edge lift", "texture_share": "texture share",
                  "colour_score": "colour lift", "distance_px": "mean distance (px)",
                  "distance_ratio": "distance / uniform", "row_entropy": "row entropy",
