@@ -407,7 +407,7 @@ def test_groups_panel_filters_sorts_and_scores(qtbot, window, chelsea):
     assert "ablation" in window.head_panel.scores.text()
     with qtbot.waitSignal(window.rendered, timeout=60000):
         gp.mask.setCurrentIndex(1)
-    assert window.state.mask == "grabcut"
+    assert window.state.mask == "grabcut" and "grabcut" in gp.scored_with.text()
     table = window.state.a.head_groups.table
     assert window.state.a.head_groups.mask == "grabcut" and table.meta["mask"] == "grabcut"
     np.testing.assert_array_equal(table.scores["fg_score"],
@@ -448,6 +448,11 @@ def test_batch_dialog_runs_the_core_runner(qtbot, window, tmp_path):
     assert (out / "coins.png__head_L2_H0.png").exists()
     record = json.loads((base / "photos_vitexplorer" / "run.json").read_text())
     assert (record["options"]["cmap"], record["options"]["opacity"]) == ("magma", 0.4)
+    dlg.output.setText(str(tmp_path / "second"))
+    dlg.start()  # a new run starts without the previous run's preview and count
+    assert dlg.profile.pixmap().isNull() and not dlg.open_button.isEnabled()
+    assert dlg.progress.maximum() == 0
+    qtbot.waitUntil(lambda: dlg.open_button.isEnabled(), timeout=120000)
 
 
 def test_batch_dialog_suggests_an_output_for_the_input_until_one_is_chosen(qtbot, window,

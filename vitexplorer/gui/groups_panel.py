@@ -77,6 +77,9 @@ class GroupsPanel(QWidget):
         form.addRow("Foreground", self.mask)
         form.addRow("Sort grid", self.sort)
         lay.addLayout(form)
+        self.scored_with = QLabel()
+        self.scored_with.setWordWrap(True)
+        lay.addWidget(self.scored_with)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Group", "Heads"])
         self.tree.setRootIsDecorated(True)
@@ -145,6 +148,8 @@ class GroupsPanel(QWidget):
         """Fill the list from the head groups of the analysis shown."""
         self.tree.clear()
         table = groups.table
+        self.scored_with.setText(f"Scores computed with the foreground mask "
+                                 f"<b>{groups.mask}</b>")
         by_group: dict[str, list[tuple[int, int]]] = {}
         names = table.groups()
         n_l, n_h = table.shape
