@@ -192,16 +192,17 @@ class ControlsPanel(QWidget):
         self._quiet = True
         self.layer.setRange(0, max(0, a.num_layers - 1))
         self.head.setRange(0, max(0, a.num_heads - 1))
-        n = int(a.logits.numel())
-        self._names = [a.class_name(i) for i in range(n)]
-        self._probs = [p for _i, _n, p in sorted(a.top_k(n))] if n else []
+        names = [a.class_name(i) for i in range(int(a.logits.numel()))]
+        self._probs = a.logits.softmax(-1).tolist() if names else []
+        if names != self._names:  # a new model: a new completer (1000 names)
+            self._names = names
+            completer = QCompleter([f"{i}: {n}" for i, n in enumerate(names)], self)
+            completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+            completer.setFilterMode(Qt.MatchFlag.MatchContains)
+            self.target.setCompleter(completer)
         self.target.clear()
         for idx, _name, _p in a.top_k(5):
             self._add_class(idx)
-        completer = QCompleter([f"{i}: {name}" for i, name in enumerate(self._names)], self)
-        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        completer.setFilterMode(Qt.MatchFlag.MatchContains)
-        self.target.setCompleter(completer)
         self._quiet = False
         self._pull(frozenset())
 

@@ -27,10 +27,11 @@ GROUP_SCORES = {"foreground": "fg_score", "background": "fg_score", "edge": "edg
                 "local": "distance_ratio", "global": "distance_ratio", "sink": "prefix_share"}
 
 
-def describe_head(groups: HeadGroups, layer: int, head: int) -> str:
-    """One line: the head's group and the score that put it there, its cluster, importance."""
+def describe_head(groups: HeadGroups, layer: int, head: int, group: str | None = None) -> str:
+    """One line: the head's group and the score that put it there, its cluster, importance.
+    ``group``: the head's group when the caller has it (``table.groups()``) already."""
     table = groups.table
-    group = table.group(layer, head)
+    group = group or table.group(layer, head)
     parts = [f"group: {group}"]
     key = GROUP_SCORES.get(group)
     if key is not None:
@@ -173,17 +174,26 @@ class GroupsPanel(QWidget):
                     f"{table.strength(group, li, h):.2f}x threshold")
                 child = QTreeWidgetItem([f"head {li}.{h}", score])
                 child.setData(0, ROLE_CELLS, [(li, h)])
-                child.setToolTip(0, describe_head(groups, li, h))
                 item.addChild(child)
             self.tree.addTopLevelItem(item)
-        self.tree.expandAll()
-        for col in (0, 1):
-            self.tree.resizeColumnToContents(col)  # labels untruncated (the list scrolls)
-        self.tree.collapseAll()
+        self._fit_columns()
         self.figure.set_groups(groups)
         if self._dialog is not None and self._dialog.isVisible():
             self._dialog.view.set_groups(groups)
         self._show_ranking(groups)
+
+    def _fit_columns(self) -> None:
+        """Columns as wide as their longest text, collapsed rows included (labels never
+        truncated; the list scrolls sideways instead)."""
+        fm = self.tree.fontMetrics()
+        widths = [fm.horizontalAdvance(self.tree.headerItem().text(c)) for c in (0, 1)]
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            for item in [top] + [top.child(k) for k in range(top.childCount())]:
+                for c in (0, 1):
+                    widths[c] = max(widths[c], fm.horizontalAdvance(item.text(c)))
+        self.tree.setColumnWidth(0, widths[0] + 2 * self.tree.indentation() + 12)
+        self.tree.setColumnWidth(1, widths[1] + 12)
 
     def _show_ranking(self, groups: HeadGroups) -> None:
         """The importance list, for the class it was computed for (hidden before)."""
