@@ -63,6 +63,10 @@ def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None]) -> 
     co.add_argument("--size", type=int, default=64,
                     help="long side in pixels of the canvas the maps are compared on")
     co.add_argument("--format", default="png", choices=FORMATS)
+    co.add_argument("--tokens", action="store_true",
+                    help="also the artifact tokens of both models (Darcet et al. 2024; e.g. "
+                         "with against without registers): artifact_share_a/_b columns, "
+                         "high-norm tokens per block in the JSON")
     co.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 
@@ -100,7 +104,8 @@ def _compare(args: argparse.Namespace) -> int:
     for path, reason in errors:
         print(f"vitexplorer: skipped '{path}': {reason}", file=sys.stderr)
     a, b = (load_model(m, w, args.device, args.input_size) for m, w in specs)
-    comp = compare_models(a, b, [it.path for it in items], args.resize, max(8, args.size))
+    comp = compare_models(a, b, [it.path for it in items], args.resize, max(8, args.size),
+                          tokens=args.tokens)
     for path, reason in comp.skipped:
         print(f"vitexplorer: skipped '{path}': {reason}", file=sys.stderr)
     write_atomic(files["json"], comp.to_json())
@@ -108,6 +113,10 @@ def _compare(args: argparse.Namespace) -> int:
     save_figure(comparison_figure(comp, max(1, args.pairs)), files["figure"])
     print(f"A: {a.label}\nB: {b.label}\n{comp.n_images} images; fused rollouts: JS "
           f"{comp.rollout_distance:.3f}; {len(comp.matches)} matched heads")
+    for side, art in zip("AB", comp.artifacts, strict=True):
+        if art is not None:
+            per_block = ", ".join(f"{v:g}" for v in art["flagged_per_block"])
+            print(f"{side}: high-norm patch tokens per block (mean over images): {per_block}")
     for r in comp.rows()[: max(1, args.pairs)]:
         print(f"  A {r['layer_a']}.{r['head_a']} <-> B {r['layer_b']}.{r['head_b']}  "
               f"JS {r['js_distance']:.3f}  {r.get('group_a', '')} / {r.get('group_b', '')}")

@@ -51,10 +51,12 @@ def test_compare_command(tmp_path, images_dir, capsys):
     out = tmp_path / "cmp"
     rc = main(["compare", str(images_dir / "coins.png"), "-o", str(out), "--model",
                "vit_tiny_patch16_224", "--weights", "random", "--weights",
-               str(tmp_path / "other.safetensors"), "--pairs", "2", "--input-size", "64"])
+               str(tmp_path / "other.safetensors"), "--pairs", "2", "--input-size", "64",
+               "--tokens"])
     assert rc == 0
     shown = capsys.readouterr().out
     assert "36 matched heads" in shown and "other.safetensors" in shown
+    assert shown.count("high-norm patch tokens per block") == 2
     assert (out / "comparison.json").is_file() and (out / "matches.csv").is_file()
     assert (out / "comparison.png").read_bytes().startswith(b"\x89PNG")
     assert main(["compare", str(images_dir / "coins.png"), "-o", str(out), *TINY]) == 2

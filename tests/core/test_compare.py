@@ -97,3 +97,25 @@ def test_other_patch_size_and_outputs(tiny_loaded):
     assert comp.to_csv().count("\n") == 5
     fig = comparison_figure(comp, n_pairs=2, size=64)
     assert len(fig.axes) >= 9
+
+
+def test_artifact_tokens_in_compare_mode(tiny_loaded):
+    """B = A with two planted high-norm tokens after block 1 (a stand-in for a model without
+    registers): only B reports them, per block and per head."""
+    planted = copy.deepcopy(tiny_loaded.model)
+
+    def boost(_m, _a, y):
+        y = y.clone()
+        y[:, [3, 8]] *= 50.0
+        return y
+
+    planted.blocks[1].register_forward_hook(boost)
+    other = dataclasses.replace(tiny_loaded, model=planted)
+    comp = compare_models(tiny_loaded, other, IMAGES[:1], scores=False, tokens=True)
+    flagged_a, flagged_b = (art["flagged_per_block"] for art in comp.artifacts)
+    assert flagged_a.sum() == 0 and flagged_b[1] == 2
+    rows = comp.rows()
+    assert all(r["artifact_share_a"] == 0 for r in rows)
+    assert max(r["artifact_share_b"] for r in rows) > 0
+    data = json.loads(comp.to_json())
+    assert data["artifact_tokens_per_block"]["b"][1] == 2

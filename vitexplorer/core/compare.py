@@ -91,6 +91,8 @@ class Comparison:
     profiles: tuple[HeadProfile | None, HeadProfile | None] = (None, None)
     first: tuple[Analysis, Analysis] | None = field(default=None, repr=False)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image, reason)
+    #: per model, mean over images of "artifact_share" [L, H] and "flagged_per_block" [L]
+    artifacts: tuple[dict | None, dict | None] = (None, None)
 
     def match_of(self, model: int, layer: int, head: int) -> tuple[int, int, float] | None:
         """(layer, head, cost) of the head of the other model matched to (layer, head) of
@@ -110,6 +112,10 @@ class Comparison:
             (la, ha), (lb, hb) = self.cells[0][i], self.cells[1][j]
             row: dict = {"layer_a": la, "head_a": ha, "layer_b": lb, "head_b": hb,
                          "js_distance": float(self.cost[i, j])}
+            for side, art, (li, h) in (("a", self.artifacts[0], (la, ha)),
+                                       ("b", self.artifacts[1], (lb, hb))):
+                if art is not None:
+                    row[f"artifact_share_{side}"] = float(art["artifact_share"][li, h])
             for side, prof, (li, h) in (("a", self.profiles[0], (la, ha)),
                                         ("b", self.profiles[1], (lb, hb))):
                 if prof is None:
@@ -136,6 +142,10 @@ class Comparison:
                            "mean_match_cost": float(np.mean([self.cost[m]
                                                              for m in self.matches])),
                            "matches": self.rows(),
+                           "artifact_tokens_per_block": {
+                               side: None if art is None else
+                               art["flagged_per_block"].tolist()
+                               for side, art in zip("ab", self.artifacts, strict=True)},
                            "cells_a": self.cells[0], "cells_b": self.cells[1],
                            "cost": np.round(self.cost, 6).tolist()}, indent=1)
 
@@ -162,11 +172,13 @@ def pair_distributions(a: Analysis, b: Analysis, size: int
 def compare_models(
     a: LoadedModel, b: LoadedModel, images: Iterable[str | Path | np.ndarray],
     policy: str = "crop", size: int = 64, scores: bool = True,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: Callable[[], bool] | None = None, tokens: bool = False,
 ) -> Comparison:
     """Analyse every image with both models and pair their heads (module docstring).
-    ``scores`` also scores every head of both (the joined head tables). An image that
-    cannot be decoded is skipped and listed in ``skipped``."""
+    ``scores`` also scores every head of both (the joined head tables); ``tokens`` measures
+    both models' artifact tokens (:mod:`vitexplorer.core.tokens`; one more forward each),
+    e.g. a model with registers against one without. An image that cannot be decoded is
+    skipped and listed in ``skipped``."""
     skipped: list[tuple[str, str]] = []
 
     def pairs() -> Iterable[tuple[Analysis, Analysis]]:
@@ -182,7 +194,8 @@ def compare_models(
             yield analyze(a, rgb, policy, src), analyze(b, rgb, policy, src)
 
     try:
-        comp = compare_analyses(pairs(), size, scores, (a.label, b.label))
+        comp = compare_analyses(pairs(), size, scores, (a.label, b.label),
+                                (a.model, b.model) if tokens else None)
     except VitexplorerError as exc:
         if skipped and "no images" in str(exc):
             raise VitexplorerError(f"no images to compare ({len(skipped)} could not be "
@@ -193,11 +206,13 @@ def compare_models(
 
 
 def compare_analyses(pairs: Iterable[tuple[Analysis, Analysis]], size: int = 64,
-                     scores: bool = True, labels: tuple[str, str] | None = None
-                     ) -> Comparison:
+                     scores: bool = True, labels: tuple[str, str] | None = None,
+                     token_models: tuple | None = None) -> Comparison:
     """:func:`compare_models` of analyses already made: ``(A's, B's)`` of each image (the
-    GUI pairs the two slots' analyses of the image shown)."""
+    GUI pairs the two slots' analyses of the image shown). ``token_models`` (A's and B's
+    modules) adds their artifact tokens."""
     cost = None
+    arts: tuple[list, list] = ([], [])
     tables: tuple[list, list] = ([], [])
     rollout, sources = [], []
     first = None
@@ -210,6 +225,9 @@ def compare_analyses(pairs: Iterable[tuple[Analysis, Analysis]], size: int = 64,
         if scores:
             tables[0].append(xa.head_table())
             tables[1].append(xb.head_table())
+        if token_models is not None:
+            for out, model, x in zip(arts, token_models, (xa, xb), strict=True):
+                out.append(_artifacts(model, x))
         if first is None:
             first = (xa, xb)
         sources.append(xa.source)
@@ -222,6 +240,20 @@ def compare_analyses(pairs: Iterable[tuple[Analysis, Analysis]], size: int = 64,
     rows, cols = linear_sum_assignment(cost)
     profiles = (aggregate(tables[0]), aggregate(tables[1])) if scores else (None, None)
     labels = labels or (first[0].model_label, first[1].model_label)
+    artifacts = (None, None) if token_models is None else tuple(
+        {"artifact_share": np.mean([s for s, _ in got], 0),
+         "flagged_per_block": np.mean([f for _, f in got], 0)} for got in arts)
     return Comparison(labels, (head_cells(first[0]), head_cells(first[1])), cost,
                       [(int(i), int(j)) for i, j in zip(rows, cols, strict=True)], n,
-                      float(np.mean(rollout)), sources, profiles, first)
+                      float(np.mean(rollout)), sources, profiles, first,
+                      artifacts=artifacts)
+
+
+def _artifacts(model, x: Analysis) -> tuple[np.ndarray, np.ndarray]:
+    """``x``'s artifact share per head ``[L, H]`` and flagged patch tokens per block ``[L]``."""
+    from vitexplorer.core.tokens import absorbed_share, artifacts_of
+
+    device = next(model.parameters()).device
+    art = artifacts_of(model, x.model_input().to(device))
+    return (absorbed_share(x.rows.numpy(), art.attended(), x.layout),
+            art.flags.reshape(len(art.flags), -1).sum(-1).astype(float))
