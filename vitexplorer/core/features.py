@@ -51,6 +51,10 @@ OUTLINE_MIN_AREA = 150  # px at WORK_SIDE: smaller blobs of b are texture, not o
 OUTLINE_GAP = 7  # px: texture energy is measured this far from outlines (the DoG support)
 TEXTURE_SIGMAS = (0.7, 2.0, 4.0)  # two DoG octaves (px at WORK_SIDE)
 TEXTURE_LOW, TEXTURE_HIGH = 1.0, 2.5  # rms (grey levels) for texture 0 .. 1; sensor noise ~0.6
+MIN_AWAY_SHARE = 0.25  # texture only where this share of a token lies away from outlines
+SATURATED = 0.2  # HSV saturation above which a pixel has a hue worth counting
+HUE_BAND = 20.0  # degrees: width of the hue histogram's bins and the band around the dominant
+MIN_IMAGE_SHARE = 0.5  # a token at least this much on image pixels is valid (not padding)
 
 
 @dataclass
@@ -106,10 +110,10 @@ def patch_features(image: np.ndarray, geometry: Geometry,
 
     - contour_p: share of the token's pixels on outlines (:func:`outline_pixels`);
     - texture_p: DoG energy away from outlines (module docstring); 0 when less than a
-      quarter of the token is away from outlines;
-    - saturation_p: mean HSV saturation; hue_p: share of pixels with saturation > 0.2
-      whose hue lies within 20 degrees of the image's dominant hue (saturation-weighted
-      hue histogram).
+      quarter (MIN_AWAY_SHARE) of the token is away from outlines;
+    - saturation_p: mean HSV saturation; hue_p: share of pixels with saturation > SATURATED
+      whose hue lies within HUE_BAND degrees of the image's dominant hue (saturation-weighted
+      hue histogram of HUE_BAND-degree bins).
     """
     small, geom = working_copy(image, geometry)
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -122,15 +126,15 @@ def patch_features(image: np.ndarray, geometry: Geometry,
     rms = np.sqrt(np.maximum(token_means(energy * far, geom), 0.0)
                   / np.maximum(far_share, 1e-6))
     texture = np.clip((rms - TEXTURE_LOW) / (TEXTURE_HIGH - TEXTURE_LOW), 0.0, 1.0)
-    texture[far_share < 0.25] = 0.0
+    texture[far_share < MIN_AWAY_SHARE] = 0.0
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV_FULL).astype(np.float32)
     hue, sat = hsv[..., 0] * (360.0 / 256.0), hsv[..., 1] / 255.0
-    hist, _ = np.histogram(hue, bins=18, range=(0, 360), weights=sat)
-    dominant = (np.argmax(hist) + 0.5) * 20.0
+    hist, _ = np.histogram(hue, bins=round(360 / HUE_BAND), range=(0, 360), weights=sat)
+    dominant = (np.argmax(hist) + 0.5) * HUE_BAND
     diff = np.abs((hue - dominant + 180.0) % 360.0 - 180.0)
-    in_hue = ((diff <= 20.0) & (sat > 0.2)).astype(np.float32)
+    in_hue = ((diff <= HUE_BAND) & (sat > SATURATED)).astype(np.float32)
     if valid is None:
-        valid = token_means(np.ones(small.shape[:2], np.float32), geom) >= 0.5
+        valid = token_means(np.ones(small.shape[:2], np.float32), geom) >= MIN_IMAGE_SHARE
     f32 = np.float32
     return PatchFeatures(token_means(outline.astype(f32), geom).astype(f32),
                          (texture * valid).astype(f32), token_means(sat, geom).astype(f32),

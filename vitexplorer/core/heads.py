@@ -48,7 +48,7 @@ TEXTURE_MIN_LIFT = 1.1  # ... at least 1.1x a uniform map's share ...
 TEXTURE_MAX_EDGE_LIFT = 1.0  # ... with less mass on outlines than a uniform map
 COLOUR_LIFT = 1.5  # mass on saturated / dominant-hue pixels at least 1.5x a uniform map's
 LOCAL_RATIO = 0.5  # mean attention distance <= half of the uniform head's
-GLOBAL_RATIO = 0.85
+GLOBAL_RATIO = 0.85  # ... >= 85% of the uniform head's: reaches about as far as looking everywhere
 UNIFORM_ENTROPY = 0.95  # mean normalised row entropy >= 0.95: attends everywhere alike
 MARGIN = 0.15  # a label is marginal when a score within 15% of its threshold flips it
 CONFOUND_R = 0.6  # two axes' per-patch features correlate this much: they share the mass
