@@ -466,7 +466,7 @@ def test_batch_dialog_suggests_an_output_for_the_input_until_one_is_chosen(qtbot
     dlg.add_input(str(tmp_path / "cats"))
     assert dlg.output.text() == str(DEFAULT_OUTPUT_BASE / "cats_vitexplorer")
     dlg.inputs.item(0).setSelected(True)
-    dlg._remove()
+    dlg.remove_selected()
     dlg.add_input(str(tmp_path / "dogs"))
     assert dlg.output.text() == str(DEFAULT_OUTPUT_BASE / "dogs_vitexplorer")
     qtbot.keyClicks(dlg.output, "x")

@@ -42,6 +42,6 @@ def test_planted_artifacts_in_the_panel(qtbot, window, chelsea):
     share = absorbed_share(a.rows.numpy(), keys, a.layout)[2, 1]
     assert "Block 2 reads 2 of them" in text
     assert f"head 2.1 puts {share:.1%} of its map" in text
-    assert not window.tokens_panel.masked._pix.isNull()
+    assert not window.tokens_panel.masked.pixmap().isNull()
     window.state.select_head(0, 0)
     assert "Block 0 reads the patch embeddings" in window.tokens_panel.text.text()

@@ -77,7 +77,7 @@ class BatchDialog(QDialog):
         self.inputs.setToolTip("Image files and folders (folders are searched recursively)")
         row = QHBoxLayout()
         for text, slot in (("Add folder…", self._add_folder), ("Add files…", self._add_files),
-                           ("Remove", self._remove)):
+                           ("Remove", self.remove_selected)):
             b = QPushButton(text)
             b.clicked.connect(slot)
             row.addWidget(b)
@@ -180,7 +180,7 @@ class BatchDialog(QDialog):
         for f in files:
             self.add_input(f)
 
-    def _remove(self) -> None:
+    def remove_selected(self) -> None:
         for item in self.inputs.selectedItems():
             self.inputs.takeItem(self.inputs.row(item))
         self._suggest_output()
