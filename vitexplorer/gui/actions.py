@@ -67,6 +67,8 @@ def build_actions(w: MainWindow) -> dict:
     act("export", "&Export Figure…", lambda: _export(w), "Ctrl+E", sp.SP_DialogSaveButton)
     act("copy", "&Copy View", w.copy_view, "Ctrl+Shift+C")
     act("batch", "&Batch Process…", lambda: _batch(w), "Ctrl+B", sp.SP_FileDialogListView)
+    act("evaluate", "E&valuate Maps over Folder…", lambda: _evaluate(w),
+        tip="Mask agreement (DINO Jaccard) and faithfulness curves of the first model's maps")
     act("quit", "&Quit", w.close, QKeySequence.StandardKey.Quit)
     act("choose_model", "&Choose Model…", lambda: _choose_model(w), "Ctrl+M",
         sp.SP_ComputerIcon)
@@ -105,6 +107,7 @@ def build_actions(w: MainWindow) -> dict:
     m.addAction(acts["export"])
     m.addAction(acts["copy"])
     m.addAction(acts["batch"])
+    m.addAction(acts["evaluate"])
     m.addSeparator()
     m.addAction(acts["quit"])
     m = mb.addMenu("&Model")
@@ -198,6 +201,15 @@ def _export(w: MainWindow) -> None:
         w.settings.set("files/export_dir", str(Path(dlg.target()).parent))
         w.export(dlg.kind(), dlg.target(), dlg.figure_options())
     dlg.deleteLater()
+
+
+def _evaluate(w: MainWindow) -> None:
+    from vitexplorer.gui.evaluate_dialog import EvaluateDialog
+
+    if w.state.a.loaded is None:
+        w.message("Load a model first.")
+        return
+    EvaluateDialog(w.state.a.loaded, w.tasks, w).open()
 
 
 def _batch(w: MainWindow) -> None:
