@@ -619,6 +619,18 @@ def test_head_importance_counts_heads_ranks_them_and_names_the_class(qtbot, wind
     gp.ranking.sortByColumn(2, Qt.SortOrder.AscendingOrder)
     kls = [float(gp.ranking.topLevelItem(i).text(2)) for i in range(9)]
     assert kls == sorted(kls)
+    assert window.grid.heat_colour(0, 0) is None, "thumbnails until the heatmap is asked for"
+    gp.heatmap.setChecked(True)
+    assert window.state.importance_heatmap
+    drop = table.scores["logprob_drop"]
+    top = np.unravel_index(np.argmax(drop), drop.shape)
+    low = np.unravel_index(np.argmin(np.clip(drop, 0, None)), drop.shape)
+    from vitexplorer.core.render import colormap_lut
+
+    lut = colormap_lut("inferno")
+    assert window.grid.heat_colour(*top).getRgb()[:3] == tuple(lut[255])
+    expected = lut[round(255 * max(drop[low], 0) / drop.max())]
+    assert window.grid.heat_colour(*low).getRgb()[:3] == tuple(expected)
     best = gp.ranking.topLevelItem(0)
     gp.ranking.itemDoubleClicked.emit(best, 0)
     assert f"{window.state.layer}.{window.state.head}" == best.text(0)

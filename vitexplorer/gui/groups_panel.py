@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QLabel,
@@ -99,7 +100,11 @@ class GroupsPanel(QWidget):
         self.ranking.setSortingEnabled(True)
         self.ranking.setToolTip("Heads by the change of the prediction when each is removed "
                                 "(click a column to sort, double-click to select the head)")
-        for w in (self.importance_title, self.ranking):
+        self.heatmap = QCheckBox("Show importance as a heatmap on the grid")
+        self.heatmap.setToolTip("Colour each head-grid cell by its log-p drop (inferno: "
+                                "black = none, yellow = the largest)")
+        self.heatmap.toggled.connect(lambda on: state.update(importance_heatmap=on))
+        for w in (self.importance_title, self.heatmap, self.ranking):
             w.hide()
             lay.addWidget(w)
         self.figure = SimilarityView()
@@ -144,6 +149,8 @@ class GroupsPanel(QWidget):
             self.mask.setCurrentIndex(max(0, self.mask.findData(self.state.mask)))
         if "sort_by_cluster" in names:
             self.sort.setCurrentIndex(int(self.state.sort_by_cluster))
+        if "importance_heatmap" in names:
+            self.heatmap.setChecked(self.state.importance_heatmap)
 
     def set_groups(self, groups: HeadGroups) -> None:
         """Fill the list from the head groups of the analysis shown."""
@@ -199,8 +206,8 @@ class GroupsPanel(QWidget):
         """The importance list, for the class it was computed for (hidden before)."""
         table = groups.table
         shown = "logprob_drop" in table.scores
-        self.importance_title.setVisible(shown)
-        self.ranking.setVisible(shown)
+        for w in (self.importance_title, self.heatmap, self.ranking):
+            w.setVisible(shown)
         if not shown:
             return
         self.importance_title.setText(f"<b>Head importance</b> for the class "

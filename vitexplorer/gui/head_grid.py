@@ -36,6 +36,7 @@ class HeadGrid(QWidget):
         self._clusters: list[int] | None = None  # cluster id of each cell in that order
         self._visible: set[tuple[int, int]] | None = None
         self._heat: np.ndarray | None = None  # [L, H] in [0, 1], drawn over the thumbnails
+        self._heat_cells = False  # True: each cell is the heat's colour (a heatmap)
         self._cur = (0, 0)
         self._cell = QSize(48, 48)
 
@@ -69,6 +70,20 @@ class HeadGrid(QWidget):
         """A score per head in [0, 1] drawn as a bar under each thumbnail (None: off)."""
         self._heat = None if values is None else np.asarray(values, float)
         self.update()
+
+    def show_heatmap(self, on: bool) -> None:
+        """Draw the heat as a heatmap (cells coloured by it, inferno) instead of thumbnails."""
+        self._heat_cells = on
+        self.update()
+
+    def heat_colour(self, layer: int, head: int) -> QColor | None:
+        """The colour a cell is painted in heatmap mode (None when the thumbnail shows)."""
+        if not (self._heat_cells and self._heat is not None):
+            return None
+        from vitexplorer.core.render import colormap_lut
+
+        v = float(np.clip(self._heat[layer, head], 0, 1))
+        return QColor(*(int(c) for c in colormap_lut("inferno")[round(255 * v)]))
 
     def set_current(self, layer: int, head: int) -> None:
         self._cur = (layer, head)
@@ -179,9 +194,13 @@ class HeadGrid(QWidget):
                            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
                            f"L{li}")
             p.setOpacity(0.18 if self.is_dimmed(li, h) else 1.0)
-            p.drawPixmap(r, self._pix[li][h])
+            heat = self.heat_colour(li, h)
+            if heat is None:
+                p.drawPixmap(r, self._pix[li][h])
+            else:
+                p.fillRect(r, heat)
             p.setOpacity(1.0)
-            if self._heat is not None:
+            if self._heat is not None and heat is None:
                 v = float(np.clip(self._heat[li, h], 0, 1))
                 bar = QRect(r.x(), r.bottom() - 4, max(1, round(r.width() * v)), 5)
                 p.fillRect(QRect(r.x(), r.bottom() - 4, r.width(), 5), QColor(0, 0, 0, 150))

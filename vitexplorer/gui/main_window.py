@@ -330,6 +330,8 @@ class MainWindow(TransferMixin, QMainWindow):
             self.grid.set_filter(s.selection)
         if "sort_by_cluster" in names:
             self._order_grid()
+        if "importance_heatmap" in names:
+            self.grid.show_heatmap(s.importance_heatmap)
 
     def _show_groups(self, groups: HeadGroups) -> None:
         """Frames, tooltips, importance bars and grid order for a new head table."""

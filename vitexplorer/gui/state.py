@@ -76,6 +76,7 @@ STATE_FIELDS: dict[str, Any] = {
     "selection": None,  # frozenset of (layer, head) the grid highlights, or None for all
     "mask": "rollout",  # foreground used by the head scores: rollout or grabcut
     "sort_by_cluster": False,  # head grid order: by layer, or by similarity cluster
+    "importance_heatmap": False,  # the grid shows head importance as a heatmap
     "policy": "crop",  # how the image is fitted to the model's input (a new forward)
     "input_size": None,  # pixels per side the models are built for; None: their default
 }
