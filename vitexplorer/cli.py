@@ -24,6 +24,44 @@ from vitexplorer.core.constants import (
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
+def _fraction(text: str, upper_open: bool = False) -> float:
+    """argparse type: a number in [0, 1] (or [0, 1) when ``upper_open``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    ok = 0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0
+    if not ok:  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(f"{text} is out of range "
+                                         f"({'[0, 1)' if upper_open else '[0, 1]'})")
+    return value
+
+
+def _discard(text: str) -> float:
+    return _fraction(text, upper_open=True)
+
+
+def _at_least_one(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _device(text: str) -> str:
+    """argparse type: cpu, cuda, cuda:N, mps or auto (checked for presence when loading)."""
+    import re
+
+    if not re.fullmatch(r"cpu|auto|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a device (cpu, cuda, cuda:N, mps "
+                                         "or auto)")
+    return text
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     from vitexplorer.core.images import RESIZE_POLICIES
 
@@ -32,7 +70,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="pretrained",
                    help="'pretrained' (hub/cache), 'random' (demo) or a local "
                         ".safetensors/.pth/.pt/.bin file")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
+    p.add_argument("--device", default="cpu", type=_device,
+                   help="cpu (default), cuda, mps or auto")
     p.add_argument("--resize", default="crop",
                    choices=RESIZE_POLICIES,
                    help="how the image is fitted to the model (default: the model's own "
@@ -103,8 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--class", dest="target", type=int, default=None,
                     help="target class for grad-rollout/relevance (default: top-1)")
     ex.add_argument("--fusion", default="mean", choices=FUSIONS)
-    ex.add_argument("--discard", type=float, default=0.0, help="rollout discard ratio [0, 1)")
-    ex.add_argument("--opacity", type=float, default=DEFAULT_OPACITY)
+    ex.add_argument("--discard", type=_discard, default=0.0,
+                    help="rollout discard ratio [0, 1)")
+    ex.add_argument("--opacity", type=_fraction, default=DEFAULT_OPACITY,
+                    help="overlay opacity [0, 1]")
     ex.add_argument("--scaling", default="minmax", choices=SCALINGS)
     ex.add_argument("--no-contour", action="store_true", help="hide the 60%%-mass contour")
     ex.add_argument("--format", default=None, choices=FORMATS)
@@ -154,15 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--decorate", action="store_true", help="overlays as figures with a "
                     "colour bar and caption (default: the bare overlay; random weights are "
                     "marked either way)")
-    ba.add_argument("--batch-size", type=int, default=8)
-    ba.add_argument("--workers", type=int, default=2, help="decoding threads")
+    ba.add_argument("--batch-size", type=_at_least_one, default=8)
+    ba.add_argument("--workers", type=_at_least_one, default=2, help="decoding threads")
     ba.add_argument("--masks", type=Path, help="folder of foreground masks (same stem)")
     ba.add_argument("--mask-mode", default="rollout", choices=MASK_MODES)
     ba.add_argument("--no-scores", action="store_true",
                     help="skip the per-image head table (faster; no folder head profile)")
     ba.add_argument("--resume", action="store_true", help="continue a run: skip finished "
                     "images")
-    ba.add_argument("--overwrite", action="store_true", help="replace existing results")
+    ba.add_argument("--overwrite", action="store_true",
+                    help="replace existing results; in a folder of a run made with other "
+                         "options or weights, first delete everything that run wrote")
     ba.add_argument("--shard", default="1/1", help="K/N: process the K-th of N shares")
     ba.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -206,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in (None, "gui"):
         return _gui(getattr(args, "path", None), getattr(args, "model", None),
                     getattr(args, "weights", None))
-    from vitexplorer.core.errors import VitexplorerError
+    from vitexplorer.core.errors import UsageError, VitexplorerError
 
     try:
         if args.command == "export":
@@ -223,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             from vitexplorer import cli_science
 
             return cli_science.run(args)
+    except UsageError as exc:
+        print(f"vitexplorer: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except VitexplorerError as exc:
         print(f"vitexplorer: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -243,36 +289,69 @@ def _gui(path: str | None, model: str | None, weights: str | None) -> int:
     return run(path=path, model=model, weights=weights)
 
 
-def _export(args: argparse.Namespace) -> int:
-    from vitexplorer.core.analysis import analyze
-    from vitexplorer.core.figures import grid_figure, overlay_figure, save_figure
+def _figure_format(path: Path, fmt: str | None, option: str) -> str:
+    """The figure format of ``path``: its suffix, which must agree with ``fmt`` if given."""
+    from vitexplorer.core.errors import UsageError
+
+    suffix = path.suffix.lstrip(".").lower()
+    if fmt is not None and suffix != fmt:
+        raise UsageError(f"{option} '{path}' does not end in .{fmt} as --format {fmt} "
+                         f"writes; name it '{path.with_suffix('.' + fmt).name}'")
+    if suffix not in FORMATS:
+        raise UsageError(f"{option} '{path}': unknown figure format '.{suffix}' "
+                         f"(name it .png, .svg or .pdf)")
+    return suffix
+
+
+def _load_checked(args: argparse.Namespace, inputs: list[Path]):
+    """Check the inputs exist, then load the model (built for ``--resize native`` when
+    asked) and check the policy against it."""
+    from vitexplorer.core.checks import check_resize
+    from vitexplorer.core.errors import UsageError
     from vitexplorer.core.models import load_model
 
-    fmt = args.format or (args.output.suffix.lstrip(".").lower() if args.output else "png")
-    if fmt not in FORMATS:
-        print(f"vitexplorer: unknown output format '{fmt}' (png, svg or pdf)", file=sys.stderr)
-        return EXIT_USAGE
+    for p in inputs:
+        if not p.exists():
+            raise UsageError(f"'{p}' does not exist")
+    extra = {"dynamic_img_size": True} if args.resize == "native" else {}
+    loaded = load_model(args.model, args.weights, args.device, args.input_size, **extra)
+    check_resize(args.resize, loaded)
+    return loaded
+
+
+def _export(args: argparse.Namespace) -> int:
+    from vitexplorer.core.analysis import analyze
+    from vitexplorer.core.checks import check_class, check_index
+    from vitexplorer.core.figures import grid_figure, overlay_figure, save_figure
+    from vitexplorer.core.files import check_output_file
+
+    if args.output is None:
+        fmt = args.format or "png"
+        out = Path(f"{args.image.stem}_{args.method}.{fmt}")
+    else:
+        out = args.output
+        fmt = _figure_format(out, args.format, "-o")
     try:
         options = _figure_options(args)
     except ValueError as exc:
         print(f"vitexplorer: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    out = args.output or Path(f"{args.image.stem}_{args.method}.{fmt}")
-    if out.exists() and not args.force:
-        print(f"vitexplorer: '{out}' exists; use --force to overwrite", file=sys.stderr)
-        return EXIT_ERROR
-    loaded = load_model(args.model, args.weights, args.device, args.input_size)
+    check_output_file(out, [args.image], args.force)
+    loaded = _load_checked(args, [args.image])
+    blocks = loaded.model.blocks
+    layer = check_index(args.layer, len(blocks), "--layer", "blocks")
+    head = check_index(args.head, blocks[0].attn.num_heads, "--head", "heads")
+    target = check_class(args.target, loaded)
     analysis = analyze(loaded, args.image, args.resize)
-    target = args.target
     if args.method in ("grad-rollout", "relevance"):
         target = analysis.ensure_gradients(target)
     contour = None if args.no_contour else MASS_SHARE
     if args.grid:
-        fig = grid_figure(analysis, args.method, None if args.grid == "all" else args.layer,
+        fig = grid_figure(analysis, args.method, None if args.grid == "all" else layer,
                           None, args.opacity, args.scaling, args.fusion, args.discard,
                           contour=contour, options=options)
     else:
-        fig = overlay_figure(analysis, args.method, args.layer, args.head, target, None,
+        fig = overlay_figure(analysis, args.method, layer, head, target, None,
                              args.opacity, args.scaling, contour, args.fusion, args.discard,
                              options=options)
     save_figure(fig, out, fmt)
@@ -306,12 +385,12 @@ TABLE_COLUMNS = ("fg_score", "fg_jaccard", "edge_lift", "texture_share", "colour
 def _heads(args: argparse.Namespace) -> int:
 
     from vitexplorer.core.analysis import analyze
+    from vitexplorer.core.errors import UsageError
     from vitexplorer.core.figures import group_grid_figure, save_figure, similarity_figure
-    from vitexplorer.core.files import write_atomic
+    from vitexplorer.core.files import check_output_file, same_file, write_atomic
     from vitexplorer.core.images import load_image
     from vitexplorer.core.importance import head_importance
     from vitexplorer.core.masks import find_mask_file, load_mask
-    from vitexplorer.core.models import load_model
     from vitexplorer.core.relations import cluster_heads, layer_divergence
 
     try:
@@ -321,19 +400,23 @@ def _heads(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     outputs = [p for p in (args.json, args.csv, args.figure) if p is not None]
     if args.figure is not None:
+        _figure_format(args.figure, None, "--figure")
         if args.tokens:
             outputs.insert(0, args.figure.with_name(f"{args.figure.stem}_tokens"
                                                     f"{args.figure.suffix}"))
         outputs.append(args.figure.with_name(f"{args.figure.stem}_similarity"
                                              f"{args.figure.suffix}"))
-    clash = [p for p in outputs if p.exists()]
-    if clash and not args.force:
-        print(f"vitexplorer: '{clash[0]}' exists; use --force to overwrite", file=sys.stderr)
-        return EXIT_ERROR
-    loaded = load_model(args.model, args.weights, args.device, args.input_size)
+    if args.mask is not None and not args.mask.is_file():
+        raise UsageError(f"--mask '{args.mask}' is not a file")
+    mask_path = args.mask or find_mask_file(args.image)
+    inputs = [args.image, *([mask_path] if mask_path else [])]
+    for i, p in enumerate(outputs):
+        if any(same_file(p, q) for q in outputs[:i]):
+            raise UsageError(f"'{p}' is named for two outputs; give each its own name")
+        check_output_file(p, inputs, args.force)
+    loaded = _load_checked(args, [args.image])
     image = load_image(args.image)
     analysis = analyze(loaded, image, args.resize, source=str(args.image))
-    mask_path = args.mask or find_mask_file(args.image)
     mask = load_mask(mask_path, image.shape[:2]) if mask_path else None
     table = analysis.head_table(args.mask_mode, mask, str(mask_path) if mask_path else None)
     if args.importance:
@@ -384,10 +467,11 @@ def _batch(args: argparse.Namespace) -> int:
         BATCH_METHODS,
         OUTPUTS,
         batch_options,
+        check_inputs,
         check_output,
         run_batch,
     )
-    from vitexplorer.core.models import load_model
+    from vitexplorer.core.errors import UsageError
 
     methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
     bad = [m for m in methods if m not in BATCH_METHODS]
@@ -412,13 +496,16 @@ def _batch(args: argparse.Namespace) -> int:
         print("vitexplorer: --overlay-size takes 'full' or a positive number of pixels",
               file=sys.stderr)
         return EXIT_USAGE
+    if args.masks is not None and not args.masks.is_dir():
+        raise UsageError(f"--masks '{args.masks}' is not a folder")
+    check_inputs(args.inputs, args.output)  # outputs never land among the inputs
     check_output(args.output)  # a read-only output fails here, before the model loads
-    loaded = load_model(args.model, args.weights, args.device, args.input_size)
+    loaded = _load_checked(args, [])
     try:
         opts = batch_options(
             loaded, methods, args.layers, args.heads, outputs, ("--layers", "--heads"),
             format=args.format, overlay_size=overlay_size, input_size=args.input_size,
-            batch_size=max(1, args.batch_size), workers=max(1, args.workers),
+            batch_size=args.batch_size, workers=args.workers,
             resize=args.resize, masks=str(args.masks) if args.masks else None,
             mask_mode=args.mask_mode, scores=not args.no_scores, shard=(k, n),
             decorate=args.decorate)
@@ -432,7 +519,12 @@ def _batch(args: argparse.Namespace) -> int:
     print(f"{result.done} images done, {result.skipped} already done, "
           f"{len(result.failed)} failed ({rate:.2f} img/s); results in {args.output}",
           file=sys.stderr)
-    if result.failed:
+    if result.failed and result.log is not None and result.log.lost:
+        print(f"vitexplorer: {args.output / 'errors.csv'} could not be written in full; "
+              "the failures:", file=sys.stderr)
+        for path, reason in result.failed:
+            print(f"  {path}: {reason}", file=sys.stderr)
+    elif result.failed:
         print(f"see {args.output / 'errors.csv'}", file=sys.stderr)
     if result.interrupted:
         return 130

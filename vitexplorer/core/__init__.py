@@ -18,8 +18,10 @@ README's Layout table follows it, checked by ``tests/test_layout.py``):
 - features: the per-patch image measurements the head scores read (a layer of its own, so
   that it never reads a score);
 - engine: ``models``, ``images``, ``capture`` (full attention), ``stream`` (the capture the
-  app runs), ``rollout``, ``maps`` (map statistics), ``render`` (colormaps and overlays);
-- base: ``constants``, ``errors``, ``files`` (atomic writes), importable without torch.
+  app runs), ``rollout``, ``maps`` (map statistics), ``render`` (colormaps and overlays),
+  ``checks`` (user options checked against a model before any work);
+- base: ``constants``, ``files`` (atomic writes, output checks), and below them ``errors``,
+  importable without torch.
 
 A new module goes into the lowest layer whose modules it needs, into the contract and into
 the README's Layout table.

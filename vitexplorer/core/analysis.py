@@ -19,6 +19,7 @@ import torch
 from vitexplorer.core import masks, preview
 from vitexplorer.core import rollout as ro
 from vitexplorer.core.capture import StopCheck, TokenLayout
+from vitexplorer.core.checks import check_finite
 from vitexplorer.core.constants import METHODS
 from vitexplorer.core.heads import HeadTable, score_heads
 from vitexplorer.core.images import (
@@ -89,6 +90,8 @@ class Analysis:
         def recompute(layer: int) -> torch.Tensor:
             return layer_attention(model, layer, calls[layer])[index].clone()
 
+        check_finite(s.logits[index], "logits", source)
+        check_finite(s.rows[index], "attention", source)
         ranges = None if s.distance is None else (s.distance[index].double().numpy(),
                                                   s.entropy[index].double().numpy())
         # one image: its fused matrices are the whole buffer (a copy would double them)

@@ -2,11 +2,17 @@
 
 Used by ``vitexplorer batch`` and the GUI's batch dialog (the same code). Guarantees:
 
-- writes only under the output folder, each file atomically (temporary name + rename);
+- writes only under the output folder, each file atomically (temporary name + rename),
+  one unique output name per input (mirrored roots are disambiguated), and never reads its
+  own outputs as inputs (an output folder that is or holds an input folder is refused);
+- one run at a time per output folder (a lock; the second run names the holder);
 - never overwrites an existing result unless ``overwrite``; ``resume`` skips every image
   whose JSON (written last, so it marks completion) exists, and refuses to mix runs made
-  with other options or weights;
-- a bad file becomes one row of ``errors.csv`` and the run goes on;
+  with other options or weights; ``overwrite`` over a run made with other options or
+  weights first deletes everything that run wrote, so no folder mixes two runs;
+- a bad file becomes one row of ``errors.csv``, written as it happens, and the run goes on;
+  only regular files are candidates (a FIFO would block the reader forever), and skipped
+  FIFOs, devices and unreadable folders are reported there too;
 - decoding runs ``workers`` images ahead of the model, writing overlaps the next batch;
 - images are decoded at the size the outputs need (JPEG draft: a 12 MP photo at 1/2 for a
   1600 px overlay, at 1/8 for maps and JSON), results keep the original geometry.
@@ -20,6 +26,8 @@ import io
 import json
 import os
 import platform
+import socket
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -39,7 +47,7 @@ from vitexplorer.core.constants import (
     DEFAULT_OPACITY,
     IMAGE_SUFFIXES,
 )
-from vitexplorer.core.errors import ImageError, VitexplorerError
+from vitexplorer.core.errors import ImageError, VitexplorerError, file_kind
 from vitexplorer.core.files import write_atomic
 from vitexplorer.core.heads import HeadTable
 from vitexplorer.core.images import (
@@ -59,6 +67,8 @@ FORMATS = ("png", "jpg", "webp", "svg", "pdf")
 #: default long side of overlays and grids: a screen or a printed page, not the camera's pixels
 OVERLAY_SIZE = 1600
 BATCH_METHODS = ("head", "head-rollout", "rollout")
+#: ISO-BMFF brands of AVIF/HEIF stills and sequences (Pillow decodes AVIF)
+AVIF_BRANDS = (b"avif", b"avis")
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
                     b"II*\x00", b"MM\x00*", b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
 
@@ -161,6 +171,13 @@ class BatchResult:
     failed: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
+    log: ErrorLog | None = field(default=None, repr=False)
+
+    def fail(self, path: str, reason: str) -> None:
+        """Record one failure (and append it to ``errors.csv`` at once)."""
+        self.failed.append((path, reason))
+        if self.log is not None:
+            self.log.add((path, reason))
 
     @property
     def ok(self) -> bool:
@@ -182,23 +199,45 @@ def looks_like_image(path: Path) -> bool:
         return True
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return True
+    if head[4:8] == b"ftyp" and head[8:12] in AVIF_BRANDS:
+        return True
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def discover(inputs: list[Path], out: Path) -> tuple[list[Item], list[tuple[str, str]]]:
     """Image files under ``inputs`` (folders recursively; hidden files and ``out`` skipped),
     in a stable order, each with a unique output stem that mirrors its input tree.
-    Returns the items and (path, reason) for inputs that cannot be used."""
+    Only regular files are candidates. Returns the items and (path, reason) for inputs
+    that cannot be used (missing, broken links, FIFOs and devices, unreadable folders)."""
     out_resolved = out.resolve()
     items: list[Item] = []
     errors: list[tuple[str, str]] = []
-    names: dict[str, int] = {}
+    used: set[str] = set()
 
     def prefix_for(p: Path) -> str:
-        base = p.name or "input"
-        n = names.get(base, 0)
-        names[base] = n + 1
-        return base if n == 0 else f"{base}-{n + 1}"
+        # the resolved name: '..' or '.' never becomes a path component that leaves ``out``
+        base = p.resolve().name or "input"
+        name, n = base, 1
+        while name in used:  # x/imgs, y/imgs, z/imgs-2 -> imgs, imgs-2, imgs-2-2
+            n += 1
+            name = f"{base}-{n}"
+        used.add(name)
+        return name
+
+    def unusable(p: Path) -> str | None:
+        """Why ``p`` is no candidate, or None for a regular file."""
+        try:
+            st = p.stat()
+        except (OSError, RuntimeError) as exc:
+            if p.is_symlink():
+                return "broken or looping symbolic link"
+            return getattr(exc, "strerror", None) or str(exc)
+        if not stat.S_ISREG(st.st_mode):
+            return f"not a regular file ({file_kind(st.st_mode)}); skipped"
+        return None
+
+    def unreadable(exc: OSError) -> None:
+        errors.append((str(exc.filename), f"cannot read this folder: {exc.strerror or exc}"))
 
     for inp in inputs:
         if not os.path.lexists(inp):
@@ -206,7 +245,8 @@ def discover(inputs: list[Path], out: Path) -> tuple[list[Item], list[tuple[str,
             continue
         if inp.is_dir():
             root = prefix_for(inp)
-            for dirpath, dirnames, filenames in os.walk(inp, followlinks=False):
+            for dirpath, dirnames, filenames in os.walk(inp, onerror=unreadable,
+                                                        followlinks=False):
                 d = Path(dirpath)
                 dirnames[:] = sorted(x for x in dirnames if not x.startswith(".")
                                      and (d / x).resolve() != out_resolved)
@@ -217,17 +257,31 @@ def discover(inputs: list[Path], out: Path) -> tuple[list[Item], list[tuple[str,
                         continue
                     if p.stem.endswith("_mask") and p.stem[:-5] in stems:
                         continue  # the foreground mask of a sibling image, not an input
-                    if p.is_symlink() and not _resolves(p):
-                        errors.append((str(p), "broken or looping symbolic link"))
+                    why = unusable(p)
+                    if why is not None:
+                        errors.append((str(p), why))
                         continue
                     if looks_like_image(p):
-                        rel = Path(root) / p.relative_to(inp)
-                        items.append(Item(p, rel.with_name(rel.name)))
-        elif _resolves(inp):
-            items.append(Item(inp, Path(prefix_for(inp))))
+                        items.append(Item(p, Path(root) / p.relative_to(inp)))
         else:
-            errors.append((str(inp), "broken or looping symbolic link"))
+            why = unusable(inp)
+            if why is None:
+                items.append(Item(inp, Path(prefix_for(inp))))
+            else:
+                errors.append((str(inp), why))
     return items, errors
+
+
+def check_inputs(inputs: list[Path], out: Path) -> None:
+    """Refuse an output folder that is an input or holds one: its results would be mixed
+    with the inputs and read back as inputs by the next ``--resume``."""
+    out_resolved = out.resolve()
+    for inp in inputs:
+        r = inp.resolve()
+        if r == out_resolved or out_resolved in r.parents:
+            what = "is" if r == out_resolved else "holds"
+            raise BatchError(f"The output folder '{out}' {what} the input '{inp}'; outputs "
+                             "are never written among the inputs: choose another folder")
 
 
 def _resolves(p: Path) -> bool:
@@ -255,6 +309,106 @@ def check_output(out: Path) -> None:
     except OSError as exc:
         raise BatchError(f"Cannot write to the output folder '{out}': "
                          f"{exc.strerror or exc}") from exc
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``OUT/.vitexplorer.lock``, held for the whole run, so two
+    runs never process one folder at once; the file names the holder for the message.
+    Released by the kernel when the process ends, even on SIGKILL."""
+
+    NAME = ".vitexplorer.lock"
+
+    def __init__(self, out: Path) -> None:
+        import fcntl
+
+        path = out / self.NAME
+        self._fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "another process"
+            self._fh.close()
+            raise BatchError(f"'{out}' is in use by another batch run ({holder}); wait for "
+                             "it to finish or choose another output folder") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
+                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+        self._fh.flush()
+
+    def release(self) -> None:
+        self._fh.close()
+
+
+class ErrorLog:
+    """``errors.csv`` written row by row as failures happen (flushed), so a crash or a full
+    disk later in the run keeps every error found so far."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lost = False
+        try:
+            self._fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self._csv = csv.writer(self._fh)
+        except OSError:
+            self._fh = None
+            self.lost = True
+        self.add(("file", "reason"))
+
+    def add(self, row: tuple[str, str]) -> None:
+        if self._fh is None:
+            return
+        try:
+            self._csv.writerow(row)
+            self._fh.flush()
+        except OSError:
+            self.lost = True
+
+    def close(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.close()
+            except OSError:
+                self.lost = True
+
+
+def _previous_run(run_file: Path) -> dict:
+    try:
+        data = json.loads(run_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BatchError(f"'{run_file}' cannot be read ({exc}); remove it or choose another "
+                         "output folder") from exc
+    if not isinstance(data, dict):
+        raise BatchError(f"'{run_file}' is not a vitexplorer run record; choose another "
+                         "output folder")
+    return data
+
+
+def clear_run(out: Path) -> int:
+    """Delete everything an earlier run wrote in ``out`` (per-image JSON, maps, overlays,
+    grids named after each JSON, and the folder files); files it did not write stay.
+    Returns the number of images whose results were removed."""
+    n = 0
+    for p in sorted(out.rglob("*.json")):
+        if p.name == "run.json" or p.name.startswith("."):
+            continue
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not (isinstance(data, dict) and "source" in data and "output" in data):
+            continue
+        stem = p.name[: -len(".json")]
+        for q in p.parent.iterdir():
+            if q.name.startswith(f"{stem}__") or q.name == f"{stem}.npz":
+                q.unlink(missing_ok=True)
+        p.unlink(missing_ok=True)
+        n += 1
+    for name in ("summary.csv", "head_profile.csv", "head_profile.png", "errors.csv",
+                 "run.json"):
+        (out / name).unlink(missing_ok=True)
+    return n
 
 
 def result_paths(out: Path, item: Item) -> dict[str, Path]:
@@ -333,18 +487,34 @@ def run_batch(
     if unknown:
         raise BatchError(f"batch overlays support {', '.join(BATCH_METHODS)}, not "
                          f"{', '.join(unknown)} (the gradient methods need one backward each)")
+    check_inputs(inputs, out)
     check_output(out)
+    lock = RunLock(out)
+    try:
+        return _run_locked(inputs, out, loaded, opts, resume, overwrite, progress,
+                           should_stop, save_figure, t0)
+    finally:
+        lock.release()
+
+
+def _run_locked(inputs, out: Path, loaded: LoadedModel, opts: BatchOptions, resume: bool,
+                overwrite: bool, progress, should_stop, save_figure, t0: float) -> BatchResult:
     run_file = out / "run.json"
     wh = loaded.weights_sha256()
-    if run_file.exists() and not overwrite:
-        previous = json.loads(run_file.read_text(encoding="utf-8"))
-        if not resume:
+    if run_file.exists():
+        previous = _previous_run(run_file)
+        same = previous.get("options") == _jsonable(opts.result_key()) and \
+            previous.get("weights_sha256") == wh
+        if overwrite and not same:
+            clear_run(out)  # a run owns its folder: replace all of the other run
+        elif not overwrite and not resume:
             raise BatchError(f"'{out}' already holds a run; use --resume to continue it or "
                              "--overwrite to replace its results")
-        if previous.get("options") != _jsonable(opts.result_key()) or \
-                previous.get("weights_sha256") != wh:
-            raise BatchError(f"'{out}' holds a run with other options or weights; resume "
-                             "it with the same command, or choose another output folder")
+        elif not overwrite and not same:
+            raise BatchError(f"'{out}' holds a run with other options or weights "
+                             f"(model {previous.get('model')}); resume it with the same "
+                             "command, use --overwrite to replace that run, or choose "
+                             "another output folder")
     for stale in out.rglob(".*.part"):  # temporaries of a killed run: never results
         stale.unlink(missing_ok=True)
     items, errors = discover(inputs, out)
@@ -352,7 +522,11 @@ def run_batch(
     if n > 1:
         items = [it for it in items if shard_of(it, n) == k - 1]
     write_atomic(run_file, json.dumps(run_record(loaded, opts, wh, inputs), indent=1))
-    result = BatchResult(failed=list(errors))
+    log = ErrorLog(out / "errors.csv")
+    result = BatchResult()
+    result.log = log
+    for e in errors:
+        result.fail(*e)
     todo = []
     for it in items:
         if result_paths(out, it)["json"].exists():
@@ -360,8 +534,8 @@ def run_batch(
                 result.skipped += 1
                 continue
             if not overwrite:
-                result.failed.append((str(it.path), "a result exists already (use --resume "
-                                                    "or --overwrite)"))
+                result.fail(str(it.path), "a result exists already (use --resume or "
+                                          "--overwrite)")
                 continue
         todo.append(it)
     total = len(todo)
@@ -380,11 +554,11 @@ def run_batch(
             try:
                 pre, mask = fut.result()
             except ImageError as exc:
-                result.failed.append((str(item.path), exc.reason))
+                result.fail(str(item.path), exc.reason)
                 _tick(progress, result, total)
                 continue
             except Exception as exc:  # anything else about one file: report, go on
-                result.failed.append((str(item.path), f"{type(exc).__name__}: {exc}"))
+                result.fail(str(item.path), f"{type(exc).__name__}: {exc}")
                 _tick(progress, result, total)
                 continue
             batch.append((item, pre, mask))
@@ -403,8 +577,8 @@ def run_batch(
         _drain(pending, result, progress, total, keep=0)
     finally:
         writer.shutdown(wait=True)
+        log.close()
     summarize(out)
-    write_atomic(out / "errors.csv", _errors_csv(result.failed))
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -423,7 +597,7 @@ def _drain(pending: list[Future], result: BatchResult, progress, total: int,
         if error is None:
             result.done += 1
         else:
-            result.failed.append((path, error))
+            result.fail(path, error)
         _tick(progress, result, total)
 
 
@@ -438,8 +612,14 @@ def _run_one_batch(batch, loaded: LoadedModel, opts: BatchOptions, out: Path,
         pixels = torch.from_numpy(np.stack([e[1].pixels for e in entries]))
         streamed = stream(loaded.model, pixels, ranges=opts.scores, keep_inputs=False)
         for i, (item, pre, mask) in enumerate(entries):
-            analysis = Analysis.from_stream(streamed, i, loaded, pre, opts.resize,
-                                            str(item.path))
+            try:  # non-finite logits or attention: this image fails, the run goes on
+                analysis = Analysis.from_stream(streamed, i, loaded, pre, opts.resize,
+                                                str(item.path))
+            except VitexplorerError as exc:
+                failed: Future = Future()
+                failed.set_result((str(item.path), str(exc)))
+                futures.append(failed)
+                continue
             futures.append(writer.submit(_write_results, item, analysis, mask, opts, out,
                                          save_figure, pre.original_geometry))
     return futures
@@ -521,14 +701,6 @@ def _write_overlays(a: Analysis, base: Path, opts: BatchOptions, layers, heads,
 ENCODERS = {"png": [cv2.IMWRITE_PNG_COMPRESSION, 1,
                     cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY],
             "jpg": [cv2.IMWRITE_JPEG_QUALITY, 90], "webp": [cv2.IMWRITE_WEBP_QUALITY, 90]}
-
-
-def _errors_csv(failed: list[tuple[str, str]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["file", "reason"])
-    w.writerows(failed)
-    return buf.getvalue()
 
 
 def _jsonable(d: dict) -> dict:

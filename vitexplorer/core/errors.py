@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 
@@ -37,3 +38,21 @@ class UnsupportedModelError(ModelError):
 
 class Cancelled(VitexplorerError):
     """The user cancelled a running job (raised from inside the forward, between blocks)."""
+
+
+class OutputError(VitexplorerError):
+    """An output path cannot be written safely (an input, a folder, a device, no permission)."""
+
+
+class UsageError(VitexplorerError):
+    """An option value the model or the files do not allow (the CLI exits with status 2)."""
+
+
+def file_kind(mode: int) -> str:
+    """A word for a non-regular file type, for messages."""
+    for test, word in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return word
+    return "not a regular file"

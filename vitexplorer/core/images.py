@@ -9,6 +9,7 @@ the geometry stays the one of the original pixels.
 from __future__ import annotations
 
 import math
+import stat
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,12 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vitexplorer.core.errors import ImageError
+from vitexplorer.core.errors import ImageError, file_kind
+
+#: the longest side may be at most this many times the shortest: preprocessing resizes the
+#: short side to the model's size (a 1 x 4000 strip would become 256 x 1,024,000 pixels) and
+#: figures keep the aspect, so the work stays bounded by what is drawn
+MAX_ASPECT = 20
 
 ResizePolicy = Literal["crop", "stretch", "letterbox", "native"]
 RESIZE_POLICIES: tuple[str, ...] = ("crop", "stretch", "letterbox", "native")
@@ -83,9 +89,12 @@ def decode(
     if path.is_dir():
         raise ImageError(path, "it is a folder, not a file")
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
         raise ImageError(path, exc.strerror or str(exc)) from exc
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the decoder forever
+        raise ImageError(path, f"not a regular file ({file_kind(st.st_mode)})")
+    size = st.st_size
     if size == 0:
         raise ImageError(path, "the file is empty")
     try:
@@ -93,6 +102,7 @@ def decode(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.seek(0)
+                _check_aspect(path, im.size)
                 out = _decode_open(im, need, background)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(
@@ -112,6 +122,15 @@ def decode(
     if out.pixels.shape[0] < 1 or out.pixels.shape[1] < 1:
         raise ImageError(path, "the image has no pixels")
     return out
+
+
+def _check_aspect(path: Path, size: tuple[int, int]) -> None:
+    """Refuse strips beyond :data:`MAX_ASPECT` before decoding them."""
+    w, h = size
+    if max(h, w) > MAX_ASPECT * max(1, min(h, w)):
+        raise ImageError(path, f"the image is {w} x {h} pixels: an aspect ratio over "
+                               f"{MAX_ASPECT}:1 cannot be fitted to the model or drawn as a "
+                               "figure (crop it first)")
 
 
 _SIDEWAYS = (5, 6, 7, 8)  # EXIF orientations stored rotated by 90 degrees

@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QMimeData
 from PySide6.QtGui import QGuiApplication, QImage
 
+from vitexplorer.core.errors import OutputError
 from vitexplorer.gui import jobs
 from vitexplorer.gui.dialogs import PREVIEW_PX
 
@@ -71,7 +72,7 @@ class TransferMixin:
                        message="Rendering the preview…")
 
     def _export_failed(self, exc: BaseException) -> bool:
-        if isinstance(exc, OSError | ValueError):
+        if isinstance(exc, OSError | ValueError | OutputError):
             self.banner.show_message(f"Could not export: {exc}")
             return True
         return False

@@ -1,0 +1,123 @@
+"""Adversarial cases of the commands, grouped by class of failure (issue 14).
+
+Each case was seen to fail before its guard: an input overwritten, an index wrapped into
+another layer, a traceback instead of one line, a device replaced by a file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vitexplorer.cli import main
+
+TINY = ["--model", "vit_tiny_patch16_224", "--weights", "random"]
+
+
+@pytest.fixture
+def victim(tmp_path, images_dir) -> Path:
+    p = tmp_path / "victim.png"
+    shutil.copy(images_dir / "coins.png", p)
+    return p
+
+
+def _one_line(err: str) -> str:
+    """The message, checked to be short and free of a traceback."""
+    assert "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert lines, "no message"
+    return lines[-1]
+
+
+# ------------------------------------------------------------ data loss and corruption
+@pytest.mark.parametrize("spelling", ["same", "relative-absolute", "dotted", "hardlink"])
+def test_an_output_is_never_an_input(victim, monkeypatch, capsys, spelling):
+    before = victim.read_bytes()
+    monkeypatch.chdir(victim.parent)
+    image, out = {
+        "same": (str(victim), str(victim)),
+        "relative-absolute": ("victim.png", str(victim)),
+        "dotted": ("./victim.png", f"../{victim.parent.name}/victim.png"),
+        "hardlink": (str(victim), "link.png"),
+    }[spelling]
+    if spelling == "hardlink":
+        os.link(victim, out)
+    assert main(["export", image, "-o", out, "--force", *TINY]) != 0
+    assert "is the input" in _one_line(capsys.readouterr().err)
+    assert victim.read_bytes() == before
+
+
+def test_heads_outputs_never_replace_the_image_or_mask(victim, capsys):
+    before = victim.read_bytes()
+    assert main(["heads", str(victim), "--json", str(victim), "--force", *TINY]) != 0
+    assert "is the input" in _one_line(capsys.readouterr().err)
+    mask = victim.with_name("victim_mask.png")
+    Image.new("L", (8, 8), 255).save(mask)
+    mask_bytes = mask.read_bytes()
+    assert main(["heads", str(victim), "--csv", str(mask), "--force", *TINY]) != 0
+    assert victim.read_bytes() == before and mask.read_bytes() == mask_bytes
+    out = victim.with_name("t.json")
+    assert main(["heads", str(victim), "--json", str(out), "--csv", str(out), *TINY]) == 2
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_only_regular_files_are_written(tmp_path, victim, capsys, kind):
+    node = tmp_path / "node.png"
+    if kind == "fifo":
+        os.mkfifo(node)
+    else:
+        try:
+            os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("creating a device node needs root")
+    assert main(["export", str(victim), "-o", str(node), "--force", *TINY]) != 0
+    assert "not a regular file" in _one_line(capsys.readouterr().err)
+    mode = node.lstat().st_mode
+    assert (stat.S_ISFIFO if kind == "fifo" else stat.S_ISCHR)(mode), "the node was replaced"
+
+
+def test_output_name_and_format_checked_before_any_work(tmp_path, victim, capsys):
+    out = tmp_path / "x.png"
+    assert main(["export", str(victim), "-o", str(out), "--format", "pdf", *TINY]) == 2
+    assert "x.pdf" in _one_line(capsys.readouterr().err) and not out.exists()
+    js = tmp_path / "h.json"
+    assert main(["heads", str(victim), "--json", str(js), "--figure",
+                 str(tmp_path / "h.jpg"), *TINY]) == 2
+    assert "h.jpg" in _one_line(capsys.readouterr().err)
+    assert not js.exists(), "the JSON was written before the figure name was refused"
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    assert main(["export", str(victim), "-o", str(folder / "x.png"), *TINY]) == 0
+    assert main(["export", str(victim), "-o", str(folder), "--format", "png",
+                 "--force", *TINY]) != 0
+    assert "a_folder" in _one_line(capsys.readouterr().err) and folder.is_dir()
+
+
+@pytest.mark.parametrize("option", [["--layer", "99"], ["--layer", "-13"], ["--head", "3"],
+                                    ["--head", "-4"]])
+def test_out_of_range_indices_are_refused_not_wrapped(tmp_path, victim, capsys, option):
+    out = tmp_path / "o.png"
+    assert main(["export", str(victim), "-o", str(out), *TINY, *option]) == 2
+    msg = _one_line(capsys.readouterr().err)
+    assert option[0] in msg and "out of range" in msg
+    assert not out.exists()
+
+
+def test_batch_validates_indices_before_any_work(tmp_path, victim, capsys):
+    out = tmp_path / "out"
+    assert main(["batch", str(victim), "-o", str(out), *TINY, "--layers", "99"]) == 2
+    assert "--layers 99" in _one_line(capsys.readouterr().err)
+    assert not (out / "run.json").exists()
+    assert main(["batch", str(victim), "-o", str(out), *TINY, "--heads", "0,99"]) == 2
+    assert "--heads 99" in _one_line(capsys.readouterr().err)
+    # negative indices are written as the layer and head they mean
+    assert main(["batch", str(victim), "-o", str(out), *TINY, "-q", "--method", "head",
+                 "--layers", "-1", "--heads", "-3"]) == 0
+    names = sorted(p.name for p in out.iterdir() if p.name.startswith("victim"))
+    assert names == ["victim.png.json", "victim.png__head_L11_H0.png"]
