@@ -6,6 +6,7 @@ another layer, a traceback instead of one line, a device replaced by a file.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -121,3 +122,76 @@ def test_batch_validates_indices_before_any_work(tmp_path, victim, capsys):
                  "--layers", "-1", "--heads", "-3"]) == 0
     names = sorted(p.name for p in out.iterdir() if p.name.startswith("victim"))
     assert names == ["victim.png.json", "victim.png__head_L11_H0.png"]
+
+
+# ---------------------------------------------- tracebacks -> one line (exit 2 for usage)
+@pytest.mark.parametrize("option", [["--discard", "5"], ["--discard", "1.0"],
+                                    ["--discard", "-0.5"], ["--opacity", "5"],
+                                    ["--device", "foo"], ["--discard", "nan"]])
+def test_bad_option_values_are_usage_errors(tmp_path, victim, capsys, option):
+    out = tmp_path / "o.png"
+    with pytest.raises(SystemExit) as stop:
+        main(["export", str(victim), "-o", str(out), *TINY, "--method", "rollout", *option])
+    assert stop.value.code == 2
+    assert option[0] in _one_line(capsys.readouterr().err) and not out.exists()
+
+
+@pytest.mark.parametrize("option", [["--method", "relevance", "--class", "5000"],
+                                    ["--method", "grad-rollout", "--class", "-1"]])
+def test_class_out_of_range_is_a_usage_error(tmp_path, victim, capsys, option):
+    assert main(["export", str(victim), "-o", str(tmp_path / "o.png"), *TINY, *option]) == 2
+    assert "--class" in _one_line(capsys.readouterr().err)
+
+
+def test_native_resize_builds_a_dynamic_model(tmp_path, victim, capsys):
+    out = tmp_path / "o.png"
+    assert main(["export", str(victim), "-o", str(out), *TINY, "--resize", "native"]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG")
+    res = tmp_path / "res"
+    assert main(["batch", str(victim), "-o", str(res), *TINY, "-q", "--resize",
+                 "native"]) == 0
+    assert (res / "victim.png.json").exists()
+
+
+def test_missing_or_wrong_inputs_are_named(tmp_path, victim, capsys):
+    assert main(["batch", str(victim), "-o", str(tmp_path / "r"), *TINY,
+                 "--masks", str(tmp_path / "nope")]) == 2
+    assert "--masks" in _one_line(capsys.readouterr().err)
+    assert main(["heads", str(victim), "--mask", str(tmp_path / "nope.png"), *TINY]) == 2
+    assert "--mask" in _one_line(capsys.readouterr().err)
+    assert main(["export", str(victim), "-o", str(tmp_path / "o.png"), "--weights",
+                 str(tmp_path), "--model", "vit_tiny_patch16_224"]) == 1
+    assert "is a folder" in _one_line(capsys.readouterr().err)
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    assert main(["export", str(fifo), "-o", str(tmp_path / "p.png"), *TINY]) == 1
+    assert "not a regular file (a FIFO)" in _one_line(capsys.readouterr().err)
+
+
+def test_hf_hub_id_with_random_weights_offline(tmp_path, victim, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert main(["export", str(victim), "-o", str(tmp_path / "o.png"), "--model",
+                 "hf-hub:org/no-such-model", "--weights", "random"]) == 1
+    assert "--weights random" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("error", [errno.EACCES, errno.ENOSPC])
+@pytest.mark.parametrize("command", ["export", "heads", "batch"])
+def test_unwritable_or_full_disk_is_one_line(tmp_path, victim, capsys, monkeypatch, error,
+                                             command):
+    from vitexplorer.core import files
+
+    def refuse(*_a, **_k):
+        raise OSError(error, os.strerror(error))
+
+    out = tmp_path / "out"
+    args = {"export": ["export", str(victim), "-o", str(out / "o.png")],
+            "heads": ["heads", str(victim), "--json", str(out / "t.json")],
+            "batch": ["batch", str(victim), "-o", str(out), "-q"]}[command]
+    monkeypatch.setattr(files.os, "replace", refuse)
+    assert main([*args, *TINY]) == 1
+    assert os.strerror(error) in _one_line(capsys.readouterr().err)

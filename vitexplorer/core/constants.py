@@ -17,7 +17,7 @@ CLASS_METHODS = ("grad-rollout", "relevance")
 
 #: file-name suffixes of the image formats Pillow decodes here (folders, file dialogs)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff",
-                            ".webp", ".ppm", ".pgm", ".pbm", ".pnm"})
+                            ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".avif"})
 
 #: share of a map's mass whose region (the fewest patches holding it) outlines what a head
 #: attends to, the foreground of a rollout mask and a head's "area" (Caron et al. 2021, DINO:

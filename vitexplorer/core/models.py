@@ -9,7 +9,10 @@ once), ``"random"`` (a demo, labelled as such) or a local file: ``.safetensors``
 from __future__ import annotations
 
 import os
+import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,18 +144,11 @@ def load_model(
     if not spec.startswith("hf-hub:") and arch not in timm.list_models():
         raise ModelError(f"Unknown model '{spec}': timm has no architecture named '{arch}'")
     if weights == "pretrained":
-        try:
-            model = timm.create_model(spec, pretrained=True, **model_kwargs)
-        except Exception as exc:  # the hub raises many types; sort them into two messages
-            if _is_offline_error(exc):
-                raise WeightsUnavailableError(
-                    OFFLINE_HELP.format(spec=spec, reason=_short(exc)), spec, _short(exc)
-                ) from exc
-            raise ModelError(f"Cannot load pretrained '{spec}': {_short(exc)}") from exc
+        model = _pretrained(spec, model_kwargs)
     elif weights == "random":
         with torch.random.fork_rng(devices=[]):  # same demo weights on every run (seed 0)
             torch.manual_seed(0)
-            model = timm.create_model(arch, pretrained=False, **model_kwargs)
+            model = _build(arch, model_kwargs)
     else:
         path = Path(weights)
         state = read_state_dict(path)
@@ -162,7 +158,7 @@ def load_model(
             kwargs["num_classes"] = head.shape[0]
         elif "head.weight" not in state and "num_classes" not in kwargs:
             kwargs["num_classes"] = 0
-        model = timm.create_model(arch, pretrained=False, **kwargs)
+        model = _build(arch, kwargs)
         apply_state_dict(model, state, path)
     model.eval().to(dev)
     check_supported(model, arch)
@@ -188,6 +184,117 @@ def check_input_size(model: nn.Module) -> None:
 
 def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _build(arch: str, kwargs: dict) -> nn.Module:
+    """A random-init model; an ``hf-hub:`` id needs its configuration from the hub (or the
+    cache), asked for once with a short timeout."""
+    import timm
+
+    if arch.startswith("hf-hub:") and not is_cached(arch) and not hub_offline():
+        reachable, why = hub_reachable()
+        if not reachable:
+            raise ModelError(f"The configuration of '{arch}' is not in the local cache and "
+                             f"the hub cannot be reached ({why}); use a timm architecture "
+                             "name (vitexplorer models --architectures) with --weights random")
+    try:
+        return timm.create_model(arch, pretrained=False, **kwargs)
+    except Exception as exc:  # the hub's errors, or a keyword this family lacks
+        if arch.startswith("hf-hub:") and _is_offline_error(exc):
+            raise ModelError(f"The configuration of '{arch}' is not in the local cache and "
+                             f"cannot be downloaded ({_short(exc)}); use a timm architecture "
+                             "name with --weights random") from exc
+        raise ModelError(f"Cannot build '{arch}': {_short(exc)}") from exc
+
+
+def _pretrained(spec: str, kwargs: dict) -> nn.Module:
+    """Pretrained weights: from the cache without touching the network when it holds them;
+    else downloaded, after a probe that finds an unreachable hub within
+    :data:`HUB_TIMEOUT` seconds (the hub client's own retries take a minute or more)."""
+    import timm
+
+    if is_cached(spec) and not hub_offline():
+        try:
+            with _offline():
+                return timm.create_model(spec, pretrained=True, **kwargs)
+        except Exception:  # a partial cache: go on as if nothing were cached
+            pass
+    if not hub_offline():
+        reachable, why = hub_reachable()
+        if not reachable:
+            raise WeightsUnavailableError(OFFLINE_HELP.format(spec=spec, reason=why), spec, why)
+    try:
+        return timm.create_model(spec, pretrained=True, **kwargs)
+    except Exception as exc:  # the hub raises many types; sort them into two messages
+        if _is_offline_error(exc):
+            raise WeightsUnavailableError(
+                OFFLINE_HELP.format(spec=spec, reason=_short(exc)), spec, _short(exc)
+            ) from exc
+        raise ModelError(f"Cannot load pretrained '{spec}': {_short(exc)}") from exc
+
+
+#: seconds to wait for the hub's host to answer before giving the offline message
+HUB_TIMEOUT = 3.0
+
+
+def hub_offline() -> bool:
+    """Whether the user switched the hub off (``HF_HUB_OFFLINE``)."""
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def hub_reachable(timeout: float | None = None) -> tuple[bool, str]:
+    """Whether a TCP connection to the hub's host opens within ``timeout`` seconds
+    (default :data:`HUB_TIMEOUT`; the name lookup included, in a thread, since a lookup
+    cannot be interrupted), and why not. With a proxy set, the hub client decides (True)."""
+    import threading
+    from urllib.parse import urlsplit
+
+    timeout = HUB_TIMEOUT if timeout is None else timeout
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY",
+                                       "all_proxy")):
+        return True, ""
+    try:
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+    except Exception:
+        endpoint = "https://huggingface.co"
+    url = urlsplit(endpoint)
+    host = url.hostname or "huggingface.co"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    outcome: list[str] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append("")
+        except OSError as exc:
+            outcome.append(exc.strerror or str(exc) or type(exc).__name__)
+
+    t = threading.Thread(target=probe, name="vitexplorer-hub-probe", daemon=True)
+    t.start()
+    t.join(timeout)
+    if not outcome:
+        return False, f"{host} did not answer within {timeout:.0f} s"
+    if outcome[0]:
+        return False, f"{host}: {outcome[0]}"
+    return True, ""
+
+
+@contextmanager
+def _offline() -> Iterator[None]:
+    """The hub client in offline mode for one call (cache only, no request)."""
+    try:
+        from huggingface_hub import constants
+    except Exception:
+        yield
+        return
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
 
 
 def model_data_config(model: nn.Module) -> dict:
@@ -236,9 +343,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     Common wrappers (``state_dict``/``model``/``module``/``model_ema`` keys, ``module.``
     prefixes from DataParallel) are unwrapped.
     """
-    if not path.is_file():
+    if path.is_dir():
+        raise ModelError(f"Weights file '{path}' is a folder; name the weights file in it "
+                         "(.safetensors, .pth, .pt or .bin)")
+    if not path.exists():
         raise ModelError(f"Weights file '{path}' does not exist")
+    if not path.is_file():
+        raise ModelError(f"Weights file '{path}' is not a regular file")
     suffix = path.suffix.lower()
+    if suffix in _TORCH_EXTS and _is_safetensors(path):
+        suffix = ".safetensors"  # by content: a renamed safetensors file (never unpickled)
     try:
         if suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -262,6 +376,18 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             ) from exc
         raise ModelError(f"Cannot read weights file '{path}': {_short(exc)}") from exc
     return _unwrap(state, path)
+
+
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file starts with its header length (8 bytes, little endian) and a
+    JSON object; torch's files are zip archives or raw pickles."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+    except OSError:
+        return False
+    n = int.from_bytes(head[:8], "little") if len(head) == 9 else 0
+    return head[8:9] == b"{" and 0 < n < path.stat().st_size
 
 
 def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
