@@ -383,10 +383,22 @@ def preprocess(
         side = display_side or round(max(h, w) * (x1 - x0) / w)
         dims = display_size((h, w), side)
         same = dims == src.pixels.shape[:2] and src.is_full
-        display = src.pixels if same else resized(dims, Image.Resampling.BILINEAR)
+        display = src.pixels if same else _display_copy(src, dims, resized)
         shown = geometry.resized(dims)
     return Preprocessed(pixels, shown, display, np.ascontiguousarray(out),
                         None if shown is geometry else geometry)
+
+
+def _display_copy(src: Decoded, dims: tuple[int, int],
+                  resized: Callable[..., np.ndarray]) -> np.ndarray:
+    """The display copy: OpenCV's area average when the decoded pixels are exactly the image
+    (1.8x faster than Pillow's bilinear here), else Pillow from the exact ``box``."""
+    ph, pw = src.pixels.shape[:2]
+    if src.box != (0.0, 0.0, float(pw), float(ph)) or dims[0] > ph or dims[1] > pw:
+        return resized(dims, Image.Resampling.BILINEAR)
+    import cv2
+
+    return cv2.resize(src.pixels, (dims[1], dims[0]), interpolation=cv2.INTER_AREA)
 
 
 def normalise_input(view: np.ndarray, data_config: dict) -> np.ndarray:
