@@ -134,11 +134,30 @@ def case_input_size(repeats: int, device: str, size: int = 480) -> list[dict]:
     rgb = np.asarray(Image.open(IMAGES / "chelsea.png").convert("RGB"))
     pre = preprocess(rgb, loaded.data_config, "crop", loaded.patch_size)
     x = torch.from_numpy(pre.pixels)[None].to(loaded.device)
-    t = interleaved({"ref": plain(loaded.model, x),
-                     "ours": lambda: _analysis(loaded, pre, x)}, max(3, repeats // 2))
+    model = loaded.model
+    ref = plain(model, x)  # sets fused attention on
+
+    def non_fused():  # timm's own forward with the attention materialised, as any capture
+        for b in model.blocks:
+            b.attn.fused_attn = False
+        try:
+            with torch.inference_mode():
+                return model(x)
+        finally:
+            for b in model.blocks:
+                b.attn.fused_attn = True
+
+    t = interleaved({"ref": ref, "ours": lambda: _analysis(loaded, pre, x),
+                     "non_fused": non_fused,
+                     "maps": lambda: stream(model, x, ranges=False, keep_inputs=False)},
+                    max(3, repeats // 2))
     g = pre.geometry.grid
     return [row(f"full analysis, ViT-S/16 at {size} px ({g[0]}x{g[1]} tokens)", t["ours"],
-                t["ref"], 1.3)]
+                t["ref"], 1.3),
+            row("  timm forward with non-fused attention, same size (any capture's floor)",
+                t["non_fused"], t["ref"], None),
+            row("  streamed capture without head statistics (maps only: batch --no-scores)",
+                t["maps"], t["ref"], None)]
 
 
 LARGE_SCRIPT = r"""
