@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from vitexplorer import cli_science
 
-    cli_science.add_commands(sub, _model_args)
+    cli_science.add_commands(sub, _model_args, _figure_args)
 
     mo = sub.add_parser("models", help="list supported timm models; * marks cached weights")
     mo.add_argument("filter", nargs="?", default="", help="substring to match")

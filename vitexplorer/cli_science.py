@@ -14,8 +14,10 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 COMMANDS = ("evaluate", "compare")
 
 
-def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add ``evaluate`` and ``compare`` to the subparsers ``sub``."""
+def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None],
+                 figure_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``evaluate`` and ``compare`` to the subparsers ``sub`` (``figure_args`` adds the
+    figure size, text and colour options their figures share with ``export``)."""
     from vitexplorer.core.constants import FORMATS
     from vitexplorer.core.images import RESIZE_POLICIES
 
@@ -43,7 +45,7 @@ def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None]) -> 
     ev.add_argument("--resume", action="store_true", help="skip finished images")
     ev.add_argument("--overwrite", action="store_true", help="replace existing results")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
+    figure_args(ev)
 
     co = sub.add_parser("compare", help="pair the heads of two models by how alike their "
                         "maps are over images; figures, joined head tables, CSV/JSON")
@@ -68,15 +70,23 @@ def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None]) -> 
                          "with against without registers): artifact_share_a/_b columns, "
                          "high-norm tokens per block in the JSON")
     co.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    figure_args(co)
 
 
 def run(args: argparse.Namespace) -> int:
+    from vitexplorer.cli import _figure_options
+
+    try:  # bad sizes or colormaps end here, before any model is loaded
+        figure = _figure_options(args)
+    except ValueError as exc:
+        print(f"vitexplorer: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "evaluate":
-        return _evaluate(args)
-    return _compare(args)
+        return _evaluate(args, figure)
+    return _compare(args, figure)
 
 
-def _compare(args: argparse.Namespace) -> int:
+def _compare(args: argparse.Namespace, figure) -> int:
     from vitexplorer.core.batch import check_output, discover
     from vitexplorer.core.compare import compare_models
     from vitexplorer.core.constants import DEFAULT_MODEL
@@ -110,7 +120,7 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"vitexplorer: skipped '{path}': {reason}", file=sys.stderr)
     write_atomic(files["json"], comp.to_json())
     write_atomic(files["csv"], comp.to_csv())
-    save_figure(comparison_figure(comp, max(1, args.pairs)), files["figure"])
+    save_figure(comparison_figure(comp, max(1, args.pairs), options=figure), files["figure"])
     print(f"A: {a.label}\nB: {b.label}\n{comp.n_images} images; fused rollouts: JS "
           f"{comp.rollout_distance:.3f}; {len(comp.matches)} matched heads")
     for side, art in zip("AB", comp.artifacts, strict=True):
@@ -125,7 +135,7 @@ def _compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _evaluate(args: argparse.Namespace, figure) -> int:
     from vitexplorer.cli import with_progress
     from vitexplorer.core.batch import check_output, parse_indices
     from vitexplorer.core.evaluate_folder import EVAL_METHODS, EvaluateOptions, run_evaluate
@@ -155,7 +165,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         batch_size=max(1, args.batch_size))
     # a BatchError (the run cannot start) is reported by cli.main() like every core error
     result = with_progress(args.quiet, "image", lambda progress, stop: run_evaluate(
-        args.inputs, args.output, loaded, opts, args.resume, args.overwrite, progress, stop))
+        args.inputs, args.output, loaded, opts, args.resume, args.overwrite, progress, stop,
+        figure))
     summary = args.output / "summary.md"
     if summary.exists():
         print(summary.read_text(encoding="utf-8"))

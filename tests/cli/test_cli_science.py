@@ -77,3 +77,25 @@ def test_heads_tokens_columns(tmp_path, images_dir):
     assert all(0 <= h["artifact_share"] <= 1 for h in data["heads"])
     assert "artifact_share" in next(csv.DictReader(cs.open()))
     assert (tmp_path / "t_tokens.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_science_figures_take_the_figure_options(tmp_path, images_dir, capsys):
+    """compare and evaluate size and title their figures as export does; a bad size is a
+    usage error before any model loads."""
+    cmp_out, ev_out = tmp_path / "cmp", tmp_path / "ev"
+    rc = main(["compare", str(images_dir / "coins.png"), "-o", str(cmp_out), "--model",
+               "vit_tiny_patch16_224", "--model", "vit_tiny_patch16_224", "--weights",
+               "random", "--input-size", "64", "--pairs", "1", "--preset", "single",
+               "--dpi", "100", "--format", "svg", "--title", "Tiny against itself"])
+    assert rc == 0
+    svg = (cmp_out / "comparison.svg").read_text()
+    assert "Tiny against itself" in svg and 'width="252pt"' in svg  # 3.5 in x 72 pt
+    rc = main(["evaluate", str(images_dir / "coins.png"), "-o", str(ev_out), *TINY,
+               "--methods", "rollout", "--steps", "3", "-q", "--input-size", "64",
+               "--width", "600px", "--dpi", "100"])
+    assert rc == 0
+    assert Image.open(ev_out / "curves.png").size[0] == 600
+    capsys.readouterr()
+    assert main(["compare", str(images_dir / "coins.png"), "-o", str(tmp_path / "c2"),
+                 *TINY, "--model", "vit_tiny_patch16_224", "--width", "wide"]) == 2
+    assert "wide" in capsys.readouterr().err and not (tmp_path / "c2").exists()

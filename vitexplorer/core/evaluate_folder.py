@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -46,6 +47,9 @@ from vitexplorer.core.images import load_image, preprocess
 from vitexplorer.core.masks import find_mask_file
 from vitexplorer.core.models import LoadedModel
 from vitexplorer.core.stream import stream
+
+if TYPE_CHECKING:
+    from vitexplorer.core.figures import FigureOptions
 
 EVAL_METHODS = ("rollout", "grad-rollout", "relevance")
 RANDOM = "random"
@@ -83,9 +87,12 @@ def run_evaluate(
     resume: bool = False, overwrite: bool = False,
     progress: Callable[[int, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    figure: FigureOptions | None = None,
 ) -> BatchResult:
     """Evaluate every image under ``inputs`` into ``out`` (see the module docstring);
-    ``progress(done, total, failed)`` after each image, ``should_stop`` between images."""
+    ``progress(done, total, failed)`` after each image, ``should_stop`` between images;
+    ``figure``: size, text and colours of the curves figure (not part of the run's key:
+    a resumed run may redraw it differently)."""
     t0 = time.perf_counter()
     bad = [m for m in opts.methods if m not in EVAL_METHODS]
     if bad:
@@ -136,7 +143,7 @@ def run_evaluate(
                 break
     except KeyboardInterrupt:
         result.interrupted = True
-    summarize_evaluation(out, opts.format)
+    summarize_evaluation(out, opts.format, figure)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["file", "reason"])
@@ -275,7 +282,8 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def summarize_evaluation(out: Path, fmt: str = "png") -> int:
+def summarize_evaluation(out: Path, fmt: str = "png",
+                         figure: FigureOptions | None = None) -> int:
     """(Re)build ``per_image.csv``, ``per_head.csv``, ``summary.csv``, ``summary.md`` and
     the mean curves figure from the per-image JSON files. Returns the number of images."""
     records = load_records(out)
@@ -303,5 +311,5 @@ def summarize_evaluation(out: Path, fmt: str = "png") -> int:
         from vitexplorer.core.figures import save_figure
         from vitexplorer.core.science_figures import curves_figure
 
-        save_figure(curves_figure(records), out / f"curves.{fmt}")
+        save_figure(curves_figure(records, figure), out / f"curves.{fmt}")
     return len(records)
