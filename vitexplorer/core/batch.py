@@ -385,11 +385,9 @@ def _previous_run(run_file: Path) -> dict:
     return data
 
 
-def clear_run(out: Path) -> int:
-    """Delete everything an earlier run wrote in ``out`` (per-image JSON, maps, overlays,
-    grids named after each JSON, and the folder files); files it did not write stay.
-    Returns the number of images whose results were removed."""
-    n = 0
+def result_records(out: Path) -> Iterator[tuple[Path, dict]]:
+    """Each per-image result under ``out`` as (its JSON file, its record), in a stable
+    order; ``run.json``, hidden files and files that are no JSON object are passed over."""
     for p in sorted(out.rglob("*.json")):
         if p.name == "run.json" or p.name.startswith("."):
             continue
@@ -397,7 +395,59 @@ def clear_run(out: Path) -> int:
             data = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if not (isinstance(data, dict) and "source" in data and "output" in data):
+        if isinstance(data, dict):
+            yield p, data
+
+
+def claim_run(out: Path, key: dict, wh: str, resume: bool, overwrite: bool) -> None:
+    """Make ``out`` this run's folder (batch and evaluate). A run recorded there already
+    (``run.json``) is continued on ``resume`` only when its options ``key`` and weights hash
+    ``wh`` match; ``overwrite`` replaces another run whole (:func:`clear_run`: a run owns
+    its folder). Temporaries of a killed run go. A BatchError says what to do otherwise."""
+    run_file = out / "run.json"
+    if run_file.exists():
+        previous = _previous_run(run_file)
+        same = previous.get("options") == key and previous.get("weights_sha256") == wh
+        if overwrite and not same:
+            clear_run(out)
+        elif not overwrite and not resume:
+            raise BatchError(f"'{out}' already holds a run; use --resume to continue it or "
+                             "--overwrite to replace its results")
+        elif not overwrite and not same:
+            raise BatchError(f"'{out}' holds a run with other options or weights "
+                             f"(model {previous.get('model')}); resume it with the same "
+                             "command, use --overwrite to replace that run, or choose "
+                             "another output folder")
+    for stale in out.rglob(".*.part"):  # temporaries of a killed run: never results
+        stale.unlink(missing_ok=True)
+
+
+def items_to_do(items: list[Item], out: Path, resume: bool, overwrite: bool,
+                result: BatchResult) -> list[Item]:
+    """The items still to process: one whose result (its JSON) exists is skipped on
+    ``resume``, redone on ``overwrite``, and a failure otherwise (nothing is overwritten
+    unasked)."""
+    todo = []
+    for it in items:
+        if result_paths(out, it)["json"].exists():
+            if resume:
+                result.skipped += 1
+                continue
+            if not overwrite:
+                result.fail(str(it.path), "a result exists already (use --resume or "
+                                          "--overwrite)")
+                continue
+        todo.append(it)
+    return todo
+
+
+def clear_run(out: Path) -> int:
+    """Delete everything an earlier run wrote in ``out`` (per-image JSON, maps, overlays,
+    grids named after each JSON, and the folder files); files it did not write stay.
+    Returns the number of images whose results were removed."""
+    n = 0
+    for p, data in result_records(out):
+        if "source" not in data or "output" not in data:
             continue
         stem = p.name[: -len(".json")]
         for q in p.parent.iterdir():
@@ -499,45 +549,19 @@ def run_batch(
 
 def _run_locked(inputs, out: Path, loaded: LoadedModel, opts: BatchOptions, resume: bool,
                 overwrite: bool, progress, should_stop, save_figure, t0: float) -> BatchResult:
-    run_file = out / "run.json"
     wh = loaded.weights_sha256()
-    if run_file.exists():
-        previous = _previous_run(run_file)
-        same = previous.get("options") == _jsonable(opts.result_key()) and \
-            previous.get("weights_sha256") == wh
-        if overwrite and not same:
-            clear_run(out)  # a run owns its folder: replace all of the other run
-        elif not overwrite and not resume:
-            raise BatchError(f"'{out}' already holds a run; use --resume to continue it or "
-                             "--overwrite to replace its results")
-        elif not overwrite and not same:
-            raise BatchError(f"'{out}' holds a run with other options or weights "
-                             f"(model {previous.get('model')}); resume it with the same "
-                             "command, use --overwrite to replace that run, or choose "
-                             "another output folder")
-    for stale in out.rglob(".*.part"):  # temporaries of a killed run: never results
-        stale.unlink(missing_ok=True)
+    claim_run(out, _jsonable(opts.result_key()), wh, resume, overwrite)
     items, errors = discover(inputs, out)
     k, n = opts.shard
     if n > 1:
         items = [it for it in items if shard_of(it, n) == k - 1]
-    write_atomic(run_file, json.dumps(run_record(loaded, opts, wh, inputs), indent=1))
+    write_atomic(out / "run.json", json.dumps(run_record(loaded, opts, wh, inputs), indent=1))
     log = ErrorLog(out / "errors.csv")
     result = BatchResult()
     result.log = log
     for e in errors:
         result.fail(*e)
-    todo = []
-    for it in items:
-        if result_paths(out, it)["json"].exists():
-            if resume:
-                result.skipped += 1
-                continue
-            if not overwrite:
-                result.fail(str(it.path), "a result exists already (use --resume or "
-                                          "--overwrite)")
-                continue
-        todo.append(it)
+    todo = items_to_do(items, out, resume, overwrite, result)
     total = len(todo)
     _tick(progress, result, total)  # the count is known before the first image is done
     # two PNG writers: while one waits on the disk or the forward holds the cores, the other
@@ -723,17 +747,8 @@ def run_record(loaded: LoadedModel, opts: BatchOptions, wh: str, inputs: list[Pa
 # --------------------------------------------------------------------------- summarize
 def load_tables(out: Path) -> list[tuple[str, HeadTable]]:
     """Every per-image head table under ``out`` (from the JSON files)."""
-    tables = []
-    for p in sorted(out.rglob("*.json")):
-        if p.name == "run.json" or p.name.startswith("."):
-            continue
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and data.get("heads"):
-            tables.append((data.get("output", str(p)), HeadTable.from_rows(data["heads"])))
-    return tables
+    return [(data.get("output", str(p)), HeadTable.from_rows(data["heads"]))
+            for p, data in result_records(out) if data.get("heads")]
 
 
 def summarize(out: Path) -> int:

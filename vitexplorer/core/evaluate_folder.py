@@ -28,8 +28,11 @@ from vitexplorer.core.batch import (
     BatchResult,
     Item,
     check_output,
+    claim_run,
     discover,
+    items_to_do,
     result_paths,
+    result_records,
     shard_of,
 )
 from vitexplorer.core.constants import CLASS_METHODS, MASS_SHARE
@@ -99,33 +102,12 @@ def run_evaluate(
         raise BatchError(f"evaluate supports the methods {', '.join(EVAL_METHODS)}, not "
                          f"{', '.join(bad)}")
     check_output(out)
-    run_file = out / "run.json"
     wh = loaded.weights_sha256()
-    if run_file.exists() and not overwrite:
-        previous = json.loads(run_file.read_text(encoding="utf-8"))
-        if not resume:
-            raise BatchError(f"'{out}' already holds a run; use --resume to continue it or "
-                             "--overwrite to replace its results")
-        if previous.get("options") != opts.result_key() or \
-                previous.get("weights_sha256") != wh:
-            raise BatchError(f"'{out}' holds a run with other options or weights; resume "
-                             "it with the same command, or choose another output folder")
-    for stale in out.rglob(".*.part"):
-        stale.unlink(missing_ok=True)
+    claim_run(out, opts.result_key(), wh, resume, overwrite)
     items, errors = discover(inputs, out)
-    write_atomic(run_file, json.dumps(_run_record(loaded, opts, wh, inputs), indent=1))
+    write_atomic(out / "run.json", json.dumps(_run_record(loaded, opts, wh, inputs), indent=1))
     result = BatchResult(failed=list(errors))
-    todo = []
-    for it in items:
-        if result_paths(out, it)["json"].exists():
-            if resume:
-                result.skipped += 1
-                continue
-            if not overwrite:
-                result.failed.append((str(it.path), "a result exists already (use --resume "
-                                                    "or --overwrite)"))
-                continue
-        todo.append(it)
+    todo = items_to_do(items, out, resume, overwrite, result)
     try:
         for item in todo:
             try:
@@ -211,18 +193,8 @@ def evaluate_image(item: Item, loaded: LoadedModel, opts: EvaluateOptions) -> di
 # ------------------------------------------------------------------------------ summary
 def load_records(out: Path) -> list[dict]:
     """The per-image records under ``out``."""
-    records = []
-    for p in sorted(out.rglob("*.json")):
-        if p.name == "run.json" or p.name.startswith("."):
-            continue
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and "source" in data and ("jaccard" in data or
-                                                            "curves" in data):
-            records.append(data)
-    return records
+    return [data for _, data in result_records(out)
+            if "source" in data and ("jaccard" in data or "curves" in data)]
 
 
 def summary_rows(records: list[dict]) -> list[dict]:
