@@ -20,8 +20,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.run import IMAGES, REPO, interleaved, plain, row
-from vitexplorer.core.analysis import Analysis
+from benchmarks.run import (
+    IMAGES,
+    REPO,
+    full_analysis,
+    interleaved,
+    peak_above_load,
+    plain,
+    row,
+)
 from vitexplorer.core.batch import BatchOptions, run_batch
 from vitexplorer.core.images import preprocess
 from vitexplorer.core.models import load_model
@@ -119,15 +126,6 @@ def case_photos(repeats: int, device: str, n: int) -> list[dict]:
     return rows
 
 
-def _analysis(loaded, pre, x) -> Analysis:
-    a = Analysis.from_stream(stream(loaded.model, x), 0, loaded, pre, "crop", "bench")
-    a.head_maps()
-    a.head_rollout_maps()
-    a.map("rollout")
-    a.head_table()
-    return a
-
-
 def case_input_size(repeats: int, device: str, size: int = 480) -> list[dict]:
     """ViT-S/16 run at ``size`` px (pos-embed resampled at load): full analysis vs plain."""
     loaded = load_model("vit_small_patch16_224", "random", device, input_size=size)
@@ -147,7 +145,7 @@ def case_input_size(repeats: int, device: str, size: int = 480) -> list[dict]:
             for b in model.blocks:
                 b.attn.fused_attn = True
 
-    t = interleaved({"ref": ref, "ours": lambda: _analysis(loaded, pre, x),
+    t = interleaved({"ref": ref, "ours": lambda: full_analysis(loaded, pre, x),
                      "non_fused": non_fused,
                      "maps": lambda: stream(model, x, ranges=False, keep_inputs=False)},
                     max(3, repeats // 2))
@@ -160,39 +158,15 @@ def case_input_size(repeats: int, device: str, size: int = 480) -> list[dict]:
                 t["maps"], t["ref"], None)]
 
 
-LARGE_SCRIPT = r"""
-import sys, torch
-sys.path.insert(0, sys.argv[1])
-torch.set_num_threads(int(sys.argv[2]))
-def rss(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-import numpy as np
-from vitexplorer.core.models import load_model
-from vitexplorer.core.analysis import analyze
-import vitexplorer.core.heads, vitexplorer.core.masks  # code is not the analysis' cost
-loaded = load_model(sys.argv[3], "random", input_size=int(sys.argv[4]))
-img = (np.random.default_rng(0).random((768, 1024, 3)) * 255).astype(np.uint8)
-base = rss("VmRSS")
-open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to now
-a = analyze(loaded, img)
-a.head_maps(); a.head_rollout_maps(); a.map("rollout"); a.head_table()
-print(base, rss("VmHWM"))
-"""
-
-
 def case_large_input(threads: int, name: str = "vit_base_patch16_224", size: int = 1024
                      ) -> list[dict]:
     """Peak RSS of a full analysis at ``size`` px above the RSS right after the model load
     (a subprocess: nothing else in it)."""
-    out = subprocess.run([sys.executable, "-c", LARGE_SCRIPT, str(REPO), str(threads), name,
-                          str(size)], capture_output=True, text=True, timeout=1800)
+    extra_mb, error = peak_above_load(threads, name, size, (768, 1024), 1800)
     label = f"memory, {name} at {size} px full analysis: peak RSS above after-load (MB)"
-    if out.returncode != 0:
-        return [row(label, None, None, None, note=out.stderr.strip().splitlines()[-1][:80])]
-    base, peak = (int(v) for v in out.stdout.split())
-    return [row(label, (peak - base) / 2**20, 2500.0, 1.0, unit="MB")]
+    if extra_mb is None:
+        return [row(label, None, None, None, note=error)]
+    return [row(label, extra_mb, 2500.0, 1.0, unit="MB")]
 
 
 GUI_PHOTO_SCRIPT = r"""

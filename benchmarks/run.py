@@ -102,7 +102,8 @@ def case_capture(repeats: int, device: str) -> list[dict]:
                 note=f"ours is {t['peer'] / t['ours']:.2f}x faster than the peer")]
 
 
-def _full_analysis(loaded, pre, x):
+def full_analysis(loaded, pre, x) -> Analysis:
+    """What a full view of one image computes: the capture, every map family, the scores."""
     a = Analysis.from_stream(stream(loaded.model, x), 0, loaded, pre, "crop", "bench")
     a.head_maps()
     a.head_rollout_maps()
@@ -114,7 +115,7 @@ def _full_analysis(loaded, pre, x):
 def case_full_analysis(repeats: int, device: str) -> list[dict]:
     loaded, pre, x = _setup("vit_base_patch16_224", device)
     t = interleaved({"ref": plain(loaded.model, x),
-                     "ours": lambda: _full_analysis(loaded, pre, x)}, repeats)
+                     "ours": lambda: full_analysis(loaded, pre, x)}, repeats)
     return [row("full analysis of one image (maps, rollouts, scores), ViT-B/16",
                 t["ours"], t["ref"], 1.30)]
 
@@ -261,8 +262,9 @@ import numpy as np
 from vitexplorer.core.models import load_model
 from vitexplorer.core.analysis import analyze
 import vitexplorer.core.heads, vitexplorer.core.masks  # code is not the analysis' cost
-loaded = load_model(sys.argv[3], "random")
-img = (np.random.default_rng(0).random((480, 640, 3)) * 255).astype(np.uint8)
+loaded = load_model(sys.argv[3], "random", input_size=int(sys.argv[4]) or None)
+img = (np.random.default_rng(0).random((int(sys.argv[5]), int(sys.argv[6]), 3)) * 255
+       ).astype(np.uint8)
 base = rss("VmRSS")  # right after the model load: no warm-up forward hides anything
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to now
 a = analyze(loaded, img)
@@ -271,17 +273,26 @@ print(base, rss("VmHWM"))
 """
 
 
-def case_memory(threads: int, name: str = "vit_large_patch16_384") -> list[dict]:
-    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(REPO), str(threads), name],
-                         capture_output=True, text=True, timeout=1200)
+def peak_above_load(threads: int, name: str, input_size: int | None,
+                    image_hw: tuple[int, int], timeout: float) -> tuple[float | None, str]:
+    """Peak RSS (MB) of a full analysis of a random ``image_hw`` image above the RSS right
+    after the model load, in a subprocess (nothing else in it); (None, the error's last
+    line) when it fails."""
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(REPO), str(threads), name,
+                          str(input_size or 0), *map(str, image_hw)],
+                         capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
-        return [row(f"memory, {name} full analysis", None, None, None,
-                    note=out.stderr.strip().splitlines()[-1][:80])]
+        return None, out.stderr.strip().splitlines()[-1][:80]
     base, peak = (int(v) for v in out.stdout.split())
-    extra_mb = (peak - base) / 2**20
-    r = row(f"memory, {name} full analysis: peak RSS above after-load (MB)", extra_mb, 300.0,
-            1.0, unit="MB")
-    return [r]
+    return (peak - base) / 2**20, ""
+
+
+def case_memory(threads: int, name: str = "vit_large_patch16_384") -> list[dict]:
+    extra_mb, error = peak_above_load(threads, name, None, (480, 640), 1200)
+    if extra_mb is None:
+        return [row(f"memory, {name} full analysis", None, None, None, note=error)]
+    return [row(f"memory, {name} full analysis: peak RSS above after-load (MB)", extra_mb,
+                300.0, 1.0, unit="MB")]
 
 
 GUI_SCRIPT = r"""
