@@ -35,7 +35,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from vitexplorer.core.analysis import Analysis
-from vitexplorer.core.constants import DEFAULT_OPACITY, FORMATS, MASS_SHARE, METHOD_LABELS
+from vitexplorer.core.constants import (
+    DEFAULT_CMAP,
+    DEFAULT_OPACITY,
+    FORMATS,
+    MASS_SHARE,
+    METHOD_LABELS,
+)
 from vitexplorer.core.files import atomic_writer
 from vitexplorer.core.render import display_range, overlay, resolve_cmap
 
@@ -82,7 +88,7 @@ class FigureOptions:
     title: str | None = None
     caption: str | None = None
     scale: str = "shared"
-    cmap: str = "viridis"
+    cmap: str = DEFAULT_CMAP
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:

@@ -6,6 +6,7 @@ from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from vitexplorer.core.constants import DEFAULT_CMAP
 from vitexplorer.core.render import colormap_lut
 from vitexplorer.gui.state import SCALE_SCOPES
 
@@ -20,7 +21,7 @@ class ColourBar(QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self._cmap = "inferno"
+        self._cmap = DEFAULT_CMAP
         self._range: tuple[float, float] | None = None
         self._caption = ""
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)

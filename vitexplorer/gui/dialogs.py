@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitexplorer.core.constants import FORMATS
+from vitexplorer.core.constants import DEFAULT_CMAP, FORMATS
 
 PREVIEW_PX = 420  # longest side of the export dialog's preview
 EXPORT_KINDS = {"view": "Current view (overlay, colour bar, caption)",
@@ -36,7 +36,7 @@ class ExportDialog(QDialog):
     preview; the figure itself is made by the core (``preview`` is asked to render it in a
     worker and answers through :meth:`show_preview`)."""
 
-    def __init__(self, suggested: str, parent=None, preview=None, cmap: str = "viridis"
+    def __init__(self, suggested: str, parent=None, preview=None, cmap: str = DEFAULT_CMAP
                  ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export figure")
