@@ -19,6 +19,20 @@ SAMPLE = REPO / "resources" / "sample.png"
 
 
 @cache
+def special_file(path: Path, kind: str) -> None:
+    """A FIFO (``kind="fifo"``) or a character device with /dev/null's numbers at ``path``;
+    skips the test where making a device node needs root."""
+    import stat
+
+    if kind == "fifo":
+        os.mkfifo(path)
+        return
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+
+
 def small_model(name: str, **kwargs):
     """A random-init timm model, eval mode, seeded, cached per process."""
     import timm

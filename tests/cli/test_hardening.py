@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.conftest import special_file
 from vitexplorer.cli import main
 
 TINY = ["--model", "vit_tiny_patch16_224", "--weights", "random"]
@@ -70,13 +71,7 @@ def test_heads_outputs_never_replace_the_image_or_mask(victim, capsys):
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_only_regular_files_are_written(tmp_path, victim, capsys, kind):
     node = tmp_path / "node.png"
-    if kind == "fifo":
-        os.mkfifo(node)
-    else:
-        try:
-            os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-        except PermissionError:
-            pytest.skip("creating a device node needs root")
+    special_file(node, kind)
     assert main(["export", str(victim), "-o", str(node), "--force", *TINY]) != 0
     assert "not a regular file" in _one_line(capsys.readouterr().err)
     mode = node.lstat().st_mode

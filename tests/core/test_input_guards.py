@@ -3,7 +3,6 @@ renamed weights, NaN weights, special files, extreme strips, AVIF in a folder.""
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 from PIL import Image, features
 
+from tests.conftest import special_file
 from vitexplorer.core.analysis import analyze
 from vitexplorer.core.batch import BatchOptions, run_batch
 from vitexplorer.core.errors import ImageError, ModelError
@@ -49,16 +49,8 @@ def test_nan_weights_are_reported_not_drawn_blank(tmp_path):
 
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_special_files_are_named_as_such(tmp_path, kind):
-    import stat
-
     p = tmp_path / "x.png"
-    if kind == "fifo":
-        os.mkfifo(p)
-    else:
-        try:
-            os.mknod(p, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-        except PermissionError:
-            pytest.skip("creating a device node needs root")
+    special_file(p, kind)
     box: dict = {}
     t = threading.Thread(target=lambda: box.update(err=_error_of(load_image, p)), daemon=True)
     t.start()
