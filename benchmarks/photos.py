@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from benchmarks.run import (
+    GUI_WINDOW,
     IMAGES,
     REPO,
     full_analysis,
@@ -169,29 +170,15 @@ def case_large_input(threads: int, name: str = "vit_base_patch16_224", size: int
     return [row(label, extra_mb, 2500.0, 1.0, unit="MB")]
 
 
-GUI_PHOTO_SCRIPT = r"""
-import os, sys, time, statistics
-os.environ["QT_QPA_PLATFORM"] = "offscreen"
-sys.path.insert(0, sys.argv[1])
+GUI_PHOTO_SCRIPT = GUI_WINDOW + r"""
+import time, statistics
 import torch
 torch.set_num_threads(int(sys.argv[4]))
-from PySide6.QtWidgets import QApplication
-from PySide6.QtCore import QTimer, QEventLoop
-app = QApplication([])
-from vitexplorer.gui.main_window import MainWindow
-from vitexplorer.gui.settings import Settings
 from vitexplorer.core.stream import stream
-import tempfile
 def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS"):
             return int(line.split()[1]) * 1024
-w = MainWindow(Settings(tempfile.mktemp(suffix=".ini")), model=sys.argv[2], weights="random")
-w.show()
-def wait(sig, ms=300000):
-    l = QEventLoop(); sig.connect(l.quit); QTimer.singleShot(ms, l.quit); l.exec()
-w.load_model(sys.argv[2], "random")
-while w.state.a.loaded is None: app.processEvents()
 model = w.state.a.loaded.model
 x = torch.randn(1, 3, *w.state.a.loaded.data_config["input_size"][1:])
 fw = []

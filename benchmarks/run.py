@@ -295,22 +295,27 @@ def case_memory(threads: int, name: str = "vit_large_patch16_384") -> list[dict]
                 300.0, 1.0, unit="MB")]
 
 
-GUI_SCRIPT = r"""
-import os, sys, time, statistics
+#: the start of the GUI benchmarks' scripts: an offscreen window on the model ``argv[2]`` with
+#: random weights, loaded; ``wait(signal)`` runs the event loop until the signal (or 300 s)
+GUI_WINDOW = r"""
+import os, sys, tempfile
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 sys.path.insert(0, sys.argv[1])
 from PySide6.QtWidgets import QApplication
-from PySide6.QtCore import QTimer, QEventLoop, QElapsedTimer
+from PySide6.QtCore import QTimer, QEventLoop
 app = QApplication([])
 from vitexplorer.gui.main_window import MainWindow
 from vitexplorer.gui.settings import Settings
-import tempfile
 w = MainWindow(Settings(tempfile.mktemp(suffix=".ini")), model=sys.argv[2], weights="random")
 w.show()
-def wait(sig, ms=120000):
+def wait(sig, ms=300000):
     l = QEventLoop(); sig.connect(l.quit); QTimer.singleShot(ms, l.quit); l.exec()
 w.load_model(sys.argv[2], "random")
 while w.state.a.loaded is None: app.processEvents()
+"""
+
+GUI_SCRIPT = GUI_WINDOW + r"""
+import time, statistics
 forwards = []
 w.state.a.loaded.model.register_forward_hook(lambda *a: forwards.append(1))
 # event-loop stall while the model runs in a worker
