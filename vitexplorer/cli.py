@@ -159,9 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(hd)
     hd.add_argument("--mask", type=Path, help="foreground mask image (white = object); "
                     "default: IMAGE_mask.png next to the image, else --mask-mode")
-    hd.add_argument("--mask-mode", default="rollout", choices=MASK_MODES,
-                    help="foreground from the model's own rollout (60%% of its mass) or "
-                         "GrabCut seeded by it, when there is no mask file")
+    hd.add_argument("--box", type=_box, metavar="x0,y0,x1,y1",
+                    help="foreground by GrabCut in this box (pixels of the image), when "
+                         "there is no mask file")
+    hd.add_argument("--mask-mode", default="centre", choices=MASK_MODES,
+                    help="foreground without a mask file or box: 'centre' GrabCut in the "
+                         "centre box (model-free, the default); 'rollout' / 'grabcut' the "
+                         "model's own rollout (labels then measure agreement with it)")
     hd.add_argument("--json", type=Path, help="write the head table as JSON")
     hd.add_argument("--csv", type=Path, help="write the head table as CSV")
     hd.add_argument("--figure", type=Path, help="L x H grid framed by group (png/svg/pdf); "
@@ -198,7 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--batch-size", type=_at_least_one, default=8)
     ba.add_argument("--workers", type=_at_least_one, default=2, help="decoding threads")
     ba.add_argument("--masks", type=Path, help="folder of foreground masks (same stem)")
-    ba.add_argument("--mask-mode", default="rollout", choices=MASK_MODES)
+    ba.add_argument("--box", type=_box, metavar="x0,y0,x1,y1",
+                    help="GrabCut box for images without a mask (original pixels)")
+    ba.add_argument("--mask-mode", default="centre", choices=MASK_MODES,
+                    help="foreground without a mask or box (see heads --mask-mode)")
     ba.add_argument("--no-scores", action="store_true",
                     help="skip the per-image head table (faster; no folder head profile)")
     ba.add_argument("--resume", action="store_true", help="continue a run: skip finished "
@@ -418,7 +425,11 @@ def _heads(args: argparse.Namespace) -> int:
     image = load_image(args.image)
     analysis = analyze(loaded, image, args.resize, source=str(args.image))
     mask = load_mask(mask_path, image.shape[:2]) if mask_path else None
-    table = analysis.head_table(args.mask_mode, mask, str(mask_path) if mask_path else None)
+    table = analysis.head_table(args.mask_mode, mask, str(mask_path) if mask_path else None,
+                                args.box)
+    if "mask_warning" in table.meta:
+        print(f"vitexplorer: warning: {table.meta['mask_warning']}", file=sys.stderr)
+    print(f"foreground: {table.meta['mask']}", file=sys.stderr)
     if args.importance:
         imp = head_importance(loaded.model, analysis.model_input())
         table.scores["logprob_drop"] = imp["logprob_drop"].numpy().astype(float)
@@ -455,6 +466,16 @@ def format_table(table) -> str:
     return "\n".join("  ".join(v.rjust(w) if i >= 6 or i < 2 else v.ljust(w)
                                 for i, (v, w) in enumerate(zip(row, widths, strict=True)))
                       for row in lines)
+
+
+def _box(text: str) -> tuple[int, int, int, int]:
+    """``--box x0,y0,x1,y1`` (argparse type; masks, and so OpenCV, load only when given)."""
+    from vitexplorer.core.masks import parse_box
+
+    try:
+        return parse_box(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> int:
@@ -507,7 +528,7 @@ def _batch(args: argparse.Namespace) -> int:
             format=args.format, overlay_size=overlay_size, input_size=args.input_size,
             batch_size=args.batch_size, workers=args.workers,
             resize=args.resize, masks=str(args.masks) if args.masks else None,
-            mask_mode=args.mask_mode, scores=not args.no_scores, shard=(k, n),
+            mask_mode=args.mask_mode, box=args.box, scores=not args.no_scores, shard=(k, n),
             decorate=args.decorate)
     except ValueError as exc:  # a block or head the model does not have
         print(f"vitexplorer: {exc}", file=sys.stderr)

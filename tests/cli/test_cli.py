@@ -117,6 +117,24 @@ def test_heads_command_writes_table_and_figures(tmp_path, images_dir, capsys):
     assert main(["heads", str(img), *TINY, "--json", str(out / "t.json")]) == 1
 
 
+def test_heads_box_and_model_free_default(tmp_path, images_dir, capsys):
+    import json
+
+    out = tmp_path / "t.json"
+    rc = main(["heads", str(images_dir / "coins.png"), *TINY, "--json", str(out),
+               "--box", "40,30,200,160"])
+    assert rc == 0
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["mask_source"] == "box" and "(40, 30, 200, 160)" in meta["mask"]
+    assert "foreground: GrabCut in the given box" in capsys.readouterr().err
+    assert main(["heads", str(images_dir / "coins.png"), *TINY, "--json", str(out),
+                 "--force"]) == 0
+    assert json.loads(out.read_text())["meta"]["mask_source"] == "centre"
+    with pytest.raises(SystemExit) as exc:
+        main(["heads", str(images_dir / "coins.png"), *TINY, "--box", "1,2,3"])
+    assert exc.value.code == 2 and "four numbers" in capsys.readouterr().err
+
+
 def test_batch_exit_status_and_summarize(tmp_path, images_dir, capsys):
     src = tmp_path / "in"
     src.mkdir()
@@ -142,3 +160,6 @@ def test_batch_exit_status_and_summarize(tmp_path, images_dir, capsys):
     capsys.readouterr()
     assert main(["batch", str(src), "-o", str(tmp_path / "o3"), *TINY, "--heads", "1,3"]) == 2
     assert "--heads 3: not an index from 0 to 2" in capsys.readouterr().err  # 3 heads
+    assert main(["batch", str(src), "-o", str(tmp_path / "o4"), *TINY, "--masks",
+                 str(tmp_path / "nowhere")]) == 1
+    assert "mask folder" in capsys.readouterr().err

@@ -269,3 +269,16 @@ def test_batch_options_is_built_from_the_model_and_the_text(tiny_loaded):
     for bad in ({"methods": ("relevance",)}, {"outputs": ("movie",)}, {"heads": "3"}):
         with pytest.raises(ValueError):
             batch_options(tiny_loaded, **bad)
+
+
+def test_box_in_original_pixels_and_mask_source_in_every_record(tmp_path, tiny):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(TEST_IMAGES / "coins.png", src / "x.png")  # 384 x 303
+    out = tmp_path / "out"
+    run_batch([src], out, tiny, BatchOptions(**{**OPTS, "box": (40, 30, 200, 160)}))
+    rec = json.loads((out / "in" / "x.png.json").read_text())
+    assert rec["mask_source"] == "box" and "mask_warning" in rec
+    with pytest.raises(BatchError, match="mask folder"):
+        run_batch([src], tmp_path / "o2", tiny, BatchOptions(**{**OPTS,
+                                                                "masks": str(tmp_path / "no")}))

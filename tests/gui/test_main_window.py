@@ -406,10 +406,12 @@ def test_groups_panel_filters_sorts_and_scores(qtbot, window, chelsea):
     assert window.state.a.head_groups.table.scores["kl"].shape == (3, 3)
     assert "ablation" in window.head_panel.scores.text()
     with qtbot.waitSignal(window.rendered, timeout=60000):
-        gp.mask.setCurrentIndex(1)
-    assert window.state.mask == "grabcut" and "grabcut" in gp.scored_with.text()
+        gp.mask.setCurrentIndex(2)
+    assert window.state.mask == "grabcut"
+    assert "agreement with the model's rollout" in gp.scored_with.text()
     table = window.state.a.head_groups.table
-    assert window.state.a.head_groups.mask == "grabcut" and table.meta["mask"] == "grabcut"
+    assert window.state.a.head_groups.mask == "grabcut" and table.meta["mask_source"] == "grabcut"
+    assert table.meta["mask"].startswith("agreement with the model's rollout")
     np.testing.assert_array_equal(table.scores["fg_score"],
                                   a.head_table("grabcut").scores["fg_score"])
 

@@ -298,46 +298,65 @@ class Analysis:
         ones = np.ones(self.geometry.image_size, np.float32)
         return grid_coverage(ones, self.geometry) >= 0.5
 
-    def foreground_mask(self, mode: str = "rollout", mask: np.ndarray | None = None
-                        ) -> np.ndarray:
-        """bool ``[H, W]`` foreground on the original image: the given ``mask``, or from
-        the model's own fused rollout (``rollout``: its 60%-mass region; ``grabcut``)."""
+    def foreground(self, mode: str = "centre", mask: np.ndarray | None = None,
+                   box: tuple[int, int, int, int] | None = None,
+                   mask_name: str | None = None) -> masks.Foreground:
+        """The foreground on the original image and what made it (:mod:`~.core.masks`):
+        the given ``mask`` (a file: named ``mask_name``), else GrabCut in ``box`` (pixels of
+        this analysis's image), else by ``mode``: ``centre`` (model-free: GrabCut in the
+        centre box), ``rollout`` / ``grabcut`` (from the model's own rollout). A failed or
+        empty GrabCut falls back to its box (or the rollout region) with a warning."""
         if mask is not None:
-            return mask
-        key = ("mask", mode)
+            return masks.Foreground(mask, "file", mask_name or "given mask")
+        if box is not None:
+            mode = "box"
+        key = ("mask", mode, tuple(box) if box is not None else None)
         if key not in self._cache:
-            fused = self.map("rollout")
-            if mode == "grabcut":
-                self._cache[key] = masks.grabcut_mask(self.image, fused, self.geometry)
+            warning = None
+            if mode in ("box", "centre"):
+                rect = box if box is not None else masks.centre_box(self.image.shape[:2])
+                fg, warning = masks.box_grabcut(self.image, rect)
+            elif mode == "grabcut":
+                fg, warning = masks.grabcut_mask(self.image, self.map("rollout"), self.geometry)
             elif mode == "rollout":
-                self._cache[key] = masks.rollout_mask(fused, self.geometry)
+                fg = masks.rollout_mask(self.map("rollout"), self.geometry)
             else:
-                raise ValueError(f"unknown mask mode {mode!r}: use rollout, grabcut or a "
-                                 "mask file")
+                raise ValueError(f"unknown mask mode {mode!r}: use centre, rollout, grabcut, "
+                                 "a box or a mask file")
+            name = masks.MASK_NAMES[mode] + (f" {tuple(box)}" if box is not None else "")
+            self._cache[key] = masks.Foreground(fg, mode, name, warning)
         return self._cache[key]
 
-    def head_table(self, mode: str = "rollout", mask: np.ndarray | None = None,
-                   mask_name: str | None = None) -> HeadTable:
-        """Scores and labels of every head (:func:`vitexplorer.core.heads.score_heads`)
-        against the foreground ``mask`` (bool ``[H, W]`` on the image), or one made by
-        ``mode`` (``rollout``, ``grabcut``: :meth:`foreground_mask`) when there is none.
+    def foreground_mask(self, mode: str = "centre", mask: np.ndarray | None = None
+                        ) -> np.ndarray:
+        """bool ``[H, W]`` foreground on the original image (:meth:`foreground`)."""
+        return self.foreground(mode, mask).mask
 
-        Cached per mask source: ``mode``, or ``mask_name`` for a given mask; a mask given
-        without a name is scored anew each time (it cannot be told apart from another).
+    def head_table(self, mode: str = "centre", mask: np.ndarray | None = None,
+                   mask_name: str | None = None,
+                   box: tuple[int, int, int, int] | None = None) -> HeadTable:
+        """Scores and labels of every head (:func:`vitexplorer.core.heads.score_heads`)
+        against the foreground ``mask`` (bool ``[H, W]`` on the image), or one made from
+        ``box`` or by ``mode`` (:meth:`foreground`). ``meta`` records the mask's name,
+        its source and any warning (``mask``, ``mask_source``, ``mask_warning``).
+
+        Cached per mask source: ``mode`` / ``box``, or ``mask_name`` for a given mask; a
+        mask given without a name is scored anew each time (it cannot be told apart).
         """
         if self.ranges is None:
             raise ValueError("this analysis was captured without the head statistics "
                              "(stream(..., ranges=False)); capture again to score heads")
-        name = mask_name or (mode if mask is None else "given mask")
-        key = ("table", name)
+        key = ("table", mask_name if mask is not None else (mode, box))
         if key in self._cache and (mask is None or mask_name is not None):
             return self._cache[key]
-        fg = self.foreground_mask(mode, mask)
-        meta = {"source": self.source, "model": self.model_label, "mask": name,
-                "layers": self.num_layers, "heads": self.num_heads}
+        fg = self.foreground(mode, mask, box, mask_name)
+        meta = {"source": self.source, "model": self.model_label, "mask": fg.name,
+                "mask_source": fg.source, "layers": self.num_layers, "heads": self.num_heads}
+        if fg.warning:
+            meta["mask_warning"] = fg.warning
         table = score_heads(
             self.head_maps().numpy(), self.ranges, self.layout, self.image, self.geometry,
-            grid_coverage(fg, self.geometry), self.patch_size, self.valid_tokens(),
+            grid_coverage(fg.mask, self.geometry), self.patch_size, self.valid_tokens(),
             self.prefix_share().numpy(), meta)
         if mask is None or mask_name is not None:
             self._cache[key] = table

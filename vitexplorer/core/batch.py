@@ -95,7 +95,8 @@ class BatchOptions:
     workers: int = 2
     resize: str = "crop"
     masks: str | None = None
-    mask_mode: str = "rollout"
+    mask_mode: str = "centre"
+    box: tuple[int, int, int, int] | None = None  # GrabCut box, pixels of the original image
     scores: bool = True  # head table in each JSON (and the folder profile)
     cmap: str = DEFAULT_CMAP
     opacity: float = DEFAULT_OPACITY
@@ -538,6 +539,8 @@ def run_batch(
         raise BatchError(f"batch overlays support {', '.join(BATCH_METHODS)}, not "
                          f"{', '.join(unknown)} (the gradient methods need one backward each)")
     check_inputs(inputs, out)
+    if opts.masks is not None and not Path(opts.masks).is_dir():
+        raise BatchError(f"mask folder '{opts.masks}' does not exist or is not a folder")
     check_output(out)
     lock = RunLock(out)
     try:
@@ -657,8 +660,13 @@ def _write_results(item: Item, a: Analysis, mask, opts: BatchOptions, out: Path,
         base = out / item.rel
         layers = opts.layers if opts.layers is not None else (a.num_layers - 1,)
         heads = opts.heads if opts.heads is not None else tuple(range(a.num_heads))
-        mask_name = "mask file" if mask is not None else opts.mask_mode
-        table = a.head_table(opts.mask_mode, mask, mask_name) if opts.scores else None
+        box = None
+        if opts.box is not None and mask is None:  # original pixels -> the analysis's image
+            sy = a.image.shape[0] / original.image_size[0]
+            sx = a.image.shape[1] / original.image_size[1]
+            x0, y0, x1, y1 = opts.box
+            box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
+        table = a.head_table(opts.mask_mode, mask, "mask file", box) if opts.scores else None
         if "overlay" in opts.outputs:
             _write_overlays(a, base, opts, layers, heads, save_figure)
         if "grid" in opts.outputs:
@@ -683,6 +691,8 @@ def _write_results(item: Item, a: Analysis, mask, opts: BatchOptions, out: Path,
                   "predictions": [{"class": c, "name": n, "probability": p}
                                   for c, n, p in a.top_k(5)],
                   "mask": table.meta.get("mask") if table else None,
+                  "mask_source": table.meta.get("mask_source") if table else None,
+                  "mask_warning": table.meta.get("mask_warning") if table else None,
                   "heads": table.rows() if table else []}
         write_atomic(result_paths(out, item)["json"], json.dumps(record, indent=1))
         return str(item.path), None

@@ -31,7 +31,7 @@ DEFAULT_CMAP = "viridis"  # perceptually uniform: reads in greyscale and for col
 #: how the heads of a block are fused into one matrix for the rollouts (core.rollout)
 FUSIONS = ("mean", "max", "min")
 #: where a foreground mask comes from when there is no mask file (core.masks)
-MASK_MODES = ("rollout", "grabcut")
+MASK_MODES = ("centre", "rollout", "grabcut")
 
 #: figure formats written by core.figures
 FORMATS = ("png", "svg", "pdf")

@@ -235,7 +235,8 @@ class HeadTable:
         return out
 
     def to_csv(self) -> str:
-        rows = self.rows()
+        """The rows, each with the foreground mask they were scored against (``mask``)."""
+        rows = [{**r, "mask": self.meta.get("mask", "")} for r in self.rows()]
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -68,9 +68,13 @@ class GroupsPanel(QWidget):
         lay = QVBoxLayout(self)
         form = QFormLayout()
         self.mask = QComboBox()
-        self.mask.addItem("model's rollout (60% of its mass)", "rollout")
-        self.mask.addItem("GrabCut seeded by the rollout", "grabcut")
-        self.mask.setToolTip("Foreground used for the foreground/background scores")
+        self.mask.addItem("GrabCut in the centre box (model-free)", "centre")
+        self.mask.addItem("agreement with the model's rollout (60% of its mass)", "rollout")
+        self.mask.addItem("agreement with the model's rollout (GrabCut seeded by it)",
+                          "grabcut")
+        self.mask.setToolTip("Foreground used for the foreground/background scores: the "
+                             "rollout options measure agreement with the model, not the "
+                             "object")
         self.sort = QComboBox()
         self.sort.addItems(["by layer", "by similarity cluster"])
         self.sort.setToolTip("Order of the head grid")
@@ -156,8 +160,10 @@ class GroupsPanel(QWidget):
         """Fill the list from the head groups of the analysis shown."""
         self.tree.clear()
         table = groups.table
+        warning = table.meta.get("mask_warning")
         self.scored_with.setText(f"Scores computed with the foreground mask "
-                                 f"<b>{groups.mask}</b>")
+                                 f"<b>{table.meta.get('mask', groups.mask)}</b>"
+                                 + (f"<br><i>{warning}</i>" if warning else ""))
         by_group: dict[str, list[tuple[int, int]]] = {}
         names = table.groups()
         n_l, n_h = table.shape

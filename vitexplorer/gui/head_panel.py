@@ -84,7 +84,10 @@ class HeadPanel(QWidget):
             if key in table.scores:
                 rows.append((name, f"{table.scores[key][layer, head]:.3f}"))
         body = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)
-        return f"<b>Head scores</b> (mask: {table.meta.get('mask', '?')})<table>{body}</table>"
+        warning = table.meta.get("mask_warning")
+        note = f"<br><i style='color:#b35c00'>{warning}</i>" if warning else ""
+        return (f"<b>Head scores</b> (mask: {table.meta.get('mask', '?')}){note}"
+                f"<table>{body}</table>")
 
     def set_predictions(self, top: list[tuple[int, str, float]]) -> None:
         rows = "".join(f"<tr><td>{p:.1%}</td><td>{name}</td></tr>" for _i, name, p in top)

@@ -101,7 +101,7 @@ def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, polic
     analysis.head_rollout_maps()
     display, scale = resized(analysis.image, DISPLAY_MAX)
     return FinishedAnalysis(analysis, display, scale, head_thumbnails(analysis, "head", cmap),
-                            groups_job(analysis, "rollout"))
+                            groups_job(analysis, "centre"))
 
 
 def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = None,

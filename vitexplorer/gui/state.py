@@ -74,7 +74,7 @@ STATE_FIELDS: dict[str, Any] = {
     "source": None,  # the current image: a path, "clipboard", or None
     "query_cell": None,  # (row, col) of the queried patch, or None
     "selection": None,  # frozenset of (layer, head) the grid highlights, or None for all
-    "mask": "rollout",  # foreground used by the head scores: rollout or grabcut
+    "mask": "centre",  # foreground of the head scores: a core.constants.MASK_MODES entry
     "sort_by_cluster": False,  # head grid order: by layer, or by similarity cluster
     "importance_heatmap": False,  # the grid shows head importance as a heatmap
     "policy": "crop",  # how the image is fitted to the model's input (a new forward)

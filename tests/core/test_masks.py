@@ -1,0 +1,70 @@
+"""Foreground from the user: GrabCut in a box, the model-free centre box, clear fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vitexplorer.core.analysis import analyze
+from vitexplorer.core.masks import MASK_NAMES, box_grabcut, centre_box, parse_box
+
+
+def disc_image(size=(120, 160), seed=0):
+    """A red disc on green noise: the disc is the object GrabCut should find."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[:h, :w]
+    disc = (yy - 60) ** 2 + (xx - 70) ** 2 <= 30 ** 2
+    img = np.clip(rng.normal([40, 150, 50], 20, (h, w, 3)), 0, 255)
+    img[disc] = np.clip(rng.normal([200, 40, 40], 10, (int(disc.sum()), 3)), 0, 255)
+    return img.astype(np.uint8), disc
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_grabcut_in_a_box_finds_the_object():
+    img, disc = disc_image()
+    mask, warning = box_grabcut(img, (25, 15, 115, 105))
+    assert warning is None
+    assert iou(mask, disc) > 0.85
+    assert iou(np.pad(np.ones((90, 90), bool), ((15, 15), (25, 45))), disc) < 0.6  # the box
+
+
+def test_failed_grabcut_falls_back_to_the_box_with_a_warning():
+    flat = np.full((80, 80, 3), 128, np.uint8)  # one colour: no object to cut out
+    mask, warning = box_grabcut(flat, (10, 20, 50, 60))
+    assert warning is not None and "box" in warning
+    assert mask.sum() == 40 * 40 and mask[20:60, 10:50].all()  # never an empty mask
+    with pytest.raises(ValueError, match="does not overlap"):
+        box_grabcut(flat, (100, 100, 200, 200))
+
+
+def test_parse_box_and_centre_box():
+    assert parse_box("1,2,30.4,40") == (1, 2, 30, 40)
+    for bad in ("1,2,3", "a,b,c,d", "5,5,4,9", "0,0,inf,3"):
+        with pytest.raises(ValueError, match="box"):
+            parse_box(bad)
+    assert centre_box((100, 200)) == (20, 10, 180, 90)
+
+
+def test_tables_record_their_mask_source(tiny_loaded):
+    img, disc = disc_image()
+    a = analyze(tiny_loaded, img, "stretch")
+    rollout = a.head_table("rollout")
+    assert rollout.meta["mask"] == MASK_NAMES["rollout"]
+    assert rollout.meta["mask"].startswith("agreement with the model's rollout")
+    centre = a.head_table()  # the model-free default
+    assert centre.meta["mask_source"] == "centre" and "mask_warning" not in centre.meta
+    boxed = a.head_table(box=(25, 15, 115, 105))
+    assert boxed.meta["mask_source"] == "box" and "(25, 15, 115, 105)" in boxed.meta["mask"]
+    assert iou(a.foreground(box=(25, 15, 115, 105)).mask, disc) > 0.85
+    given = a.head_table(mask=disc, mask_name="disc.png")
+    assert (given.meta["mask_source"], given.meta["mask"]) == ("file", "disc.png")
+    assert "mask" in given.to_csv().splitlines()[0].split(",")
+    flat = analyze(tiny_loaded, np.full((64, 64, 3), 90, np.uint8), "stretch")
+    failed = flat.head_table()
+    assert "GrabCut" in failed.meta["mask_warning"]
+    x0, y0, x1, y1 = centre_box((64, 64))  # the fallback: the centre box itself
+    assert flat.foreground().mask.sum() == (x1 - x0) * (y1 - y0)
