@@ -96,7 +96,7 @@ def test_a_mask_without_a_name_does_not_replace_the_cached_table(planted):
     analysis, _ = planted
     given = analysis.head_table(mask=~horse_mask())
     own = analysis.head_table()
-    assert given.meta["mask"] == "given mask" and own.meta["mask"] == "rollout"
+    assert given.meta["mask"] == "given mask" and own.meta["mask_source"] == "centre"
     assert not np.allclose(given.scores["fg_score"], own.scores["fg_score"])
 
 

@@ -83,10 +83,12 @@ def box_grabcut(image: np.ndarray, box: tuple[int, int, int, int], iterations: i
     h, w = image.shape[:2]
     x0, y0 = max(0, box[0]), max(0, box[1])
     x1, y1 = min(w, box[2]), min(h, box[3])
-    if x1 - x0 < 2 or y1 - y0 < 2:
+    if x1 <= x0 or y1 <= y0:
         raise ValueError(f"box {tuple(box)} does not overlap the {w}x{h} image")
     filled = np.zeros((h, w), bool)
     filled[y0:y1, x0:x1] = True
+    if min(x1 - x0, y1 - y0, w, h) < 8:
+        return filled, f"box {tuple(box)} is too small for GrabCut: the box is the foreground"
     scale = min(1.0, work_size / max(h, w))
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
                        interpolation=cv2.INTER_AREA) if scale < 1 else image
