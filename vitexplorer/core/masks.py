@@ -98,6 +98,7 @@ def box_grabcut(image: np.ndarray, box: tuple[int, int, int, int], iterations: i
             max(2, min(sh, round(y1 * scale)) - ry0))
     seed = np.zeros((sh, sw), np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut's k-means draws from OpenCV's per-thread RNG: same mask per run
     try:
         cv2.grabCut(np.ascontiguousarray(small[:, :, ::-1]), seed, rect, bgd, fgd,
                     iterations, cv2.GC_INIT_WITH_RECT)
@@ -175,6 +176,7 @@ def grabcut_mask(image: np.ndarray, rollout_map: np.ndarray, geometry: Geometry,
     if not fg.any() or (seed == cv2.GC_BGD).all():
         return rollout_mask(rollout_map, geometry), f"GrabCut had no seed: {fallback}"
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # as in box_grabcut
     try:
         cv2.grabCut(np.ascontiguousarray(small[:, :, ::-1]), seed, None, bgd, fgd, iterations,
                     cv2.GC_INIT_WITH_MASK)
