@@ -541,6 +541,10 @@ def test_shared_colour_scales_make_heads_comparable(qtbot, window, chelsea):
     assert s.fixed_range == (0.01, 0.2) and window.maps.last_frame.vrange == (0.01, 0.2)
     window.controls.opacity_value.setValue(40)
     assert s.opacity == 0.4 and window.controls.opacity.value() == 40
+    s.update(scale="layer", scaling="minmax")
+    b = open_and_wait(qtbot, window, TEST_IMAGES / "horse.png")  # ranges of the new image
+    horse = b.head_maps().numpy().astype(np.float64)[s.layer]
+    assert window.maps.last_frame.vrange == pytest.approx((horse.min(), horse.max()))
 
 
 def test_nearest_upsampling_shows_the_token_grid(qtbot, window, chelsea):

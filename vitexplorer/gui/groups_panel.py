@@ -197,16 +197,18 @@ class GroupsPanel(QWidget):
 
     def _fit_columns(self) -> None:
         """Columns as wide as their longest text, collapsed rows included (labels never
-        truncated; the list scrolls sideways instead)."""
+        truncated; the list scrolls sideways instead). Measures the few longest strings
+        only (one font-metrics call per row costs ~15 ms for ViT-B)."""
         fm = self.tree.fontMetrics()
-        widths = [fm.horizontalAdvance(self.tree.headerItem().text(c)) for c in (0, 1)]
+        texts: list[list[str]] = [[self.tree.headerItem().text(c)] for c in (0, 1)]
         for i in range(self.tree.topLevelItemCount()):
             top = self.tree.topLevelItem(i)
             for item in [top] + [top.child(k) for k in range(top.childCount())]:
                 for c in (0, 1):
-                    widths[c] = max(widths[c], fm.horizontalAdvance(item.text(c)))
-        self.tree.setColumnWidth(0, widths[0] + 2 * self.tree.indentation() + 12)
-        self.tree.setColumnWidth(1, widths[1] + 12)
+                    texts[c].append(item.text(c))
+        for c, extra in ((0, 2 * self.tree.indentation() + 12), (1, 12)):
+            longest = sorted(texts[c], key=len)[-3:]
+            self.tree.setColumnWidth(c, max(fm.horizontalAdvance(t) for t in longest) + extra)
 
     def _show_ranking(self, groups: HeadGroups) -> None:
         """The importance list, for the class it was computed for (hidden before)."""

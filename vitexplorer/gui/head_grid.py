@@ -7,6 +7,8 @@ The thumbnails are scaled to fill the widget; in cluster order each cell carries
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
@@ -31,7 +33,7 @@ class HeadGrid(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._pix: list[list[QPixmap]] = []
         self._frames: dict[tuple[int, int], QColor] = {}
-        self._info: dict[tuple[int, int], str] = {}
+        self._info: Callable[[int, int], str] | dict | None = None
         self._order: list[tuple[int, int]] | None = None  # cluster order (row-major cells)
         self._clusters: list[int] | None = None  # cluster id of each cell in that order
         self._visible: set[tuple[int, int]] | None = None
@@ -48,10 +50,11 @@ class HeadGrid(QWidget):
         self.update()
 
     def set_frames(self, colours: dict[tuple[int, int], QColor],
-                   info: dict[tuple[int, int], str] | None = None) -> None:
-        """Frame colours per cell, and the text of each cell's tooltip (group, score)."""
+                   info: Callable[[int, int], str] | dict | None = None) -> None:
+        """Frame colours per cell, and the text of each cell's tooltip (group, score): a
+        dict by cell, or ``info(layer, head)`` asked for only when the tooltip shows."""
         self._frames = dict(colours)
-        self._info = dict(info or {})
+        self._info = info
         self.update()
 
     def set_order(self, order: list[tuple[int, int]] | None,
@@ -159,7 +162,8 @@ class HeadGrid(QWidget):
         if cell is None:
             return "Click a head to show it large · arrow keys move in the order shown"
         text = f"Layer {cell[0]}, head {cell[1]}"
-        info = self._info.get(cell)
+        info = self._info
+        info = info(*cell) if callable(info) else (info or {}).get(cell, "")
         return f"{text}\n{info}" if info else text
 
     # --- painting and input ---------------------------------------------------------------

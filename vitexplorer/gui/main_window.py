@@ -344,8 +344,8 @@ class MainWindow(TransferMixin, QMainWindow):
         cells = [(li, h) for li in range(n_l) for h in range(n_h)]
         colours = {c: QColor(GROUP_COLOURS[str(names[c])]) for c in cells
                    if names[c] != "none"}
-        self.grid.set_frames(colours, {c: describe_head(groups, *c, str(names[c]))
-                                       for c in cells})
+        self.grid.set_frames(colours, lambda li, h: describe_head(groups, li, h,
+                                                                  str(names[li, h])))
         drop = groups.table.scores.get("logprob_drop")
         self.grid.set_heat(None if drop is None else
                            np.clip(drop, 0, None) / max(float(drop.max()), 1e-9))

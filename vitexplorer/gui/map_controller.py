@@ -58,7 +58,8 @@ class MapController(QObject):
         self.tasks = tasks
         self.last_frame: Frame | None = None
         self._thumb_key: tuple | None = None
-        self._ranges: dict[tuple, tuple[float, float]] = {}  # shared ranges of this analysis
+        self._ranges: dict = {}  # shared ranges, and the analysis they belong to
+        self._drawn: tuple | None = None  # (finished, options, query cell) of the last frame
         state.changed.connect(self._state_changed)
         slot.finished_changed.connect(self._finished)
         slot.head_groups_changed.connect(lambda _g: self.render())
@@ -68,11 +69,13 @@ class MapController(QObject):
 
     # --- reacting --------------------------------------------------------------------------
     def _finished(self, finished) -> None:
-        self._ranges = {}
         self._thumb_key = ("head", self.state.cmap, "mean", 0.0)
         self.thumbnails_ready.emit(finished.thumbnails)
         self._refresh_thumbnails()
-        self.render()
+        d = self._drawn
+        if d is None or d[0] is not finished or d[1:] != (self.view_options(),
+                                                           self.state.query_cell):
+            self.render()  # else the state change that came with it drew it already
 
     def _state_changed(self, names: frozenset[str]) -> None:
         if names & THUMB_FIELDS:
@@ -161,6 +164,7 @@ class MapController(QObject):
                         contour=MASS_SHARE if o.contour else None, vrange=vrange)
         self.last_frame = Frame(image, grid_map, o, self._marker(o), vrange, scale,
                                 geom.box, f.display.shape[:2])
+        self._drawn = (f, o, self.state.query_cell)
         self.frame_ready.emit(self.last_frame)
 
     def _querying(self, o: ViewOptions) -> bool:
@@ -176,6 +180,8 @@ class MapController(QObject):
             return display_range(grid_map, o.scaling, o.percentile)
         key = (scale, o.method, o.fusion, o.discard, o.target, o.scaling, o.percentile,
                o.layer if scale == "layer" else None)
+        if self._ranges.get("analysis") is not self.slot.finished:
+            self._ranges = {"analysis": self.slot.finished}  # ranges of this analysis only
         if key not in self._ranges:
             a = self.slot.analysis
             layers = [o.layer] if scale == "layer" else range(a.num_layers)
