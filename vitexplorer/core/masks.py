@@ -144,6 +144,18 @@ def load_mask(path: str | Path, image_shape: tuple[int, int]) -> np.ndarray:
     return grey > 127
 
 
+def fitted_mask(path: str | Path, original_size: tuple[int, int],
+                shape: tuple[int, int]) -> np.ndarray:
+    """A mask file of an image of ``original_size`` (checked by :func:`load_mask`) on a
+    copy of that image of ``shape`` (a display copy): each pixel takes the majority of the
+    mask pixels it covers."""
+    mask = load_mask(path, original_size)
+    if mask.shape != tuple(shape):
+        mask = cv2.resize(mask.astype(np.float32), (shape[1], shape[0]),
+                          interpolation=cv2.INTER_AREA) >= 0.5
+    return mask
+
+
 def rollout_mask(rollout_map: np.ndarray, geometry: Geometry,
                  mass: float = MASS_SHARE) -> np.ndarray:
     """Foreground = the fewest tokens holding ``mass`` of the fused rollout, on image pixels."""

@@ -1,0 +1,30 @@
+"""The Groups panel's scores use IMAGE_mask.png next to the image, as the CLI and batch do."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import TEST_IMAGES
+from vitexplorer.core.analysis import analyze
+from vitexplorer.gui.jobs import groups_job
+
+
+def test_mask_file_next_to_the_image_is_used_even_on_a_display_copy(tmp_path, tiny_loaded):
+    img = tmp_path / "coins.png"
+    img.write_bytes((TEST_IMAGES / "coins.png").read_bytes())  # 384 x 303
+    a = analyze(tiny_loaded, str(img), "stretch", source=str(img), display_side=200)
+    assert a.image.shape[:2] != (303, 384)  # a smaller display copy
+    plain = groups_job(a, "centre")
+    assert plain.table.meta["mask_source"] == "centre"
+    mask = np.zeros((303, 384), np.uint8)
+    mask[60:240, 80:300] = 255
+    Image.fromarray(mask).save(tmp_path / "coins_mask.png")
+    used = groups_job(a, "centre")
+    assert used.table.meta["mask_source"] == "file"
+    assert used.mask.endswith("coins_mask.png") and "mask_warning" not in used.table.meta
+    Image.fromarray(mask[:100]).save(tmp_path / "coins_mask.png")  # the wrong size
+    wrong = analyze(tiny_loaded, str(img), "stretch", source=str(img))
+    skipped = groups_job(wrong, "centre")
+    assert skipped.table.meta["mask_source"] == "centre"
+    assert "not used" in skipped.table.meta["mask_warning"]
