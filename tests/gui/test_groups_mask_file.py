@@ -7,6 +7,7 @@ from PIL import Image
 
 from tests.conftest import TEST_IMAGES
 from vitexplorer.core.analysis import analyze
+from vitexplorer.core.images import load_image
 from vitexplorer.gui.jobs import groups_job
 
 
@@ -28,3 +29,33 @@ def test_mask_file_next_to_the_image_is_used_even_on_a_display_copy(tmp_path, ti
     skipped = groups_job(wrong, "centre")
     assert skipped.table.meta["mask_source"] == "centre"
     assert "not used" in skipped.table.meta["mask_warning"]
+
+
+def test_a_chosen_mask_file_is_used_and_one_that_does_not_fit_is_an_error(tmp_path, tiny_loaded):
+    import pytest
+
+    from vitexplorer.core.errors import ImageError
+
+    a = analyze(tiny_loaded, load_image(TEST_IMAGES / "coins.png"), "stretch")
+    mask = np.zeros((303, 384), np.uint8)
+    mask[60:240, 80:300] = 255
+    Image.fromarray(mask).save(tmp_path / "object.png")
+    chosen = groups_job(a, "centre", mask_file=str(tmp_path / "object.png"))
+    assert chosen.table.meta["mask_source"] == "file" and chosen.mask.endswith("object.png")
+    Image.fromarray(mask[:, :100]).save(tmp_path / "narrow.png")
+    with pytest.raises(ImageError, match=r"narrow\.png"):
+        groups_job(a, "centre", mask_file=str(tmp_path / "narrow.png"))
+
+
+def test_the_panel_offers_a_mask_file(qtbot, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from vitexplorer.gui.groups_panel import GroupsPanel
+    from vitexplorer.gui.state import ViewState
+
+    panel = GroupsPanel(ViewState())
+    qtbot.addWidget(panel)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: ("/x/m.png", ""))
+    with qtbot.waitSignal(panel.mask_file_chosen) as sig:
+        panel.mask_file.click()
+    assert sig.args == ["/x/m.png"]

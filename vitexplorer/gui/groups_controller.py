@@ -44,6 +44,14 @@ class GroupsController(QObject):
                        self.state.mask, on_done=self.slot.set_head_groups,
                        message="Scoring heads…")
 
+    def score_with_mask_file(self, path: str) -> None:
+        """Head table against a mask file the user chose (checked and fitted in the worker)."""
+        if self.slot.analysis is None:
+            return
+        self.tasks.run(self._kind("groups"), jobs.groups_job, self.slot.analysis,
+                       self.state.mask, mask_file=path, on_done=self.slot.set_head_groups,
+                       message="Scoring heads against the mask file…")
+
     def compute_importance(self) -> None:
         """Ablate every head for the slot's image (top-1 class) in a worker."""
         if self.slot.analysis is None or self.slot.loaded is None:

@@ -7,6 +7,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QLabel,
     QPushButton,
@@ -58,9 +59,11 @@ class _NumberItem(QTreeWidgetItem):
 
 class GroupsPanel(QWidget):
     """Shows slot A's head groups; writes the mask, grid order, selection and chosen head
-    into the state; emits ``importance_requested`` for the controller."""
+    into the state; emits ``importance_requested`` and ``mask_file_chosen`` (a path) for the
+    controller."""
 
     importance_requested = Signal()
+    mask_file_chosen = Signal(str)
 
     def __init__(self, state: ViewState, parent=None) -> None:
         super().__init__(parent)
@@ -81,6 +84,11 @@ class GroupsPanel(QWidget):
         compact(self.mask)
         compact(self.sort)
         form.addRow("Foreground", self.mask)
+        self.mask_file = QPushButton("Mask file…")
+        self.mask_file.setToolTip("Score against a mask image of this photo (white = object); "
+                                  "PHOTO_mask.png next to the photo is used automatically")
+        self.mask_file.clicked.connect(self._choose_mask_file)
+        form.addRow("", self.mask_file)
         form.addRow("Sort grid", self.sort)
         lay.addLayout(form)
         self.scored_with = QLabel()
@@ -155,6 +163,13 @@ class GroupsPanel(QWidget):
             self.sort.setCurrentIndex(int(self.state.sort_by_cluster))
         if "importance_heatmap" in names:
             self.heatmap.setChecked(self.state.importance_heatmap)
+
+    def _choose_mask_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Foreground mask", "",
+                                              "Images (*.png *.bmp *.tif *.tiff *.jpg *.jpeg "
+                                              "*.webp)")
+        if path:
+            self.mask_file_chosen.emit(path)
 
     def set_groups(self, groups: HeadGroups) -> None:
         """Fill the list from the head groups of the analysis shown."""

@@ -105,23 +105,29 @@ def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, polic
 
 
 def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = None,
-               mask_name: str | None = None, should_stop=None) -> HeadGroups:
+               mask_name: str | None = None, should_stop=None,
+               mask_file: str | None = None) -> HeadGroups:
     """Head table, clustering, per-layer divergence and the distance matrix as an image
     (coloured with the core's colormap tables, not matplotlib: a figure draw holds the
     interpreter lock for ~40 ms and would stall the event loop). The table is scored
     against ``IMAGE_mask.png`` next to an image file when there is one, as the CLI and
-    batch do; one of the wrong size is skipped with a warning in the table's meta."""
+    batch do; one of the wrong size is skipped with a warning in the table's meta. A
+    ``mask_file`` the user chose is used instead, and one that does not fit is an error."""
     from vitexplorer.core.relations import cluster_heads, layer_divergence
     from vitexplorer.core.render import colorize
 
     warning = None
-    if mask is None and analysis.source and Path(analysis.source).is_file():
+    size = (analysis.original or analysis.geometry).image_size
+    if mask_file is not None:
+        from vitexplorer.core.masks import fitted_mask
+
+        mask, mask_name = fitted_mask(mask_file, size, analysis.image.shape[:2]), mask_file
+    elif mask is None and analysis.source and Path(analysis.source).is_file():
         from vitexplorer.core.errors import ImageError
         from vitexplorer.core.masks import find_mask_file, fitted_mask
 
         found = find_mask_file(analysis.source)  # IMAGE_mask.png beside it, as CLI/batch
         if found is not None:
-            size = (analysis.original or analysis.geometry).image_size
             try:
                 mask = fitted_mask(found, size, analysis.image.shape[:2])
                 mask_name = str(found)
