@@ -59,3 +59,16 @@ def test_the_panel_offers_a_mask_file(qtbot, monkeypatch):
     with qtbot.waitSignal(panel.mask_file_chosen) as sig:
         panel.mask_file.click()
     assert sig.args == ["/x/m.png"]
+
+
+def test_a_typed_box_seeds_grabcut_on_the_display_copy(tmp_path, tiny_loaded):
+    import pytest
+
+    img = tmp_path / "coins.png"
+    img.write_bytes((TEST_IMAGES / "coins.png").read_bytes())  # 384 x 303
+    a = analyze(tiny_loaded, str(img), "stretch", source=str(img), display_side=192)
+    boxed = groups_job(a, "centre", box="40,30,200,160")
+    assert boxed.table.meta["mask_source"] == "box" and boxed.mask == "box 40,30,200,160"
+    assert "(20, 15, 100, 80)" in boxed.table.meta["mask"]  # half-size display copy
+    with pytest.raises(ValueError, match="four numbers"):
+        groups_job(a, "centre", box="1,2")

@@ -52,6 +52,14 @@ class GroupsController(QObject):
                        self.state.mask, mask_file=path, on_done=self.slot.set_head_groups,
                        message="Scoring heads against the mask file…")
 
+    def score_with_box(self, text: str) -> None:
+        """Head table against GrabCut in a typed box (parsed and run in the worker)."""
+        if self.slot.analysis is None:
+            return
+        self.tasks.run(self._kind("groups"), jobs.groups_job, self.slot.analysis,
+                       self.state.mask, box=text, on_done=self.slot.set_head_groups,
+                       message="GrabCut in the box, scoring heads…")
+
     def compute_importance(self) -> None:
         """Ablate every head for the slot's image (top-1 class) in a worker."""
         if self.slot.analysis is None or self.slot.loaded is None:

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -59,11 +60,12 @@ class _NumberItem(QTreeWidgetItem):
 
 class GroupsPanel(QWidget):
     """Shows slot A's head groups; writes the mask, grid order, selection and chosen head
-    into the state; emits ``importance_requested`` and ``mask_file_chosen`` (a path) for the
-    controller."""
+    into the state; emits ``importance_requested``, ``mask_file_chosen`` (a path) and
+    ``box_entered`` (the box as typed) for the controller."""
 
     importance_requested = Signal()
     mask_file_chosen = Signal(str)
+    box_entered = Signal(str)
 
     def __init__(self, state: ViewState, parent=None) -> None:
         super().__init__(parent)
@@ -89,6 +91,12 @@ class GroupsPanel(QWidget):
                                   "PHOTO_mask.png next to the photo is used automatically")
         self.mask_file.clicked.connect(self._choose_mask_file)
         form.addRow("", self.mask_file)
+        self.box = QLineEdit()
+        self.box.setPlaceholderText("x0,y0,x1,y1 then Enter")
+        self.box.setToolTip("Foreground by GrabCut in this box (pixels of the photo; "
+                            "Rother et al. 2004)")
+        self.box.returnPressed.connect(lambda: self.box_entered.emit(self.box.text()))
+        form.addRow("GrabCut box", self.box)
         form.addRow("Sort grid", self.sort)
         lay.addLayout(form)
         self.scored_with = QLabel()

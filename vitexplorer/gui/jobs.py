@@ -106,13 +106,14 @@ def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, polic
 
 def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = None,
                mask_name: str | None = None, should_stop=None,
-               mask_file: str | None = None) -> HeadGroups:
+               mask_file: str | None = None, box: str | None = None) -> HeadGroups:
     """Head table, clustering, per-layer divergence and the distance matrix as an image
     (coloured with the core's colormap tables, not matplotlib: a figure draw holds the
     interpreter lock for ~40 ms and would stall the event loop). The table is scored
     against ``IMAGE_mask.png`` next to an image file when there is one, as the CLI and
     batch do; one of the wrong size is skipped with a warning in the table's meta. A
-    ``mask_file`` the user chose is used instead, and one that does not fit is an error."""
+    ``mask_file`` the user chose is used instead, and one that does not fit is an error;
+    a ``box`` ("x0,y0,x1,y1" in the photo's pixels) seeds GrabCut instead."""
     from vitexplorer.core.relations import cluster_heads, layer_divergence
     from vitexplorer.core.render import colorize
 
@@ -133,7 +134,15 @@ def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = Non
                 mask_name = str(found)
             except ImageError as exc:
                 warning = f"{exc}; the mask file is not used"
-    table = analysis.head_table(mask_mode, mask, mask_name)
+    rect = None
+    if box is not None:
+        from vitexplorer.core.masks import parse_box
+
+        sy, sx = (n / o for n, o in zip(analysis.image.shape[:2], size, strict=True))
+        x0, y0, x1, y1 = parse_box(box)
+        rect = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
+        mask = None
+    table = analysis.head_table(mask_mode, mask, mask_name, rect)
     if warning is not None:
         table.meta["mask_warning"] = warning
     maps = analysis.head_maps().numpy()
@@ -142,7 +151,8 @@ def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = Non
     order = clustering.order
     ordered = clustering.distances[np.ix_(order, order)]
     matrix = colorize(1.0 - np.clip(ordered, 0, 1), "viridis")
-    return HeadGroups(table, clustering, divergence, matrix, mask_name or mask_mode)
+    return HeadGroups(table, clustering, divergence, matrix,
+                      f"box {box}" if box is not None else mask_name or mask_mode)
 
 
 def importance_job(analysis: Analysis, should_stop=None, progress=None) -> dict:

@@ -183,6 +183,7 @@ class MainWindow(TransferMixin, QMainWindow):
         self.groups_controller.importance_progress.connect(self.show_progress)
         self.groups_panel.importance_requested.connect(self.groups_controller.compute_importance)
         self.groups_panel.mask_file_chosen.connect(self.groups_controller.score_with_mask_file)
+        self.groups_panel.box_entered.connect(self.groups_controller.score_with_box)
         slot.head_groups_changed.connect(self._show_groups)
         slot.finished_changed.connect(
             lambda f: self._show_groups(f.head_groups) if f.head_groups is not None else None)
