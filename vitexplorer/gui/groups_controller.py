@@ -5,31 +5,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import Signal
 
 from vitexplorer.gui import jobs
-from vitexplorer.gui.state import ModelSlot, ViewState
-from vitexplorer.gui.tasks import TaskRunner
+from vitexplorer.gui.slot_controller import SlotController
 
 
-class GroupsController(QObject):
+class GroupsController(SlotController):
     """Runs the head-table and importance workers of one slot."""
 
     #: a line for the status bar
     message = Signal(str)
     #: (heads ablated, L x H) while the head importance runs
     importance_progress = Signal(int, int)
-
-    def __init__(self, state: ViewState, slot: ModelSlot, tasks: TaskRunner,
-                 parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.state = state
-        self.slot = slot
-        self.tasks = tasks
-        state.changed.connect(self._state_changed)
-
-    def _kind(self, kind: str) -> str:
-        return f"{kind}-{self.slot.name}"
 
     def _state_changed(self, names: frozenset[str]) -> None:
         groups = self.slot.head_groups

@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 from vitexplorer.core.constants import CLASS_METHODS, MASS_SHARE, PER_HEAD_METHODS
 from vitexplorer.core.render import display_range, overlay
 from vitexplorer.gui import jobs
+from vitexplorer.gui.slot_controller import SlotController
 from vitexplorer.gui.state import ModelSlot, ViewOptions, ViewState
 from vitexplorer.gui.tasks import TaskRunner
 
@@ -40,7 +41,7 @@ class Frame:
     view_box: tuple[float, float, float, float]  # the model's view (x0, y0, x1, y1), display px
     display_size: tuple[int, int]  # (height, width) of the display image
 
-class MapController(QObject):
+class MapController(SlotController):
     """Draws one slot's view whenever the state or the slot's analysis changes."""
 
     #: a new frame (the view, the head panel and the tests take it from here)
@@ -52,20 +53,13 @@ class MapController(QObject):
 
     def __init__(self, state: ViewState, slot: ModelSlot, tasks: TaskRunner,
                  parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.state = state
-        self.slot = slot
-        self.tasks = tasks
+        super().__init__(state, slot, tasks, parent)
         self.last_frame: Frame | None = None
         self._thumb_key: tuple | None = None
         self._ranges: dict = {}  # shared ranges, and the analysis they belong to
         self._drawn: tuple | None = None  # (finished, options, query cell) of the last frame
-        state.changed.connect(self._state_changed)
         slot.finished_changed.connect(self._finished)
         slot.head_groups_changed.connect(lambda _g: self.render())
-
-    def _kind(self, kind: str) -> str:
-        return f"{kind}-{self.slot.name}"
 
     # --- reacting --------------------------------------------------------------------------
     def _finished(self, finished) -> None:
