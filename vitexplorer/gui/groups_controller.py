@@ -24,29 +24,17 @@ class GroupsController(SlotController):
         if "mask" in names and groups is not None and groups.mask != self.state.mask:
             self.score_heads()
 
-    def score_heads(self) -> None:
-        """Head table, clusters and divergence for the state's foreground mask."""
+    def score_heads(self, mask_file: str | None = None, box: str | None = None) -> None:
+        """Head table, clusters and divergence against the state's foreground mask, a mask
+        file the user chose, or GrabCut in a typed box (checked, parsed and run in the
+        worker)."""
         if self.slot.analysis is None:
             return
+        message = ("Scoring heads against the mask file…" if mask_file else
+                   "GrabCut in the box, scoring heads…" if box else "Scoring heads…")
         self.tasks.run(self._kind("groups"), jobs.groups_job, self.slot.analysis,
-                       self.state.mask, on_done=self.slot.set_head_groups,
-                       message="Scoring heads…")
-
-    def score_with_mask_file(self, path: str) -> None:
-        """Head table against a mask file the user chose (checked and fitted in the worker)."""
-        if self.slot.analysis is None:
-            return
-        self.tasks.run(self._kind("groups"), jobs.groups_job, self.slot.analysis,
-                       self.state.mask, mask_file=path, on_done=self.slot.set_head_groups,
-                       message="Scoring heads against the mask file…")
-
-    def score_with_box(self, text: str) -> None:
-        """Head table against GrabCut in a typed box (parsed and run in the worker)."""
-        if self.slot.analysis is None:
-            return
-        self.tasks.run(self._kind("groups"), jobs.groups_job, self.slot.analysis,
-                       self.state.mask, box=text, on_done=self.slot.set_head_groups,
-                       message="GrabCut in the box, scoring heads…")
+                       self.state.mask, mask_file=mask_file, box=box,
+                       on_done=self.slot.set_head_groups, message=message)
 
     def compute_importance(self) -> None:
         """Ablate every head for the slot's image (top-1 class) in a worker."""

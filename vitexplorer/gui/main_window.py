@@ -182,8 +182,10 @@ class MainWindow(TransferMixin, QMainWindow):
         self.groups_controller.message.connect(self.message)
         self.groups_controller.importance_progress.connect(self.show_progress)
         self.groups_panel.importance_requested.connect(self.groups_controller.compute_importance)
-        self.groups_panel.mask_file_chosen.connect(self.groups_controller.score_with_mask_file)
-        self.groups_panel.box_entered.connect(self.groups_controller.score_with_box)
+        self.groups_panel.mask_file_chosen.connect(
+            lambda path: self.groups_controller.score_heads(mask_file=path))
+        self.groups_panel.box_entered.connect(
+            lambda text: self.groups_controller.score_heads(box=text))
         slot.head_groups_changed.connect(self._show_groups)
         slot.finished_changed.connect(
             lambda f: self._show_groups(f.head_groups) if f.head_groups is not None else None)
