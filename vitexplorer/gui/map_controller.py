@@ -133,10 +133,6 @@ class MapController(SlotController):
             self.tasks.run(self._kind("maps"), jobs.maps_job, a, o.method, o.fusion,
                            o.discard, o.target, on_done=redraw, message="Computing rollout…")
 
-    def cancel_requests(self) -> None:
-        for kind in ("gradients", "maps", "layer"):
-            self.tasks.cancel(self._kind(kind))
-
     def view_options(self) -> ViewOptions:
         """The options this slot draws with (compare mode's slot B translates them)."""
         return self.state.options
