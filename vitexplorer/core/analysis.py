@@ -332,16 +332,19 @@ class Analysis:
         """bool ``[H, W]`` foreground on the original image (:meth:`foreground`)."""
         return self.foreground(mode, mask).mask
 
-    def head_table(self, mode: str = "centre", mask: np.ndarray | None = None,
+    def head_table(self, mode: str = "centre",
+                   mask: np.ndarray | masks.Foreground | None = None,
                    mask_name: str | None = None,
                    box: tuple[int, int, int, int] | None = None) -> HeadTable:
         """Scores and labels of every head (:func:`vitexplorer.core.heads.score_heads`)
-        against the foreground ``mask`` (bool ``[H, W]`` on the image), or one made from
-        ``box`` or by ``mode`` (:meth:`foreground`). ``meta`` records the mask's name,
-        its source and any warning (``mask``, ``mask_source``, ``mask_warning``).
+        against the foreground ``mask`` (bool ``[H, W]`` on the image, or a
+        :class:`~.core.masks.Foreground` that names its own source: a mask drawn or edited
+        by the user), or one made from ``box`` or by ``mode`` (:meth:`foreground`). ``meta``
+        records the mask's name, its source and any warning (``mask``, ``mask_source``,
+        ``mask_warning``).
 
         Cached per mask source: ``mode`` / ``box``, or ``mask_name`` for a given mask; a
-        mask given without a name is scored anew each time (it cannot be told apart).
+        mask given without a name (a Foreground has none) is scored anew each time.
         """
         if self.ranges is None:
             raise ValueError("this analysis was captured without the head statistics "
@@ -349,7 +352,8 @@ class Analysis:
         key = ("table", mask_name if mask is not None else (mode, box))
         if key in self._cache and (mask is None or mask_name is not None):
             return self._cache[key]
-        fg = self.foreground(mode, mask, box, mask_name)
+        fg = (mask if isinstance(mask, masks.Foreground)
+              else self.foreground(mode, mask, box, mask_name))
         meta = {"source": self.source, "model": self.model_label, "mask": fg.name,
                 "mask_source": fg.source, "layers": self.num_layers, "heads": self.num_heads}
         if fg.warning:

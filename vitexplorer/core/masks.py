@@ -1,7 +1,8 @@
 """Foreground masks, from the user first and from the model last.
 
-In order of preference: a user's mask file; GrabCut (Rother et al. 2004, SIGGRAPH)
-initialised with a box the user draws or types (``--box``); the model-free default,
+In order of preference: a user's mask file (or one drawn and edited by hand in the GUI);
+GrabCut (Rother et al. 2004, SIGGRAPH) initialised with a box the user draws or types
+(``--box``), optionally refined by foreground / background scribbles; the model-free default,
 GrabCut initialised with the centre box (:func:`centre_box`); and two masks made from the
 model's own rollout (its 60%-mass region, Caron et al. 2021, DINO; or GrabCut seeded by
 it). Scored against a rollout mask, a head's foreground label measures its agreement with
@@ -14,13 +15,15 @@ turns them into the per-token share the head scores use.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from vitexplorer.core.constants import MASS_SHARE
-from vitexplorer.core.errors import ImageError
+from vitexplorer.core.errors import ImageError, OutputError
+from vitexplorer.core.files import write_atomic
 from vitexplorer.core.images import Geometry, load_image, map_to_image
 from vitexplorer.core.maps import mass_region
 
@@ -29,6 +32,8 @@ MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".webp")
 MASK_NAMES = {
     "centre": "GrabCut in the centre box (model-free)",
     "box": "GrabCut in the given box",
+    "scribbles": "GrabCut in the given box with scribbles",
+    "edited": "edited by hand",
     "rollout": "agreement with the model's rollout (its 60%-mass region)",
     "grabcut": "agreement with the model's rollout (GrabCut seeded by it)",
 }
@@ -40,8 +45,9 @@ MIN_GRABCUT_SHARE = 0.01
 
 @dataclass
 class Foreground:
-    """A foreground mask, what made it (``source``: file, box, centre, rollout, grabcut),
-    its name in tables, and a warning when the method failed and a fallback stands in."""
+    """A foreground mask, what made it (``source``: file, box, scribbles, edited, centre,
+    rollout, grabcut), its name in tables, and a warning when the method failed and a
+    fallback stands in."""
 
     mask: np.ndarray
     source: str
@@ -70,15 +76,55 @@ def centre_box(shape: tuple[int, int], inset: float = CENTRE_INSET) -> tuple[int
     return round(w * inset), round(h * inset), round(w * (1 - inset)), round(h * (1 - inset))
 
 
+@dataclass(frozen=True)
+class Stroke:
+    """A brush stroke: a polyline of ``(x, y)`` pixels painted ``radius`` px to each side.
+    ``foreground`` True marks object (a foreground scribble, or "add" on a mask), False
+    background (a background scribble, or "erase")."""
+
+    points: tuple[tuple[float, float], ...]
+    radius: float
+    foreground: bool
+
+    def scaled(self, sx: float, sy: float) -> Stroke:
+        """The stroke on a copy of the image scaled by ``sx`` x ``sy``."""
+        return Stroke(tuple((x * sx, y * sy) for x, y in self.points),
+                      self.radius * (sx + sy) / 2, self.foreground)
+
+
+def paint_strokes(target: np.ndarray, strokes: list[Stroke] | tuple[Stroke, ...],
+                  fg_value: int | bool = True, bg_value: int | bool = False) -> np.ndarray:
+    """A copy of ``target`` with each stroke painted in order (later strokes win):
+    ``fg_value`` under foreground strokes, ``bg_value`` under background ones. A stroke is
+    a disc of its radius at every point joined by lines as wide (at least one pixel)."""
+    out = target.astype(np.uint8, copy=True)
+    for stroke in strokes:
+        value = int(fg_value if stroke.foreground else bg_value)
+        pts = [(round(x), round(y)) for x, y in stroke.points]
+        r = max(0, round(stroke.radius))
+        for p in pts:
+            cv2.circle(out, p, r, value, -1)
+        for p, q in pairwise(pts):
+            cv2.line(out, p, q, value, 2 * r + 1)
+    return out.astype(target.dtype)
+
+
 def box_grabcut(image: np.ndarray, box: tuple[int, int, int, int], iterations: int = 5,
-                work_size: int = 320) -> tuple[np.ndarray, str | None]:
+                work_size: int = 320, strokes: list[Stroke] | tuple[Stroke, ...] = ()
+                ) -> tuple[np.ndarray, str | None]:
     """GrabCut initialised with a rectangle (``cv2.GC_INIT_WITH_RECT``; Rother et al. 2004):
     outside the box is background, inside probable foreground, colour models iterated.
 
+    ``strokes`` (pixels of ``image``) are the user's corrections of Rother et al.'s
+    interactive use (section 3.3): after the box run, pixels under a foreground stroke
+    become definite foreground, under a background stroke definite background, and the
+    colour models and cut are computed again from that labelling
+    (``cv2.GC_INIT_WITH_MASK``). A foreground stroke outside the box adds to the object.
+
     Returns the mask and None, or, when GrabCut fails (degenerate colour models) or keeps
-    less than ``MIN_GRABCUT_SHARE`` of the box, the box itself and a warning saying so:
-    never an empty mask that would make every head "mixed". A box outside the image is a
-    ValueError.
+    less than ``MIN_GRABCUT_SHARE`` of the box, the box itself (with the strokes painted on
+    it) and a warning saying so: never an empty mask that would make every head "mixed".
+    A box outside the image is a ValueError.
     """
     h, w = image.shape[:2]
     x0, y0 = max(0, box[0]), max(0, box[1])
@@ -87,8 +133,9 @@ def box_grabcut(image: np.ndarray, box: tuple[int, int, int, int], iterations: i
         raise ValueError(f"box {tuple(box)} does not overlap the {w}x{h} image")
     filled = np.zeros((h, w), bool)
     filled[y0:y1, x0:x1] = True
+    fallback = paint_strokes(filled, strokes)
     if min(x1 - x0, y1 - y0, w, h) < 8:
-        return filled, f"box {tuple(box)} is too small for GrabCut: the box is the foreground"
+        return fallback, f"box {tuple(box)} is too small for GrabCut: the box is the foreground"
     scale = min(1.0, work_size / max(h, w))
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
                        interpolation=cv2.INTER_AREA) if scale < 1 else image
@@ -98,21 +145,93 @@ def box_grabcut(image: np.ndarray, box: tuple[int, int, int, int], iterations: i
             max(2, min(sh, round(y1 * scale)) - ry0))
     seed = np.zeros((sh, sw), np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    bgr = np.ascontiguousarray(small[:, :, ::-1])
     cv2.setRNGSeed(0)  # GrabCut's k-means draws from OpenCV's per-thread RNG: same mask per run
     try:
-        cv2.grabCut(np.ascontiguousarray(small[:, :, ::-1]), seed, rect, bgd, fgd,
-                    iterations, cv2.GC_INIT_WITH_RECT)
+        cv2.grabCut(bgr, seed, rect, bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
+        if strokes:
+            seed = paint_strokes(seed, [s.scaled(scale, scale) for s in strokes],
+                                 cv2.GC_FGD, cv2.GC_BGD)
+            cv2.grabCut(bgr, seed, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV error"
-        return filled, f"GrabCut failed in box {tuple(box)} ({reason}): the box is the foreground"
+        return fallback, (f"GrabCut failed in box {tuple(box)} ({reason}): the box is the "
+                          "foreground")
     out = np.isin(seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
     if scale < 1:
         out = cv2.resize(out, (w, h), interpolation=cv2.INTER_NEAREST)
-    out = out.astype(bool) & filled
+    # at full size, the strokes exactly as drawn (the work copy blurs them by its scale)
+    out = paint_strokes(out.astype(bool) & fallback, strokes)
     if out.sum() < MIN_GRABCUT_SHARE * filled.sum():
-        return filled, (f"GrabCut found no object in box {tuple(box)} ({out.mean():.1%} of "
-                        "the image): the box is the foreground")
+        return fallback, (f"GrabCut found no object in box {tuple(box)} ({out.mean():.1%} of "
+                          "the image): the box is the foreground")
     return out, None
+
+
+def drawn_foreground(image: np.ndarray, photo_size: tuple[int, int],
+                     box: tuple[int, int, int, int] | None = None,
+                     scribbles: list[Stroke] | tuple[Stroke, ...] = (),
+                     edits: list[Stroke] | tuple[Stroke, ...] = (),
+                     base: Foreground | None = None) -> Foreground:
+    """The foreground a user drew on a photo of ``photo_size`` (rows, cols), computed on
+    ``image``, a copy of it (the GUI's display copy). ``box``, ``scribbles`` and ``edits``
+    are in photo pixels. A box (the centre box when only scribbles are given) seeds
+    :func:`box_grabcut` with the scribbles; without either, ``base`` (the mask in use) is
+    the starting point. ``edits`` then add to (foreground) or erase from the mask."""
+    sy, sx = (n / o for n, o in zip(image.shape[:2], photo_size, strict=True))
+    if box is None and scribbles:
+        box = centre_box(photo_size)
+    if box is not None:
+        rect = (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
+        mask, warning = box_grabcut(image, rect, strokes=[s.scaled(sx, sy) for s in scribbles])
+        source = "scribbles" if scribbles else "box"
+        name = f"{MASK_NAMES[source]} {tuple(box)}"
+        if scribbles:
+            n_fg = sum(s.foreground for s in scribbles)
+            name += f" ({n_fg} foreground, {len(scribbles) - n_fg} background)"
+        fg = Foreground(mask, source, name, warning)
+    elif base is not None:
+        fg = base
+    else:
+        raise ValueError("nothing drawn: give a box, scribbles, or a base mask to edit")
+    if edits:
+        fg = Foreground(paint_strokes(fg.mask, [s.scaled(sx, sy) for s in edits]), "edited",
+                        f"{fg.name}, {MASK_NAMES['edited']} ({len(edits)} strokes)",
+                        fg.warning)
+    return fg
+
+
+def mask_outline(mask: np.ndarray) -> list[np.ndarray]:
+    """The mask's boundary as closed polygons, ``(n, 2)`` float ``(x, y)`` at pixel
+    centres: outer borders and holes (Suzuki & Abe 1985 border following,
+    ``cv2.findContours``)."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    return [c.reshape(-1, 2).astype(np.float64) for c in contours]
+
+
+def mask_path(image: str | Path) -> Path:
+    """Where :func:`find_mask_file` looks first for ``image``'s mask: ``<stem>_mask.png``."""
+    image = Path(image)
+    return image.with_name(f"{image.stem}_mask.png")
+
+
+def save_mask(mask: np.ndarray, path: str | Path, photo_size: tuple[int, int],
+              overwrite: bool = False) -> Path:
+    """Write ``mask`` (bool, on a copy of the photo) as a black/white PNG of ``photo_size``
+    (rows, cols), the form :func:`load_mask` reads back; written atomically. An existing
+    ``path`` is an :class:`OutputError` unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputError(f"'{path}' exists; not overwritten")
+    if mask.shape != tuple(photo_size):
+        mask = cv2.resize(mask.astype(np.float32), (photo_size[1], photo_size[0]),
+                          interpolation=cv2.INTER_LINEAR) >= 0.5
+    ok, png = cv2.imencode(".png", mask.astype(np.uint8) * 255)
+    if not ok:
+        raise OutputError(f"Cannot encode '{path}' as PNG")
+    write_atomic(path, png.tobytes())
+    return path
 
 
 def find_mask_file(image: str | Path, mask_dir: str | Path | None = None) -> Path | None:
