@@ -20,7 +20,7 @@ from vitexplorer.core import masks, preview
 from vitexplorer.core import rollout as ro
 from vitexplorer.core.capture import StopCheck, TokenLayout
 from vitexplorer.core.checks import check_finite
-from vitexplorer.core.constants import METHODS
+from vitexplorer.core.constants import METHODS, PER_HEAD_METHODS
 from vitexplorer.core.heads import HeadTable, score_heads
 from vitexplorer.core.images import (
     Geometry,
@@ -35,6 +35,7 @@ from vitexplorer.core.images import (
     resize_target,
 )
 from vitexplorer.core.models import LoadedModel
+from vitexplorer.core.render import Scaling, display_range
 from vitexplorer.core.stream import Streamed, class_products, layer_attention, stream
 
 
@@ -246,6 +247,44 @@ class Analysis:
                 self._cache[key] = m.numpy()
             return self._cache[key]
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+
+    def colour_range(
+        self,
+        scope: str = "map",
+        method: str = "head",
+        layer: int = -1,
+        head: int = 0,
+        fusion: ro.Fusion = "mean",
+        discard: float = 0.0,
+        target: int | None = None,
+        scaling: Scaling = "minmax",
+        percentile: float = 99.0,
+        fixed: tuple[float, float] | None = None,
+    ) -> tuple[float, float]:
+        """The values at the two ends of the colour scale of one map, so that the window
+        and its exported figures colour a map alike: the map's own ``scaling`` range
+        (``scope="map"``), one range over the stacked maps of the layer's heads
+        (``"layer"``) or of every layer and head (``"model"``), or ``fixed``.
+        Shared ranges are cached (computing one reads every map of the scope)."""
+        if scope == "fixed":
+            if fixed is None:
+                raise ValueError("a fixed colour scale needs its range")
+            return float(fixed[0]), float(fixed[1])
+        if scope == "map":
+            return display_range(self.map(method, layer, head, fusion, discard, target),
+                                 scaling, percentile)
+        if scope not in ("layer", "model"):
+            raise ValueError(f"unknown colour scale {scope!r}; choose map, layer, model or "
+                             "fixed")
+        layers = [layer % self.num_layers] if scope == "layer" else range(self.num_layers)
+        heads = range(self.num_heads) if method in PER_HEAD_METHODS else [head]
+        key = ("range", scope, self._key(method, fusion, discard, target), scaling,
+               percentile, tuple(layers), tuple(heads))
+        if key not in self._cache:
+            stack = np.stack([self.map(method, li, h, fusion, discard, target)
+                              for li in layers for h in heads])
+            self._cache[key] = display_range(stack, scaling, percentile)
+        return self._cache[key]
 
     def _model(self) -> LoadedModel:
         if self.loaded is None:

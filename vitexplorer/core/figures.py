@@ -43,7 +43,7 @@ from vitexplorer.core.constants import (
     METHOD_LABELS,
 )
 from vitexplorer.core.files import atomic_writer
-from vitexplorer.core.render import display_range, overlay, resolve_cmap
+from vitexplorer.core.render import Upsample, display_range, overlay, resolve_cmap
 
 
 @dataclass(frozen=True)
@@ -229,14 +229,42 @@ def _source(analysis: Analysis) -> str:
     return f"Image: {Path(analysis.source).name} ({w}×{h} px)."
 
 
-def _scale_text(scaling: str, shared: bool | None) -> str:
-    rng = "1st-99th percentile" if scaling == "percentile" else "min-max"
+def _percentiles(p: float) -> str:
+    """``'1st-99th percentile'`` for 99: the clipping of the percentile scaling."""
+    def nth(v: float) -> str:
+        if v != int(v):
+            return f"{v:g}th"
+        n = int(v)
+        suffix = "th" if 10 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+        return f"{n}{suffix}"
+    return f"{nth(100.0 - p)}-{nth(p)} percentile"
+
+
+#: who shares a single view's colour scale (``scope`` of :meth:`Analysis.colour_range`)
+SCOPE_TEXT = {"layer": "one scale shared by the layer's heads",
+              "model": "one scale shared by every layer and head"}
+
+
+def _scale_text(scaling: str, shared: bool | None, percentile: float = 99.0,
+                scope: str = "map", vrange: tuple[float, float] | None = None) -> str:
+    rng = _percentiles(percentile) if scaling == "percentile" else "min-max"
+    if scope == "fixed" and vrange is not None:
+        return f"Colour: each patch's share of its map's mass on a fixed scale, " \
+               f"{vrange[0] * 100:.3g}-{vrange[1] * 100:.3g}%."
     if shared is None:
+        if scope in SCOPE_TEXT:
+            return f"Colour: each patch's share of the map's mass, {SCOPE_TEXT[scope]} " \
+                   f"({rng} over their maps)."
         return f"Colour: each patch's share of the map's mass ({rng} of the map)."
     if shared:
         return f"Colour: each patch's share of its map's mass, one scale shared by all " \
                f"panels ({rng} over all maps)."
     return f"Colour: each panel scaled to its own {rng} (0 = lowest, 1 = highest patch)."
+
+
+def _upsample_text(upsample: str) -> str:
+    return " Patches drawn as the token grid (nearest, not smoothed)." \
+        if upsample == "nearest" else ""
 
 
 def _contour_text(contour: float | None) -> str:
@@ -289,19 +317,29 @@ def overlay_figure(
     fusion: str = "mean",
     discard: float = 0.0,
     options: FigureOptions | None = None,
+    *,
+    percentile: float = 99.0,
+    upsample: Upsample = "bilinear",
+    scope: str = "map",
+    fixed_range: tuple[float, float] | None = None,
 ) -> Figure:
     """One overlay with a colour bar (share of the map's mass per patch, in %), a title and
-    a caption."""
+    a caption. ``percentile``, ``upsample`` and the colour-scale ``scope`` (with its
+    ``fixed_range``; see :meth:`Analysis.colour_range`) are the window's view options, so
+    an export shows what the window shows."""
     o = options or FigureOptions()
     if cmap is not None:
         o = replace(o, cmap=cmap)
     grid = analysis.map(method, layer, head, fusion, discard, target)
-    img = overlay(analysis.image, grid, analysis.geometry, o.cmap, opacity, scaling,
-                  contour=contour, contour_color=CONTOUR_RGB)
+    vr = analysis.colour_range(scope, method, layer, head, fusion, discard, target, scaling,
+                               percentile, fixed_range)
+    img = overlay(analysis.image, grid, analysis.geometry, o.cmap, opacity, scaling, upsample,
+                  contour=contour, contour_color=CONTOUR_RGB, vrange=vr)
     h, w = img.shape[:2]
     shown_layer = layer if method in ("head", "head-rollout", "rollout") else None
     title = describe(analysis, method, shown_layer, head, target)
-    caption = f"{_source(analysis)} {_scale_text(scaling, None)}{_contour_text(contour)}"
+    caption = (f"{_source(analysis)} {_scale_text(scaling, None, percentile, scope, vr)}"
+               f"{_upsample_text(upsample)}{_contour_text(contour)}")
     horizontal = w >= h
     with figure_style(o):
         fw = o.width or PRESETS[o.preset].width
@@ -311,7 +349,7 @@ def overlay_figure(
         ax = fig.add_subplot()
         ax.imshow(img, interpolation="antialiased")
         ax.set_axis_off()
-        lo, hi = display_range(grid, scaling)
+        lo, hi = vr
         size = fig.get_size_inches()
         pw = size[0] - (0 if horizontal else bar)
         _colorbar(fig, ax, Normalize(lo * 100, hi * 100), o.cmap, "% of map mass per patch",
@@ -456,9 +494,12 @@ def compact(fig: Figure, ax, o: FigureOptions) -> None:
 
 def _cells(analysis: Analysis, method: str, layers: Sequence[int], o: FigureOptions,
            opacity: float, scaling: str, fusion: str, discard: float, contour: float | None,
-           cell_px: int) -> tuple[list[list[np.ndarray]], Normalize]:
-    """Each head's overlay at ``cell_px`` on its longer side, on one shared or per-panel
-    scale; the colour bar's norm (% of map mass, or 0-1 of each panel's range)."""
+           cell_px: int, percentile: float = 99.0, upsample: Upsample = "bilinear",
+           fixed_range: tuple[float, float] | None = None
+           ) -> tuple[list[list[np.ndarray]], Normalize]:
+    """Each head's overlay at ``cell_px`` on its longer side, on one shared (``fixed_range``
+    when given) or per-panel scale; the colour bar's norm (% of map mass, or 0-1 of each
+    panel's range)."""
     import cv2
 
     maps = np.stack([[analysis.map(method, li, h, fusion, discard)
@@ -468,10 +509,12 @@ def _cells(analysis: Analysis, method: str, layers: Sequence[int], o: FigureOpti
     geom = analysis.geometry.scaled(factor)
     small = cv2.resize(img, geom.image_size[::-1], interpolation=cv2.INTER_AREA) \
         if factor < 1 else img
-    shared = o.scale == "shared"
-    vr = display_range(maps, scaling) if shared else None
-    cells = [[overlay(small, m, geom, o.cmap, opacity, scaling, contour=contour,
-                      contour_color=CONTOUR_RGB, vrange=vr) for m in row] for row in maps]
+    shared = o.scale == "shared" or fixed_range is not None
+    vr = (fixed_range or display_range(maps, scaling, percentile)) if shared else None
+    cells = [[overlay(small, m, geom, o.cmap, opacity, scaling, upsample, contour=contour,
+                      contour_color=CONTOUR_RGB,
+                      vrange=vr or display_range(m, scaling, percentile))
+              for m in row] for row in maps]
     norm = Normalize(vr[0] * 100, vr[1] * 100) if shared else Normalize(0, 1)
     return cells, norm
 
@@ -495,19 +538,29 @@ def grid_figure(
     contour: float | None = None,
     options: FigureOptions | None = None,
     legend: Sequence | None = None,
+    *,
+    percentile: float = 99.0,
+    upsample: Upsample = "bilinear",
+    fixed_range: tuple[float, float] | None = None,
 ) -> Figure:
     """All heads of one layer (one row), or of every layer (``layer=None``: L rows x H cols),
-    with one colour bar. ``frames`` optionally gives a colour per [layer, head] cell."""
+    with one colour bar. ``frames`` optionally gives a colour per [layer, head] cell;
+    ``percentile``, ``upsample`` and ``fixed_range`` (every panel on that scale) are the
+    window's view options."""
     o = options or FigureOptions()
     if cmap is not None:
         o = replace(o, cmap=cmap)
     layers = list(range(analysis.num_layers)) if layer is None else [layer % analysis.num_layers]
     cells, norm = _cells(analysis, method, layers, o, opacity, scaling, fusion, discard,
-                         contour, _cell_px(o, analysis.num_heads))
-    shared = o.scale == "shared"
+                         contour, _cell_px(o, analysis.num_heads), percentile, upsample,
+                         fixed_range)
+    shared = o.scale == "shared" or fixed_range is not None
     where = f"layer {layers[0]}" if layer is not None else "every layer"
     title = f"{analysis.model_label} · {METHOD_LABELS.get(method, method)} · {where}"
-    caption = f"{_source(analysis)} {_scale_text(scaling, shared)}{_contour_text(contour)}"
+    scale_text = _scale_text(scaling, shared, percentile,
+                             "fixed" if fixed_range else "map", fixed_range)
+    caption = f"{_source(analysis)} {scale_text}{_upsample_text(upsample)}" \
+              f"{_contour_text(contour)}"
     n_h = analysis.num_heads
     frame_rows = None if frames is None else [[frames[li, h] for h in range(n_h)]
                                               for li in layers]

@@ -21,6 +21,7 @@ from vitexplorer.core.maps import mass_region
 COLORMAPS = ("viridis", "cividis", "magma", "inferno", "plasma", "gray", "turbo", "jet")
 Scaling = Literal["minmax", "percentile"]
 SCALINGS = ("minmax", "percentile")
+Upsample = Literal["bilinear", "nearest"]
 
 
 def resolve_cmap(name: str) -> str:
@@ -90,7 +91,7 @@ def overlay(
     cmap: str = DEFAULT_CMAP,
     opacity: float = DEFAULT_OPACITY,
     scaling: Scaling = "minmax",
-    upsample: Literal["bilinear", "nearest"] = "bilinear",
+    upsample: Upsample = "bilinear",
     contour: float | None = None,
     contour_color: tuple[int, int, int] = (0, 255, 255),
     vrange: tuple[float, float] | None = None,

@@ -194,7 +194,8 @@ def _export(w: MainWindow) -> None:
     folder = w.settings.get("files/export_dir") or w.settings.get("files/last_dir")
     suggested = str(Path(folder) / f"{Path(a.source).stem}_{w.state.method}.png")
     dlg = ExportDialog(suggested, w, preview=lambda kind, fo: w.preview_export(dlg, kind, fo),
-                       cmap=w.state.options.cmap)
+                       cmap=w.state.options.cmap,
+                       scale="per-panel" if w.state.options.scale == "map" else "shared")
     accepted = dlg.exec()
     w.tasks.cancel("export-preview")  # no preview lands on a closed dialog
     if accepted:

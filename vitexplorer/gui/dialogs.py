@@ -36,8 +36,8 @@ class ExportDialog(QDialog):
     preview; the figure itself is made by the core (``preview`` is asked to render it in a
     worker and answers through :meth:`show_preview`)."""
 
-    def __init__(self, suggested: str, parent=None, preview=None, cmap: str = DEFAULT_CMAP
-                 ) -> None:
+    def __init__(self, suggested: str, parent=None, preview=None, cmap: str = DEFAULT_CMAP,
+                 scale: str = "shared") -> None:
         super().__init__(parent)
         self.setWindowTitle("Export figure")
         outer = QHBoxLayout(self)
@@ -64,7 +64,7 @@ class ExportDialog(QDialog):
         row.setContentsMargins(0, 0, 0, 0)
         form.addRow("Format", self.format)
         form.addRow("File", holder)
-        self._figure_rows(form, cmap)
+        self._figure_rows(form, cmap, scale)
         lay.addLayout(form)
         self.error = QLabel()
         self.error.setStyleSheet("color: #b00020")
@@ -87,7 +87,7 @@ class ExportDialog(QDialog):
         self.kinds.buttonToggled.connect(lambda *_: self._changed())
         self._changed()
 
-    def _figure_rows(self, form: QFormLayout, cmap: str) -> None:
+    def _figure_rows(self, form: QFormLayout, cmap: str, scale: str) -> None:
         from vitexplorer.core.render import COLORMAPS
 
         self.preset = QComboBox()
@@ -108,6 +108,7 @@ class ExportDialog(QDialog):
         self.scale = QComboBox()
         self.scale.addItem("Shared by all panels", "shared")
         self.scale.addItem("Per panel", "per-panel")
+        self.scale.setCurrentIndex(self.scale.findData(scale))
         self.cmap = QComboBox(editable=True)
         self.cmap.addItems(COLORMAPS)
         self.cmap.setCurrentText(cmap)

@@ -189,19 +189,24 @@ def gradients_job(analysis: Analysis, target: int | None, should_stop=None) -> i
 def figure_of(analysis: Analysis, kind: str, options: dict,
               figure_options: FigureOptions | None = None) -> Figure:
     """The figure ``kind`` (view / layer / grid) of the view ``options``: the same core code
-    as ``vitexplorer export``."""
+    as ``vitexplorer export``, with the view's colour scale, percentile and upsampling, so
+    the figure shows what the window shows."""
     from vitexplorer.core.figures import grid_figure, overlay_figure
 
     o = options
     contour = MASS_SHARE if o.get("contour") else None
+    look = dict(percentile=o["percentile"], upsample=o["upsample"])
     if kind == "view":
         return overlay_figure(analysis, o["method"], o["layer"], o["head"], o.get("target"),
                               None, o["opacity"], o["scaling"], contour, o["fusion"],
-                              o["discard"], options=_with_cmap(figure_options, o))
+                              o["discard"], options=_with_cmap(figure_options, o),
+                              scope=o["scale"], fixed_range=o["fixed_range"], **look)
     method = o["method"] if o["method"] in ("head", "head-rollout") else "head"
     return grid_figure(analysis, method, None if kind == "grid" else o["layer"], None,
                        o["opacity"], o["scaling"], o["fusion"], o["discard"], contour=contour,
-                       options=_with_cmap(figure_options, o))
+                       options=_with_cmap(figure_options, o),
+                       fixed_range=o["fixed_range"] if o["scale"] == "fixed" else None,
+                       **look)
 
 
 def _with_cmap(figure_options: FigureOptions | None, options: dict) -> FigureOptions:

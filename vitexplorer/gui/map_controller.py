@@ -56,7 +56,6 @@ class MapController(SlotController):
         super().__init__(state, slot, tasks, parent)
         self.last_frame: Frame | None = None
         self._thumb_key: tuple | None = None
-        self._ranges: dict = {}  # shared ranges, and the analysis they belong to
         self._drawn: tuple | None = None  # (finished, options, query cell) of the last frame
         slot.finished_changed.connect(self._finished)
         slot.head_groups_changed.connect(lambda _g: self.render())
@@ -162,24 +161,14 @@ class MapController(SlotController):
 
     def color_range(self, o: ViewOptions, grid_map: np.ndarray,
                     scale: str) -> tuple[float, float]:
-        """The colour scale's ends: the map's own range, one shared by the heads of its layer
-        or of the model (their maps stacked, same scaling), or the fixed range."""
-        if scale == "fixed":
-            return o.fixed_range
+        """The colour scale's ends: the map's own range (also a patch query's), or the
+        analysis's shared or fixed range (the same :meth:`Analysis.colour_range` the
+        exported figures use)."""
         if scale == "map":
             return display_range(grid_map, o.scaling, o.percentile)
-        key = (scale, o.method, o.fusion, o.discard, o.target, o.scaling, o.percentile,
-               o.layer if scale == "layer" else None)
-        if self._ranges.get("analysis") is not self.slot.finished:
-            self._ranges = {"analysis": self.slot.finished}  # ranges of this analysis only
-        if key not in self._ranges:
-            a = self.slot.analysis
-            layers = [o.layer] if scale == "layer" else range(a.num_layers)
-            heads = range(a.num_heads) if o.method in PER_HEAD_METHODS else [o.head]
-            stack = np.stack([a.map(o.method, li, h, o.fusion, o.discard, o.target)
-                              for li in layers for h in heads])
-            self._ranges[key] = display_range(stack, o.scaling, o.percentile)
-        return self._ranges[key]
+        return self.slot.analysis.colour_range(scale, o.method, o.layer, o.head, o.fusion,
+                                               o.discard, o.target, o.scaling, o.percentile,
+                                               o.fixed_range)
 
     # --- patch query -----------------------------------------------------------------------
     def query_at(self, x: float, y: float) -> None:
