@@ -177,10 +177,8 @@ def case_faithfulness(repeats: int, device: str) -> list[dict]:
 
 
 def case_batch(repeats: int, device: str, n_images: int) -> list[dict]:
-    import cv2
-
     from vitexplorer.core.batch import BatchOptions, run_batch
-    from vitexplorer.core.render import overlay
+    from vitexplorer.core.render import encode, overlay
 
     loaded, _, _ = _setup("vit_small_patch16_224", device)
     tmp = Path(tempfile.mkdtemp(prefix="vitexplorer-bench-"))
@@ -218,7 +216,7 @@ def case_batch(repeats: int, device: str, n_images: int) -> list[dict]:
                                  loaded.patch_size)
                 flat = np.full(pre.geometry.grid, 1.0 / np.prod(pre.geometry.grid), np.float32)
                 img = overlay(pre.display, flat, pre.geometry, "inferno", 0.6)
-                cv2.imencode(".png", img[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+                encode(img, "png")
 
         def attention():
             for b in batches:

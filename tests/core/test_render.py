@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
@@ -104,3 +106,21 @@ def test_atomic_writes_get_normal_permissions_and_leave_no_temporaries(tmp_path)
     assert (tmp_path / "a.txt").read_text() == "hello"
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+@pytest.mark.parametrize("fmt,tol", [("png", 0), ("jpg", 4), ("webp", 4)])
+def test_encoded_overlays_decode_to_the_same_rgb(fmt, tol):
+    """PNG lossless, JPEG and WebP close on average; a swapped channel order is off by ~100."""
+    from PIL import Image
+
+    from vitexplorer.core.render import encode
+
+    rgb = np.zeros((48, 64, 3), np.uint8)  # red, green, blue bands and a ramp
+    rgb[:16, :, 0] = 220
+    rgb[16:32, :, 1] = 200
+    rgb[32:, :, 2] = 180
+    rgb[:, :, 1] += np.arange(64, dtype=np.uint8)[None, :] // 2
+    back = np.asarray(Image.open(io.BytesIO(encode(rgb[:, ::-1], fmt))).convert("RGB"))
+    assert back.shape == rgb.shape
+    err = np.abs(back.astype(int) - rgb[:, ::-1])
+    assert (err.max() if fmt == "png" else err.mean()) <= tol

@@ -60,6 +60,7 @@ from vitexplorer.core.images import (
 )
 from vitexplorer.core.masks import find_mask_file, load_mask
 from vitexplorer.core.models import LoadedModel
+from vitexplorer.core.render import IMAGE_FORMATS, encode, overlay, stamp
 from vitexplorer.core.stream import stream
 
 OUTPUTS = ("overlay", "grid", "maps", "json")
@@ -567,10 +568,10 @@ def _run_locked(inputs, out: Path, loaded: LoadedModel, opts: BatchOptions, resu
     todo = items_to_do(items, out, resume, overwrite, result)
     total = len(todo)
     _tick(progress, result, total)  # the count is known before the first image is done
-    # two PNG writers: while one waits on the disk or the forward holds the cores, the other
+    # two image writers: while one waits on the disk or the forward holds the cores, the other
     # encodes (measured 0.59x -> 0.62x the plain forward on 2 cores); SVG/PDF figures are
     # drawn by matplotlib, which promises no thread safety: one writer
-    writer = ThreadPoolExecutor(max_workers=2 if opts.format in ENCODERS else 1,
+    writer = ThreadPoolExecutor(max_workers=2 if opts.format in IMAGE_FORMATS else 1,
                                 thread_name_prefix="vitexplorer-write")
     pending: list[Future] = []
     try:
@@ -703,7 +704,6 @@ def _write_results(item: Item, a: Analysis, mask, opts: BatchOptions, out: Path,
 def _write_overlays(a: Analysis, base: Path, opts: BatchOptions, layers, heads,
                     save_figure) -> None:
     from vitexplorer.core.figures import RANDOM_MARK, FigureOptions, is_random, overlay_figure
-    from vitexplorer.core.render import overlay, stamp
 
     jobs = []
     for method in opts.methods:
@@ -713,30 +713,16 @@ def _write_overlays(a: Analysis, base: Path, opts: BatchOptions, layers, heads,
             jobs += [(method, li, 0, f"rollout_L{li}") for li in layers]
     for method, li, h, name in jobs:
         path = base.with_name(f"{base.name}__{name}.{opts.format}")
-        if opts.format in ENCODERS and not opts.decorate:  # the plain overlay at display size
+        if opts.format in IMAGE_FORMATS and not opts.decorate:  # the plain overlay
             img = overlay(a.image, a.map(method, li, h), a.geometry, opts.cmap, opts.opacity)
             if is_random(a):  # a demo's maps must never pass for a model's
                 img = stamp(img, RANDOM_MARK)
-            ok, data = cv2.imencode(f".{opts.format}", img[:, :, ::-1],
-                                    ENCODERS[opts.format])
-            if not ok:
-                raise OSError(f"{opts.format.upper()} encoding failed")
-            write_atomic(path, data.tobytes())
+            write_atomic(path, encode(img, opts.format))
         else:
             plain = FigureOptions(preset="single", cmap=opts.cmap) if opts.decorate else \
                 FigureOptions(preset="single", cmap=opts.cmap, title="", caption="")
             save_figure(overlay_figure(a, method, li, h, opacity=opts.opacity,
                                        options=plain), path)
-
-
-#: OpenCV encoder settings: PNG level 1, Huffman coding only, Paeth filter (string matching
-#: finds little in a photo, and trying every filter per row costs more than it saves: on a
-#: 1600 px camera overlay 887 ms -> 447 ms on the loaded test machine, 2.48 -> 2.40 MB;
-#: level 6 costs 3x level 1); JPEG and WebP at quality 90 (a fifth to a tenth of the PNG)
-ENCODERS = {"png": [cv2.IMWRITE_PNG_COMPRESSION, 1,
-                    cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
-                    cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_PAETH],
-            "jpg": [cv2.IMWRITE_JPEG_QUALITY, 90], "webp": [cv2.IMWRITE_WEBP_QUALITY, 90]}
 
 
 def _jsonable(d: dict) -> dict:
