@@ -76,6 +76,19 @@ def test_extreme_strips_get_a_clear_error(tmp_path, size):
         load_image(p)
 
 
+def test_arrays_have_the_bounds_of_files(tiny_loaded, monkeypatch):
+    """A pasted image or a notebook's array is refused like a file of its size, before the
+    preprocessing would resize a 1 x 4000 strip to 224 x 896,000 pixels."""
+    from vitexplorer.core.analysis import analyze
+
+    with pytest.raises(ImageError, match=r"'clipboard'.*4000 x 1 pixels.*aspect ratio"):
+        analyze(tiny_loaded, np.zeros((1, 4000, 3), np.uint8), source="clipboard")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    with pytest.raises(ImageError, match=r"'image'.*101 x 100 pixels: too large"):
+        analyze(tiny_loaded, np.zeros((100, 101, 3), np.uint8))
+    assert analyze(tiny_loaded, np.zeros((100, 100, 3), np.uint8)).image.shape == (100, 100, 3)
+
+
 def test_wide_but_sane_images_pass(tmp_path):
     p = tmp_path / "pano.png"
     Image.new("RGB", (MAX_ASPECT * 10, 10)).save(p)

@@ -295,6 +295,24 @@ def test_paste_from_clipboard(qtbot, window):
     assert window.state.a.analysis.image.shape[:2] == (328, 400)
 
 
+def test_paste_refuses_a_strip_at_once_and_keeps_the_image(qtbot, window, monkeypatch):
+    """A pasted image gets the file bounds (aspect, pixel count) before its pixels are
+    copied: a clear banner on the GUI thread, no worker started, the image stays."""
+    from PIL import Image
+
+    a = open_and_wait(qtbot, window, TEST_IMAGES / "horse.png")
+    strip = QImage(2100, 100, QImage.Format.Format_RGB888)
+    strip.fill(0x808080)
+    window.paste_image(strip)
+    assert not window.tasks.is_running()  # refused before any work, not by the worker
+    text = window.banner.label.text()
+    assert "'clipboard'" in text and "2100 x 100 pixels" in text and "20:1" in text
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200 * 200)
+    window.paste_image(QImage(str(TEST_IMAGES / "horse.png")))  # 400 x 328
+    assert "too large" in window.banner.label.text() and not window.tasks.is_running()
+    assert window.state.a.analysis is a
+
+
 def test_folder_browsing(qtbot, window, tmp_path):
     for name in ("a.png", "b.png", "c.png"):
         shutil.copy(TEST_IMAGES / "coins.png", tmp_path / name)

@@ -26,6 +26,7 @@ from vitexplorer.core.images import (
     Geometry,
     Preprocessed,
     ResizePolicy,
+    check_size,
     decode,
     display_size,
     grid_coverage,
@@ -425,14 +426,16 @@ class Analysis:
 
 def preprocess_image(
     loaded: LoadedModel, image: str | Path | np.ndarray, policy: ResizePolicy = "crop",
-    display_side: int | None = None,
+    display_side: int | None = None, source: str = "image",
 ) -> Preprocessed:
-    """Decode (when given a path) and preprocess an image for ``loaded``'s model.
+    """Decode (when given a path) and preprocess an image for ``loaded``'s model (an array
+    is held to the same size bounds as a file, named ``source`` in the error).
 
     ``display_side`` bounds the long side of the image the maps are placed on: a file is
     then decoded only as large as that and the model input need (JPEG draft), the geometry
     on the original pixels is kept in ``Preprocessed.original``."""
     if not isinstance(image, str | Path):
+        check_size(source, image.shape[1::-1])
         return preprocess(image, loaded.data_config, policy, loaded.patch_size,
                           display_side=display_side)
     need = None
@@ -455,8 +458,8 @@ def analyze(
 ) -> Analysis:
     """Decode, preprocess and capture one image: the single forward every view reads
     (``display_side``: see :func:`preprocess_image`)."""
-    pre = preprocess_image(loaded, image, policy, display_side)
-    s = stream(loaded.model, torch.from_numpy(pre.pixels)[None], should_stop)
     src = source or (str(image) if isinstance(image, str | Path) else "image")
+    pre = preprocess_image(loaded, image, policy, display_side, src)
+    s = stream(loaded.model, torch.from_numpy(pre.pixels)[None], should_stop)
     return Analysis.from_stream(s, 0, loaded, pre, policy, src)
 

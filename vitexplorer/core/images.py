@@ -102,7 +102,7 @@ def decode(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.seek(0)
-                _check_aspect(path, im.size)
+                check_size(path, im.size)
                 out = _decode_open(im, need, background)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(
@@ -124,13 +124,19 @@ def decode(
     return out
 
 
-def _check_aspect(path: Path, size: tuple[int, int]) -> None:
-    """Refuse strips beyond :data:`MAX_ASPECT` before decoding them."""
+def check_size(source: str | Path, size: tuple[int, int]) -> None:
+    """Refuse an image of ``size`` (width, height) before any work on it: strips beyond
+    :data:`MAX_ASPECT`, and more pixels than Pillow's decompression-bomb bound. Files are
+    checked from their header, arrays (a pasted image, a notebook's array) by their shape,
+    so every way in has the same bounds."""
     w, h = size
     if max(h, w) > MAX_ASPECT * max(1, min(h, w)):
-        raise ImageError(path, f"the image is {w} x {h} pixels: an aspect ratio over "
-                               f"{MAX_ASPECT}:1 cannot be fitted to the model or drawn as a "
-                               "figure (crop it first)")
+        raise ImageError(source, f"the image is {w} x {h} pixels: an aspect ratio over "
+                                 f"{MAX_ASPECT}:1 cannot be fitted to the model or drawn as a "
+                                 "figure (crop it first)")
+    if Image.MAX_IMAGE_PIXELS is not None and w * h > Image.MAX_IMAGE_PIXELS:
+        raise ImageError(source, f"the image is {w} x {h} pixels: too large to decode safely "
+                                 f"(over {Image.MAX_IMAGE_PIXELS:,} pixels)")
 
 
 _SIDEWAYS = (5, 6, 7, 8)  # EXIF orientations stored rotated by 90 degrees

@@ -7,7 +7,8 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QMimeData
 from PySide6.QtGui import QGuiApplication, QImage
 
-from vitexplorer.core.errors import OutputError
+from vitexplorer.core.errors import ImageError, OutputError
+from vitexplorer.core.images import check_size
 from vitexplorer.gui import jobs
 from vitexplorer.gui.dialogs import PREVIEW_PX
 
@@ -45,6 +46,11 @@ class TransferMixin:
 
         if image is None or image.isNull():
             self.message("The clipboard holds no image.")
+            return
+        try:  # the bounds of a file, checked before the pixels are copied
+            check_size("clipboard", (image.width(), image.height()))
+        except ImageError as exc:
+            self._image_failed(f"{exc}. The previous image stays open.")
             return
         self.open_array(from_qimage(image), "clipboard")
 
