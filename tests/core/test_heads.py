@@ -136,8 +136,8 @@ def _layout(g=6):
 def distance_scores(a, layout, patch_size):
     """Range scores of full attention ``[L, H, N, N]``, through the per-block statistics a
     streamed capture keeps."""
-    d, e = range_stats(a, layout, patch_distances(layout.grid, patch_size))
-    return range_scores(d.numpy(), e.numpy(), layout, patch_size)
+    d, e, z = range_stats(a, layout, patch_distances(layout.grid, patch_size))
+    return range_scores(d.numpy(), e.numpy(), layout, patch_size, z.numpy())
 
 
 def test_mean_attention_distance_against_a_loop():
@@ -176,6 +176,37 @@ def test_local_global_and_uniform_heads():
     a = (a / a.sum(-1, keepdim=True))[None]
     d = distance_scores(a, _layout(g), (16, 16))
     assert list(d["_label"][0]) == ["local", "global", "uniform"]
+    z = d["distance_z"][0]
+    assert z[0] < -2 and z[1] > 0 and z[2] == 0
+
+
+def test_distance_z_on_two_patches_and_against_every_shuffle():
+    """Known answers on a 1 x 2 grid: a row on its own patch has distance 0, its two
+    shuffles 0 and 16 px (mean 8, sd 8): z = -1; on the other patch z = +1; uniform 0.
+    Then random rows on a 2 x 3 grid against all 720 permutations of each row (float64)."""
+    import itertools
+
+    lay = TokenLayout(1, True, 0, 0, (1, 2))
+    own, other = torch.eye(3), torch.tensor([[1.0, 0, 0], [0, 0, 1], [0, 1, 0]])
+    a = torch.stack([own, other, torch.full((3, 3), 1 / 3)])[None].double()
+    z = range_stats(a, lay, patch_distances((1, 2), (16, 16)))[2]
+    np.testing.assert_allclose(z[0].numpy(), [-1.0, 1.0, 0.0], atol=1e-6)
+
+    g = (2, 3)
+    lay = TokenLayout(1, True, 0, 0, g)
+    rng = np.random.default_rng(3)
+    a = torch.softmax(torch.from_numpy(rng.normal(size=(1, 2, 7, 7)) * 2), -1)
+    dist = patch_distances(g, (16, 16)).double().numpy()
+    z = range_stats(a, lay, patch_distances(g, (16, 16)))[2]
+    for h in range(2):
+        per_row = []
+        for i in range(6):
+            row = a[0, h, 1 + i, 1:].numpy()
+            row = row / row.sum()
+            drawn = [float(np.dot(row[list(p)], dist[i])) for p in
+                     itertools.permutations(range(6))]
+            per_row.append((np.dot(row, dist[i]) - np.mean(drawn)) / np.std(drawn))
+        assert z[0, h] == pytest.approx(np.mean(per_row), rel=1e-4)
 
 
 def test_entropy_and_table_round_trip():
@@ -183,13 +214,14 @@ def test_entropy_and_table_round_trip():
     np.testing.assert_allclose(map_entropy(maps)[0], [1.0, 0.0], atol=1e-9)
     table = HeadTable({"x": np.array([[0.5, 1.5]]), "fg_score": np.array([[0.8, 0.0]]),
                        "edge_lift": np.array([[1.0, 3.0]]),
-                       "distance_ratio": np.array([[1.0, 0.1]])},
+                       "distance_ratio": np.array([[1.0, 0.4]])},
                       {"fg_bg": np.array([["foreground", "mixed"]], dtype=object),
                        "edge_texture": np.array([["neither", "edge"]], dtype=object),
                        "colour": np.array([["none", "none"]], dtype=object),
                        "range": np.array([["uniform", "local"]], dtype=object)})
     assert table.group(0, 0) == "foreground"
-    assert table.group(0, 1) == "edge"  # a content label frames the head before a range one
+    # no z columns (a hand-made table): strengths compare, edge 3/2 beyond local 0.5/0.4
+    assert table.group(0, 1) == "edge"
     back = HeadTable.from_rows(table.rows())
     assert back.rows() == table.rows()
     assert "layer,head,x,fg_score" in table.to_csv().splitlines()[0]
@@ -259,7 +291,8 @@ def test_fg_score_is_the_density_ratio_on_a_hand_made_map():
 
 
 def _table(**scores) -> HeadTable:
-    s = {k: np.array([[float(v)]]) for k, v in scores.items()}
+    """One head, labelled local with a distance z of -1 unless ``distance_z`` is given."""
+    s = {k: np.array([[float(v)]]) for k, v in {"distance_z": -1.0, **scores}.items()}
     return HeadTable(s, {"fg_bg": fg_labels(s) if "fg_score" in s else
                          np.array([["mixed"]], dtype=object),
                          "edge_texture": np.array([["neither"]], dtype=object),
@@ -277,12 +310,18 @@ def test_sink_heads_are_not_foreground():
 def test_group_by_distance_beyond_shuffled_maps_and_confounded_axes():
     # colour lies further beyond its shuffled null than foreground: colour frames the head
     t = _table(fg_score=0.9, fg_z=4.0, colour_score=1.6, colour_z=9.0)
-    assert t.group(0, 0) == "colour" and t.rows()[0]["also"] == "foreground"
+    assert t.group(0, 0) == "colour" and t.rows()[0]["also"] == "foreground;local"
     # ... unless the object is the saturated region: then both explain the same mass
     t.meta["feature_r"] = {"colour|cover": 0.9, "cover|colour": 0.9}
     row = t.rows()[0]
     assert row["group"] == "foreground" and row["confounded"] == "colour"
     assert _table(fg_score=0.2, fg_z=1.0).group(0, 0) == "local"  # no content label
+    # local / global compete by their own shuffle z: rows far below their shuffled
+    # distance frame the head before a weaker foreground, and not a weaker local
+    assert _table(fg_score=0.9, fg_z=4.0, distance_z=-9.0).group(0, 0) == "local"
+    assert _table(fg_score=0.9, fg_z=4.0, distance_z=-3.0).group(0, 0) == "foreground"
+    # a background head's z is negative: it counts by its size, as every other label
+    assert _table(fg_score=-0.9, fg_z=-6.0, distance_z=-3.0).group(0, 0) == "background"
 
 
 def test_marginal_labels():

@@ -59,12 +59,16 @@ def test_primary_groups(planted):
     _, table = planted
     assert table.group(1, 0) == "foreground" and table.group(1, 1) == "background"
     assert table.group(1, 2) == "edge" and table.group(1, 5) == "none"
-    # the local and mirror heads' class-token rows land on the textured grass: a content
-    # label frames them (range describes every query's row, and has no shuffled null);
-    # the mirror head's background and texture are the same mass on this image, and the
+    # the local head's class-token row lands on the textured grass; its query rows lie
+    # closer than their shuffles (distance z about -2.6) but its class-token row's texture
+    # mass lies further beyond its shuffle (z about 3.3): texture frames it, local is "also".
+    # The mirror head's background and texture are the same mass on this image, and the
     # table says so instead of picking one silently
     assert table.group(1, 4) == "texture"
-    row = table.rows()[1 * table.shape[1] + 6]
+    rows = table.rows()
+    assert rows[1 * table.shape[1] + 4]["also"] == "local"
+    assert table.scores["distance_z"][1, 4] < -2 < table.scores["texture_z"][1, 4]
+    row = rows[1 * table.shape[1] + 6]
     assert (row["group"], row["confounded"]) == ("background", "texture")
 
 

@@ -35,9 +35,10 @@ def test_stream_keeps_the_reductions_of_the_full_attention(name):
     assert s.layout == lay
     torch.testing.assert_close(s.rows, ro.map_row(a, lay), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(s.fused, a.mean(2), atol=1e-6, rtol=1e-5)
-    d, e = range_stats(a, lay, patch_distances(lay.grid, s.patch_size))
+    d, e, z = range_stats(a, lay, patch_distances(lay.grid, s.patch_size))
     torch.testing.assert_close(s.distance, d, atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(s.entropy, e, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(s.distance_z, z, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(s.logits, full.logits)
     for layer in range(len(model.blocks)):  # rope (EVA), relative bias (BEiT), registers
         torch.testing.assert_close(layer_attention(model, layer, s.calls[layer]),
@@ -96,7 +97,7 @@ def test_without_ranges_the_maps_are_the_same_and_scoring_says_why(tiny_loaded, 
     pre = preprocess_image(tiny_loaded, images_dir / "horse.png")
     x = torch.from_numpy(pre.pixels)[None]
     full, bare = stream(tiny_loaded.model, x), stream(tiny_loaded.model, x, ranges=False)
-    assert bare.distance is None and bare.entropy is None
+    assert bare.distance is None and bare.entropy is None and bare.distance_z is None
     torch.testing.assert_close(bare.rows, full.rows)
     torch.testing.assert_close(bare.fused, full.fused)
     a = Analysis.from_stream(bare, 0, tiny_loaded, pre, "crop", "horse")

@@ -55,7 +55,8 @@ class Analysis:
       :meth:`top_k`, :meth:`model_input` (the pixels for ablation), :meth:`prefix_share`.
 
     ``rows`` ``[L, H, N]`` the heads' map rows; ``fused`` ``[L, N, N]`` the head-mean
-    attention of each block; ``ranges`` each head's (mean distance, row entropy) ``[L, H]``
+    attention of each block; ``ranges`` each head's (mean distance, row entropy, distance
+    z) ``[L, H]``
     (None when the capture skipped them: no head table then);
     ``recompute(l)`` block l's full attention ``[H, N, N]`` (None when the capture kept no
     block inputs); ``loaded`` the model that made it (gradients and ablation run on it).
@@ -67,7 +68,7 @@ class Analysis:
     layout: TokenLayout
     rows: torch.Tensor
     fused: torch.Tensor
-    ranges: tuple[np.ndarray, np.ndarray] | None
+    ranges: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     logits: torch.Tensor  # [C]
     model_label: str
     recompute: Callable[[int], torch.Tensor] | None = field(repr=False)
@@ -94,8 +95,8 @@ class Analysis:
 
         check_finite(s.logits[index], "logits", source)
         check_finite(s.rows[index], "attention", source)
-        ranges = None if s.distance is None else (s.distance[index].double().numpy(),
-                                                  s.entropy[index].double().numpy())
+        ranges = None if s.distance is None else tuple(
+            t[index].double().numpy() for t in (s.distance, s.entropy, s.distance_z))
         # one image: its fused matrices are the whole buffer (a copy would double them)
         fused = s.fused[index] if len(s.fused) == 1 else s.fused[index].clone()
         return cls(source, pre.display, pre.geometry, s.layout, s.rows[index].clone(),

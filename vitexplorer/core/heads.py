@@ -16,11 +16,13 @@ Labels and thresholds (each a documented constant below):
 - local / global / uniform: ``distance_ratio`` and ``row_entropy`` (:func:`range_stats`,
   :func:`range_scores`).
 
-The primary group (:meth:`HeadTable.group`) compares the content axes by how far each
+The primary group (:meth:`HeadTable.group`) compares the labelled axes by how far each
 head's score lies beyond the same map shuffled over the image's patches (a permutation
-z-score, :func:`shuffle_z`), and the table names the labels that hold too (``also``), those
-whose image features overlap the group's (``confounded``) and the axes whose label would
-flip within a small band around its thresholds (``marginal``).
+z-score, :func:`shuffle_z`; for local / global the mean over queries of each row's distance
+against its shuffled row, :func:`vitexplorer.core.maps.range_stats`), and the table names
+the labels that hold too (``also``), those whose image features overlap the group's
+(``confounded``) and the axes whose label would flip within a small band around its
+thresholds (``marginal``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from vitexplorer.core.capture import TokenLayout
-from vitexplorer.core.constants import AXES, MASS_SHARE, NULL_LABELS, NULL_SET
+from vitexplorer.core.constants import AXES, MASS_SHARE, NULL_LABELS
 from vitexplorer.core.features import PatchFeatures, patch_features
 from vitexplorer.core.images import Geometry
 from vitexplorer.core.maps import map_entropy, mass_region, patch_distances
@@ -57,6 +59,11 @@ CONFOUND_R = 0.6  # two axes' per-patch features correlate this much: they share
 #: the z-score column of each of their labels
 CONTENT_Z = {"foreground": "fg_z", "background": "fg_z", "edge": "edge_z",
              "texture": "texture_z", "colour": "colour_z"}
+#: every label with a shuffle z-score: its column and the sign that points its way (a
+#: local head's rows lie below their shuffled rows' distance, z < 0)
+LABEL_Z = {**{k: (v, 1.0) for k, v in CONTENT_Z.items()},
+           "background": ("fg_z", -1.0), "local": ("distance_z", -1.0),
+           "global": ("distance_z", 1.0)}
 AXIS_OF = {"foreground": "fg_bg", "background": "fg_bg", "sink": "fg_bg", "edge": "edge_texture",
            "texture": "edge_texture", "colour": "colour", "local": "range", "global": "range"}
 
@@ -149,11 +156,20 @@ class HeadTable:
         out = [str(self.labels[a][layer, head]) for a in ("fg_bg", "edge_texture", "colour")]
         return [x for x in out if x in CONTENT_Z]
 
+    def _candidates(self, layer: int, head: int) -> list[str]:
+        """The head's content labels and its local / global label: those with a null."""
+        rng = str(self.labels["range"][layer, head])
+        return self._content(layer, head) + ([rng] if rng in LABEL_Z else [])
+
     def _beyond_null(self, label: str, layer: int, head: int) -> float:
-        """The label's shuffle z-score (:func:`shuffle_z`), or its :meth:`strength` in a
-        table without z columns (one built by hand)."""
-        z = self.scores.get(CONTENT_Z[label])
-        return float(z[layer, head]) if z is not None else self.strength(label, layer, head)
+        """The label's shuffle z-score pointed its way (:data:`LABEL_Z`), or its
+        :meth:`strength` in a table without that z column (one built by hand, or read
+        from a file written before it existed)."""
+        column, sign = LABEL_Z[label]
+        z = self.scores.get(column)
+        if z is None or not np.isfinite(z[layer, head]):
+            return self.strength(label, layer, head)
+        return sign * float(z[layer, head])
 
     def confounded(self, label: str, layer: int, head: int) -> list[str]:
         """The head's other content labels whose image feature correlates with ``label``'s
@@ -161,32 +177,32 @@ class HeadTable:
         mass explains both, so the image cannot tell them apart."""
         r = self.meta.get("feature_r", {})
         f = FEATURE_OF.get(label)
+        if f is None:  # local / global: no image feature to share
+            return []
         return [x for x in self._content(layer, head)
                 if x != label and abs(r.get(f"{f}|{FEATURE_OF[x]}", 0.0)) >= CONFOUND_R]
 
     def group(self, layer: int, head: int) -> str:
         """The head's primary group (its frame colour).
 
-        sink when the fg_bg axis says so. Otherwise, of the head's content labels
-        (foreground, background, edge, texture, colour), the one whose score lies furthest
-        beyond the same map shuffled over the image's patches (largest z of
-        :func:`shuffle_z`: each axis in units of its own null spread, so unrelated axes
-        compare); when that label is confounded with another (:meth:`confounded`), the data
-        cannot separate them and the one first in AXES order wins (foreground, which the
-        user's mask defines, before edge/texture, before colour), the table naming the
-        other. Range labels (local / global) describe every query's row rather than the
-        class-token map and have no such null: they frame a head only without a content
-        label. "none" when every axis is null.
+        sink when the fg_bg axis says so. Otherwise, of the head's labels that hold
+        (foreground, background, edge, texture, colour, local, global), the one whose score
+        lies furthest beyond the same map shuffled over the image's patches (largest z of
+        :data:`LABEL_Z`: each axis in units of its own null spread, so unrelated axes
+        compare; local / global by the mean z of every query's row, the content labels by
+        the class-token map's); when that label is confounded with another
+        (:meth:`confounded`), the data cannot separate them and the one first in AXES order
+        wins (foreground, which the user's mask defines, before edge/texture, before
+        colour), the table naming the other. "none" when every axis is null.
         """
         if str(self.labels["fg_bg"][layer, head]) == "sink":
             return "sink"
-        content = self._content(layer, head)
-        if content:
-            best = max(content, key=lambda x: self._beyond_null(x, layer, head))
-            tied = [best, *self.confounded(best, layer, head)]
-            return min(tied, key=lambda x: AXES.index(AXIS_OF[x]))
-        rng = str(self.labels["range"][layer, head])
-        return rng if rng not in NULL_SET else "none"
+        candidates = self._candidates(layer, head)
+        if not candidates:
+            return "none"
+        best = max(candidates, key=lambda x: self._beyond_null(x, layer, head))
+        tied = [best, *self.confounded(best, layer, head)]
+        return min(tied, key=lambda x: AXES.index(AXIS_OF[x]))
 
     def groups(self) -> np.ndarray:
         n_l, n_h = self.shape
@@ -228,7 +244,7 @@ class HeadTable:
                 row.update({k: str(v[li, h]) for k, v in self.labels.items()})
                 group = self.group(li, h)
                 row["group"] = group
-                row["also"] = ";".join(x for x in self._content(li, h) if x != group)
+                row["also"] = ";".join(x for x in self._candidates(li, h) if x != group)
                 row["confounded"] = ";".join(self.confounded(group, li, h))
                 row["marginal"] = str(marginal[li, h])
                 out.append(row)
@@ -415,10 +431,12 @@ def colour_scores(maps: np.ndarray, feats: PatchFeatures) -> dict:
 
 
 def range_scores(distance: np.ndarray, entropy: np.ndarray, layout: TokenLayout,
-                 patch_size: tuple[int, int]) -> dict:
+                 patch_size: tuple[int, int], distance_z: np.ndarray | None = None) -> dict:
     """Local / global / uniform from the :func:`range_stats` of every head ``[L, H]``.
 
-    ``distance_ratio = d / d_uniform`` (d_uniform: the same for uniform attention).
+    ``distance_ratio = d / d_uniform`` (d_uniform: the same for uniform attention);
+    ``distance_z`` (when given) the distance's shuffle z-score, which ranks local / global
+    against the content labels in :meth:`HeadTable.group`.
     Labels: uniform if row_entropy >= UNIFORM_ENTROPY (no selectivity, whatever the
     distance); else local if distance_ratio <= LOCAL_RATIO, global if >= GLOBAL_RATIO, and
     mid in between. Uniform and mid are this axis's null labels.
@@ -428,13 +446,15 @@ def range_scores(distance: np.ndarray, entropy: np.ndarray, layout: TokenLayout,
     d_uniform = float(patch_distances(layout.grid, tuple(patch_size)).double().mean())
     ratio = d / max(d_uniform, 1e-12)
     out = {"distance_px": d, "distance_ratio": ratio, "row_entropy": ent}
+    if distance_z is not None:
+        out["distance_z"] = np.asarray(distance_z, np.float64)
     out["_label"] = range_labels(out)
     return out
 
 
 def score_heads(
     maps: np.ndarray,
-    ranges: tuple[np.ndarray, np.ndarray],
+    ranges: tuple[np.ndarray, ...],
     layout: TokenLayout,
     image: np.ndarray,
     geometry: Geometry,
@@ -446,17 +466,17 @@ def score_heads(
 ) -> HeadTable:
     """Every score and label of every head.
 
-    ``maps`` ``[L, H, gh, gw]`` head maps; ``ranges`` the heads' (distance, entropy)
-    ``[L, H]`` from :func:`range_stats`; ``image`` the original RGB image and ``geometry``
-    where the model input lies on it; ``cover`` the foreground mask's per-token coverage;
-    ``valid`` tokens that show image pixels.
+    ``maps`` ``[L, H, gh, gw]`` head maps; ``ranges`` the heads' (distance, entropy[,
+    distance z]) ``[L, H]`` from :func:`range_stats`; ``image`` the original RGB image and
+    ``geometry`` where the model input lies on it; ``cover`` the foreground mask's
+    per-token coverage; ``valid`` tokens that show image pixels.
     """
     valid = np.ones(layout.grid, bool) if valid is None else valid
     feats = patch_features(image, geometry, valid)
     parts = [("fg_bg", foreground_scores(maps, cover, valid)),
              ("edge_texture", edge_texture_scores(maps, feats)),
              ("colour", colour_scores(maps, feats)),
-             ("range", range_scores(*ranges, layout, patch_size))]
+             ("range", range_scores(*ranges[:2], layout, patch_size, *ranges[2:]))]
     scores: dict[str, np.ndarray] = {}
     labels: dict[str, np.ndarray] = {}
     for axis, d in parts:

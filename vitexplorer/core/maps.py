@@ -67,13 +67,22 @@ def patch_distances(grid: tuple[int, int], patch_size: tuple[int, int]) -> torch
 
 
 def range_stats(attn: torch.Tensor, layout: TokenLayout, dist: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean attention distance (Raghu et al. 2021, "Do Vision Transformers See Like
-    Convolutional Neural Networks?", Fig. 3) and row entropy of the heads of one block
-    ``attn`` ``[..., H, N, N]``, each ``[..., H]``:
+    Convolutional Neural Networks?", Fig. 3), row entropy and the distance's shuffle
+    z-score of the heads of one block ``attn`` ``[..., H, N, N]``, each ``[..., H]``:
     ``d = mean_i sum_j A'_ij ||p_i - p_j||`` over patch queries i and patch keys j, with A'
     the rows renormalised over patches, p the patch centres in input pixels (``dist`` =
     :func:`patch_distances`), and ``e = mean_i H(A'_i) / log(n_patches)``.
+
+    ``z = mean_i (d_i - E_i) / sqrt(V_i)``: how far each query's distance lies beyond the
+    same row shuffled over the n patch keys, in standard deviations of the shuffled rows
+    (the null of the class-token scores, :func:`vitexplorer.core.heads.shuffle_z`, applied to
+    every query's row: a random permutation of the row's values keeps its own sharpness).
+    With ``D_i = dist[i]``, ``E_i = mean_j D_ij`` and
+    ``V_i = (sum_j A'_ij^2 - 1/n) sum_j (D_ij - E_i)^2 / (n - 1)`` (the permutation moments
+    of a linear statistic, Hoeffding 1948); a row with ``V_i = 0`` (uniform) counts 0. Local
+    heads lie far below their shuffled rows (z << 0), heads that look far away above them.
 
     Computed as each block runs (:mod:`vitexplorer.core.stream`), so the full attention is
     never kept; a few heads at a time, so the temporaries stay near 4 MB.
@@ -84,17 +93,22 @@ def range_stats(attn: torch.Tensor, layout: TokenLayout, dist: torch.Tensor
     a = attn[..., p:, p:]  # rows are renormalised analytically below
     dist = dist.to(a.device)
     n = a.shape[-1]
+    expect = dist.mean(-1)  # E_i
+    spread = ((dist - expect[:, None]) ** 2).sum(-1) / max(n - 1, 1)
     step = max(1, 2**20 // max(1, a[..., 0, :, :].numel()))
-    d, ent = [], []
+    d, ent, z = [], [], []
     for h in range(0, a.shape[-3], step):
         c = a[..., h:h + step, :, :].float()
         s = c.sum(-1).clamp_min_(1e-12)  # row mass on patches
         # with A' = A / s: sum_j A'_ij d_ij = (sum_j A_ij d_ij) / s_i and
         # H(A'_i) = (sum_j -A_ij log A_ij) / s_i + log s_i  (no normalised copy is made;
         # in-place steps and no xlogy: each measured faster on these sizes)
-        d.append(torch.linalg.vecdot(c, dist).div_(s).mean(-1))
+        di = torch.linalg.vecdot(c, dist).div_(s)
+        d.append(di.mean(-1))
+        var = (torch.linalg.vecdot(c, c) / (s * s) - 1.0 / n).clamp_min_(0.0) * spread
+        sd = var.sqrt()
+        z.append(torch.where(sd > 1e-6, (di - expect) / sd.clamp_min(1e-6),
+                             torch.zeros_like(sd)).mean(-1))
         neg_ent = c.clamp_min(1e-30).log_().mul_(c).sum(-1)
         ent.append((torch.log(s) - neg_ent / s).mean(-1) / np.log(n))
-    return torch.cat(d, -1), torch.cat(ent, -1)
-
-
+    return torch.cat(d, -1), torch.cat(ent, -1), torch.cat(z, -1)

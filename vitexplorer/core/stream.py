@@ -49,7 +49,7 @@ class Streamed:
     ``rows`` ``[B, L, H, N]``; ``fused`` ``[B, L, N, N]`` (mean over heads; float16 above
     :data:`~vitexplorer.core.capture.FULL_PRECISION_LIMIT`: ViT-B/16 at 1024 px would keep
     805 MB, rounding 5e-4 relative, rollout computes in float32); ``distance``
-    (input pixels) and ``entropy`` ``[B, L, H]`` (None when not asked for);
+    (input pixels), ``entropy`` and ``distance_z`` ``[B, L, H]`` (None when not asked for);
     ``calls[l]`` block l's attention call (``calls`` None when not asked for).
     """
 
@@ -61,6 +61,7 @@ class Streamed:
     layout: TokenLayout
     patch_size: tuple[int, int]
     calls: list[Call] | None
+    distance_z: torch.Tensor | None = None
 
 
 def _record_calls(model: nn.Module, calls: list[Call | None], stack: ExitStack) -> None:
@@ -111,11 +112,13 @@ def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None
             if ranges:
                 out["distance"] = torch.empty(b, n_blocks, h)
                 out["entropy"] = torch.empty(b, n_blocks, h)
+                out["distance_z"] = torch.empty(b, n_blocks, h)
         check_tokens(n, layout)
         out["rows"][:, i] = ro.map_row(attn, layout)
         out["fused"][:, i] = attn.mean(1)
         if ranges:
-            out["distance"][:, i], out["entropy"][:, i] = range_stats(attn, layout, dist)
+            (out["distance"][:, i], out["entropy"][:, i],
+             out["distance_z"][:, i]) = range_stats(attn, layout, dist)
 
     with ExitStack() as stack:
         stack.enter_context(recording(model, should_stop=should_stop, sink=sink))
@@ -124,7 +127,8 @@ def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None
         with torch.inference_mode():
             logits = model(pixels)
     return Streamed(out["rows"], out["fused"], out.get("distance"), out.get("entropy"),
-                    logits.float().cpu(), layout, patch_size, calls if keep_inputs else None)
+                    logits.float().cpu(), layout, patch_size, calls if keep_inputs else None,
+                    out.get("distance_z"))
 
 
 def layer_attention(model: nn.Module, layer: int, call: Call) -> torch.Tensor:
