@@ -149,3 +149,25 @@ def test_a_large_reduction_after_the_decode_stays_close(tmp_path):
     assert reduced.display.shape[:2] == (598, 800)
     diff = np.abs(reduced.model_view.astype(float) - full.model_view.astype(float))
     assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 8
+
+
+@pytest.mark.parametrize("orientation", [1, 6, 3])
+def test_display_copy_from_a_reduced_decode_matches_the_full_one(tmp_path, orientation):
+    # 905 x 1201 (8k + 1): the 1/2 decode holds half a pixel of block padding, which the
+    # orientation moves to the left or top; the copy must be read from the exact box
+    h, w, y0, y1, x0, x1 = 905, 1201, 300, 700, 200, 600
+    upright = np.zeros((h, w, 3), np.uint8)
+    upright[y0:y1, x0:x1] = 255
+    path = tmp_path / "o.jpg"
+    save_oriented(upright, path, orientation, quality=98)
+    small = decode(path, lambda size: display_size(size, 500))
+    assert small.pixels.shape[0] * 2 in (h + 1, w + 1) and not small.is_full  # 1/2, padded
+    shown = preprocess(small, CFG, "crop", display_side=500).display
+    ref = preprocess(load_image(path), CFG, "crop", display_side=500).display  # 2.4x: area
+    assert shown.shape == ref.shape == (377, 500, 3)
+    assert np.abs(shown.astype(float) - ref).mean() < 1.0
+    # the square's centre (display pixels): within a fifth of a pixel of where it lies
+    white = shown.mean(2)
+    ys, xs = np.mgrid[0:white.shape[0], 0:white.shape[1]] + 0.5
+    cx, cy = (xs * white).sum() / white.sum(), (ys * white).sum() / white.sum()
+    assert abs(cx - (x0 + x1) / 2 * 500 / w) < 0.2 and abs(cy - (y0 + y1) / 2 * 377 / h) < 0.2

@@ -9,7 +9,7 @@ import pytest
 
 from vitexplorer.core.analysis import analyze
 from vitexplorer.core.capture import capture
-from vitexplorer.core.images import Geometry
+from vitexplorer.core.images import Geometry, map_to_image
 from vitexplorer.core.render import (
     COLORMAPS,
     colormap_lut,
@@ -124,3 +124,26 @@ def test_encoded_overlays_decode_to_the_same_rgb(fmt, tol):
     assert back.shape == rgb.shape
     err = np.abs(back.astype(int) - rgb[:, ::-1])
     assert (err.max() if fmt == "png" else err.mean()) <= tol
+
+
+@pytest.mark.parametrize("box", [(37.3, 0.0, 122.7, 90.0), (-10.5, -20.25, 170.5, 110.25)])
+def test_overlay_is_the_blend_of_the_bilinear_map_on_the_view(box):
+    """Against an independent placement: each pixel centre mapped to grid coordinates,
+    bilinear (scipy, edges clamped), 0 outside the box, colour from the LUT, blended."""
+    from scipy.ndimage import map_coordinates
+
+    geom = Geometry((90, 160), (224, 224), (5, 4), box)
+    rng = np.random.default_rng(3)
+    grid, img = rng.random((5, 4)), rng.integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    x0, y0, x1, y1 = box
+    ys, xs = np.mgrid[0:90, 0:160] + 0.5
+    gy, gx = (ys - y0) / (y1 - y0) * 5 - 0.5, (xs - x0) / (x1 - x0) * 4 - 0.5
+    unit = (grid - grid.min()) / (grid.max() - grid.min())
+    values = map_coordinates(unit, [gy, gx], order=1, mode="nearest")
+    inside = (ys >= y0) & (ys <= y1) & (xs >= x0) & (xs <= x1)
+    placed = map_to_image(unit, geom)
+    assert np.abs(placed - np.where(inside, values, 0.0)).max() < 1e-3
+    colour = colormap_lut("viridis")[np.rint(values * 255).astype(int)]
+    want = np.where(inside[..., None], 0.4 * img + 0.6 * colour, img)
+    got = overlay(img, grid, geom, "viridis", 0.6)
+    assert np.abs(got.astype(float) - want).max() <= 2.0

@@ -105,13 +105,12 @@ def overlay(
     """
     if vrange is None:
         vrange = display_range(grid_map, scaling)
-    unit_grid = normalise(grid_map, vrange)
-    unit = map_to_image(unit_grid, geometry, upsample)
     image = np.ascontiguousarray(image, dtype=np.uint8)
     # the model's view is an axis-aligned rectangle: blend inside it, keep the rest
     r0, r1, c0, c1 = view_rect(geometry)
+    unit = map_to_image(normalise(grid_map, vrange), geometry, upsample, (r0, r1, c0, c1))
     out = image.copy()
-    colour = colorize(unit[r0:r1, c0:c1], cmap)
+    colour = colorize(unit, cmap)
     out[r0:r1, c0:c1] = cv2.addWeighted(image[r0:r1, c0:c1], 1.0 - float(opacity), colour,
                                         float(opacity), 0.0)
     if contour is not None:
@@ -153,15 +152,16 @@ def encode(rgb: np.ndarray, fmt: str) -> bytes:
 
 def stamp(image: np.ndarray, text: str) -> np.ndarray:
     """``image`` with ``text`` in white on a dark band along its top edge (marks that must
-    survive in a bare overlay, e.g. random weights)."""
-    out = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    survive in a bare overlay, e.g. random weights), drawn in place when ``image`` is a
+    contiguous uint8 array (a fresh overlay: no copy of a camera-size image)."""
+    out = np.ascontiguousarray(image, dtype=np.uint8)
     w = out.shape[1]
     font = cv2.FONT_HERSHEY_SIMPLEX
     (tw, th), base = cv2.getTextSize(text, font, 1.0, 1)
     scale = min(1.5, 0.9 * w / tw)
     thick = max(1, round(scale * 1.5))
     band = int((th + base) * scale) + 2 * thick + 4
-    out[:band] = (0.35 * out[:band]).astype(np.uint8)
+    out[:band] = cv2.convertScaleAbs(out[:band], alpha=0.35)
     cv2.putText(out, text, (thick + 2, int(th * scale) + thick + 2), font, scale,
                 (255, 255, 255), thick, cv2.LINE_AA)
     return out
