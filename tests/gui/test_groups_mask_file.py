@@ -62,13 +62,16 @@ def test_the_panel_offers_a_mask_file(qtbot, monkeypatch):
 
 
 def test_a_typed_box_seeds_grabcut_on_the_display_copy(tmp_path, tiny_loaded):
-    import pytest
+    from vitexplorer.core.masks import parse_box
+    from vitexplorer.gui.state import Drawing
 
     img = tmp_path / "coins.png"
     img.write_bytes((TEST_IMAGES / "coins.png").read_bytes())  # 384 x 303
     a = analyze(tiny_loaded, str(img), "stretch", source=str(img), display_side=192)
-    boxed = groups_job(a, "centre", box="40,30,200,160")
-    assert boxed.table.meta["mask_source"] == "box" and boxed.mask == "box 40,30,200,160"
-    assert "(20, 15, 100, 80)" in boxed.table.meta["mask"]  # half-size display copy
-    with pytest.raises(ValueError, match="four numbers"):
-        groups_job(a, "centre", box="1,2")
+    boxed = groups_job(a, "centre", drawing=Drawing(box=parse_box("40,30,200,160")))
+    assert boxed.table.meta["mask_source"] == "box"
+    assert "(40, 30, 200, 160)" in boxed.mask  # named in the photo's pixels
+    fg = boxed.foreground.mask  # on the half-size display copy: inside (20, 15, 100, 80)
+    assert fg.shape == a.image.shape[:2] and fg.any()
+    assert not fg[:15].any() and not fg[80:].any()
+    assert not fg[:, :20].any() and not fg[:, 100:].any()

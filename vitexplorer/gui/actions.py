@@ -118,6 +118,10 @@ def build_actions(w: MainWindow) -> dict:
     for k in ("fit", "zoom_in", "zoom_out", "actual", "query"):
         m.addAction(acts[k])
     m.addSeparator()
+    for a in w.groups_panel.tools.window_actions():  # drawing the foreground (Groups panel)
+        acts[a.text()] = a
+        m.addAction(a)
+    m.addSeparator()
     from PySide6.QtWidgets import QDockWidget
 
     for dock in w.findChildren(QDockWidget):

@@ -1,40 +1,103 @@
-"""Head scores for a slot: re-scored when the foreground mask changes, head importance on
-request. Results go into the slot (``set_head_groups``); progress goes out as signals."""
+"""Head scores for a slot: re-scored when the foreground changes (mask mode, a chosen mask
+file, what the user draws), head importance on request, the mask saved next to the image.
+Results go into the slot (``set_head_groups``); progress goes out as signals."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from PySide6.QtCore import Signal
 
 from vitexplorer.gui import jobs
 from vitexplorer.gui.slot_controller import SlotController
+from vitexplorer.gui.state import Drawing, FinishedAnalysis
 
 
 class GroupsController(SlotController):
-    """Runs the head-table and importance workers of one slot."""
+    """Runs the head-table, importance and mask-saving workers of one slot."""
 
     #: a line for the status bar
     message = Signal(str)
     #: (heads ablated, L x H) while the head importance runs
     importance_progress = Signal(int, int)
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._mask_file: str | None = None  # chosen by the user for this image
+        self._resetting = False
+        self.slot.finished_changed.connect(self._new_analysis)
+
     def _state_changed(self, names: frozenset[str]) -> None:
-        groups = self.slot.head_groups
-        if "mask" in names and groups is not None and groups.mask != self.state.mask:
+        if "source" in names:  # a new image: what was drawn on the last one goes
+            self._mask_file = None
+            self._resetting = True
+            self.state.update(drawing=None)
+            self._resetting = False
+        elif "mask" in names or ("drawing" in names and not self._resetting):
             self.score_heads()
 
-    def score_heads(self, mask_file: str | None = None, box: str | None = None) -> None:
+    def _new_analysis(self, _finished: FinishedAnalysis) -> None:
+        """Another model or fit of the same photo: its drawing (photo pixels) still holds."""
+        if self.state.drawing or self._mask_file or self.state.mask != "centre":
+            self.score_heads()
+
+    def score_heads(self, mask_file: str | None = None) -> None:
         """Head table, clusters and divergence against the state's foreground mask, a mask
-        file the user chose, or GrabCut in a typed box (checked, parsed and run in the
-        worker)."""
+        file the user chose (kept for this image) and the state's drawing, in a worker."""
         if self.slot.analysis is None:
             return
-        message = ("Scoring heads against the mask file…" if mask_file else
-                   "GrabCut in the box, scoring heads…" if box else "Scoring heads…")
+        if mask_file is not None:
+            self._mask_file = mask_file
+        message = ("GrabCut and scoring heads…" if self.state.drawing else
+                   "Scoring heads against the mask file…" if self._mask_file else
+                   "Scoring heads…")
         self.tasks.run(self._kind("groups"), jobs.groups_job, self.slot.analysis,
-                       self.state.mask, mask_file=mask_file, box=box,
+                       self.state.mask, mask_file=self._mask_file, drawing=self.state.drawing,
                        on_done=self.slot.set_head_groups, message=message)
+
+    def enter_box(self, text: str) -> None:
+        """A typed GrabCut box ("x0,y0,x1,y1", photo pixels) replaces the drawn one."""
+        from vitexplorer.core.masks import parse_box
+
+        try:
+            box = parse_box(text)
+        except ValueError as exc:
+            self.message.emit(str(exc))
+            return
+        self.state.update(drawing=replace(self.state.drawing or Drawing(), box=box))
+
+    def save_mask(self, confirm: Callable[[Path], bool]) -> None:
+        """Write the foreground in use as ``IMAGE_mask.png`` next to the image (the file the
+        CLI, batch and this window pick up), asking ``confirm(path)`` before replacing one."""
+        from vitexplorer.core.masks import mask_path
+
+        groups, source = self.slot.head_groups, self.state.source
+        if groups is None or groups.foreground is None:
+            self.message.emit("No mask to save yet.")
+            return
+        if not source or not Path(source).is_file():
+            self.message.emit("This image is not a file: there is no folder to save its "
+                              "mask next to.")
+            return
+        path = mask_path(source)
+        exists = path.exists()
+        if exists and not confirm(path):
+            self.message.emit(f"Mask not saved: {path.name} kept.")
+            return
+        self.tasks.run(self._kind("save-mask"), jobs.save_mask_job, groups.foreground,
+                       str(path), jobs.photo_size(self.slot.analysis), exists,
+                       on_done=lambda p: self.message.emit(f"Mask saved to {p}."),
+                       on_error=self._save_failed, message=f"Saving {path.name}…")
+
+    def _save_failed(self, exc: BaseException) -> bool:
+        from vitexplorer.core.errors import OutputError
+
+        if isinstance(exc, OutputError):
+            self.message.emit(f"Mask not saved: {exc}")
+            return True
+        return False
 
     def compute_importance(self) -> None:
         """Ablate every head for the slot's image (top-1 class) in a worker."""
@@ -55,4 +118,3 @@ class GroupsController(SlotController):
         name = self.slot.analysis.class_name(result["target"])
         self.slot.set_head_groups(replace(groups, importance_class=name))
         self.message.emit(f"Head importance computed for '{name}'.")
-

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from vitexplorer.core.constants import GROUP_COLOURS
 from vitexplorer.gui.controls import compact
+from vitexplorer.gui.mask_tools import SOURCE_LABELS, MaskTools
 from vitexplorer.gui.similarity_view import SimilarityDialog, SimilarityView
 from vitexplorer.gui.state import HeadGroups, ViewState
 
@@ -59,9 +60,10 @@ class _NumberItem(QTreeWidgetItem):
 
 
 class GroupsPanel(QWidget):
-    """Shows slot A's head groups; writes the mask, grid order, selection and chosen head
-    into the state; emits ``importance_requested``, ``mask_file_chosen`` (a path) and
-    ``box_entered`` (the box as typed) for the controller."""
+    """Shows slot A's head groups and the mask source they used; writes the mask, drawing
+    tool, grid order, selection and chosen head into the state; emits
+    ``importance_requested``, ``mask_file_chosen`` (a path), ``box_entered`` (the box as
+    typed) and ``tools.save_requested`` for the controller."""
 
     importance_requested = Signal()
     mask_file_chosen = Signal(str)
@@ -94,9 +96,11 @@ class GroupsPanel(QWidget):
         self.box = QLineEdit()
         self.box.setPlaceholderText("x0,y0,x1,y1 then Enter")
         self.box.setToolTip("Foreground by GrabCut in this box (pixels of the photo; "
-                            "Rother et al. 2004)")
+                            "Rother et al. 2004), or draw it on the image (B)")
         self.box.returnPressed.connect(lambda: self.box_entered.emit(self.box.text()))
         form.addRow("GrabCut box", self.box)
+        self.tools = MaskTools(state)
+        form.addRow("Draw", self.tools)
         form.addRow("Sort grid", self.sort)
         lay.addLayout(form)
         self.scored_with = QLabel()
@@ -167,6 +171,8 @@ class GroupsPanel(QWidget):
     def _pull(self, names: frozenset[str]) -> None:
         if "mask" in names:
             self.mask.setCurrentIndex(max(0, self.mask.findData(self.state.mask)))
+        if "drawing" in names and self.state.drawing and self.state.drawing.box:
+            self.box.setText(",".join(map(str, self.state.drawing.box)))
         if "sort_by_cluster" in names:
             self.sort.setCurrentIndex(int(self.state.sort_by_cluster))
         if "importance_heatmap" in names:
@@ -184,7 +190,9 @@ class GroupsPanel(QWidget):
         self.tree.clear()
         table = groups.table
         warning = table.meta.get("mask_warning")
-        self.scored_with.setText(f"Scores computed with the foreground mask "
+        source = table.meta.get("mask_source")
+        self.scored_with.setText(f"Mask source: <b>{SOURCE_LABELS.get(source, source)}</b>"
+                                 f"<br>Scores computed with the foreground mask "
                                  f"<b>{table.meta.get('mask', groups.mask)}</b>"
                                  + (f"<br><i>{warning}</i>" if warning else ""))
         by_group: dict[str, list[tuple[int, int]]] = {}

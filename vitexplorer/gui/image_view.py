@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (
     QGraphicsItemGroup,
     QGraphicsPathItem,
     QGraphicsPixmapItem,
-        QGraphicsScene,
+    QGraphicsScene,
     QGraphicsView,
 )
 
@@ -53,6 +53,9 @@ class ImageView(QGraphicsView):
         self.setMinimumSize(320, 240)
         self._fit = True
         self._press: QPointF | None = None
+        #: when it is ``active()``, a left drag goes to its press/move/release (scene
+        #: coordinates) instead of panning: the mask overlay's drawing tools
+        self.drawer = None
         self.setToolTip("Wheel: zoom · drag: pan · F: fit · click: query a patch (when on)")
 
     def set_pixmap(self, pixmap: QPixmap) -> None:
@@ -124,11 +127,27 @@ class ImageView(QGraphicsView):
         if self._fit:
             self.fit()
 
+    def _drawing(self, event) -> bool:
+        return (self.drawer is not None and self.drawer.active()
+                and event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton))
+
     def mousePressEvent(self, event) -> None:
+        if self._drawing(event):
+            self.drawer.press(self.mapToScene(event.position().toPoint()))
+            return
         self._press = event.position()
         super().mousePressEvent(event)
 
+    def mouseMoveEvent(self, event) -> None:
+        if self._drawing(event) and event.buttons() & Qt.MouseButton.LeftButton:
+            self.drawer.move(self.mapToScene(event.position().toPoint()))
+            return
+        super().mouseMoveEvent(event)
+
     def mouseReleaseEvent(self, event) -> None:
+        if self._drawing(event):
+            self.drawer.release(self.mapToScene(event.position().toPoint()))
+            return
         super().mouseReleaseEvent(event)
         if self._press is not None and (event.position() - self._press).manhattanLength() < 4:
             p = self.mapToScene(event.position().toPoint())

@@ -13,13 +13,14 @@ import numpy as np
 
 from vitexplorer.core.constants import MASS_SHARE
 from vitexplorer.core.render import overlay
-from vitexplorer.gui.state import FinishedAnalysis, HeadGroups
+from vitexplorer.gui.state import Drawing, FinishedAnalysis, HeadGroups
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from vitexplorer.core.analysis import Analysis
     from vitexplorer.core.figures import FigureOptions
+    from vitexplorer.core.masks import Foreground
     from vitexplorer.core.models import LoadedModel
 
 THUMB = 72  # head-grid thumbnail size (longest side, pixels)
@@ -104,45 +105,31 @@ def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, polic
                             groups_job(analysis, "centre"))
 
 
-def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = None,
-               mask_name: str | None = None, should_stop=None,
-               mask_file: str | None = None, box: str | None = None) -> HeadGroups:
+def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
+               mask_file: str | None = None, drawing: Drawing | None = None) -> HeadGroups:
     """Head table, clustering, per-layer divergence and the distance matrix as an image
     (coloured with the core's colormap tables, not matplotlib: a figure draw holds the
-    interpreter lock for ~40 ms and would stall the event loop). The table is scored
-    against ``IMAGE_mask.png`` next to an image file when there is one, as the CLI and
-    batch do; one of the wrong size is skipped with a warning in the table's meta. A
-    ``mask_file`` the user chose is used instead, and one that does not fit is an error;
-    a ``box`` ("x0,y0,x1,y1" in the photo's pixels) seeds GrabCut instead."""
+    interpreter lock for ~40 ms and would stall the event loop), plus the foreground
+    scored against and its outline (for the view).
+
+    The foreground: ``IMAGE_mask.png`` next to an image file when there is one, as the CLI
+    and batch do (one of the wrong size is skipped with a warning in the table's meta); a
+    ``mask_file`` the user chose instead (one that does not fit is an error); else
+    ``mask_mode``. A ``drawing`` (box, scribbles: GrabCut; edits of that mask) is laid
+    over it (:func:`vitexplorer.core.masks.drawn_foreground`)."""
+    from vitexplorer.core.masks import drawn_foreground, mask_outline
     from vitexplorer.core.relations import cluster_heads, layer_divergence
     from vitexplorer.core.render import colorize
 
-    warning = None
-    size = (analysis.original or analysis.geometry).image_size
-    if mask_file is not None:
-        from vitexplorer.core.masks import fitted_mask
-
-        mask, mask_name = fitted_mask(mask_file, size, analysis.image.shape[:2]), mask_file
-    elif mask is None and analysis.source and Path(analysis.source).is_file():
-        from vitexplorer.core.errors import ImageError
-        from vitexplorer.core.masks import find_mask_file, fitted_mask
-
-        found = find_mask_file(analysis.source)  # IMAGE_mask.png beside it, as CLI/batch
-        if found is not None:
-            try:
-                mask = fitted_mask(found, size, analysis.image.shape[:2])
-                mask_name = str(found)
-            except ImageError as exc:
-                warning = f"{exc}; the mask file is not used"
-    rect = None
-    if box is not None:
-        from vitexplorer.core.masks import parse_box
-
-        sy, sx = (n / o for n, o in zip(analysis.image.shape[:2], size, strict=True))
-        x0, y0, x1, y1 = parse_box(box)
-        rect = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
-        mask = None
-    table = analysis.head_table(mask_mode, mask, mask_name, rect)
+    mask, mask_name, warning = _mask_file(analysis, mask_file)
+    if drawing:
+        base = analysis.foreground(mask_mode, mask, mask_name=mask_name)
+        fg = drawn_foreground(analysis.image, photo_size(analysis), drawing.box,
+                              drawing.scribbles, drawing.edits, base)
+        table = analysis.head_table(mask=fg)
+    else:
+        fg = analysis.foreground(mask_mode, mask, mask_name=mask_name)
+        table = analysis.head_table(mask_mode, mask, mask_name)
     if warning is not None:
         table.meta["mask_warning"] = warning
     maps = analysis.head_maps().numpy()
@@ -151,8 +138,43 @@ def groups_job(analysis: Analysis, mask_mode: str, mask: np.ndarray | None = Non
     order = clustering.order
     ordered = clustering.distances[np.ix_(order, order)]
     matrix = colorize(1.0 - np.clip(ordered, 0, 1), "viridis")
-    return HeadGroups(table, clustering, divergence, matrix,
-                      f"box {box}" if box is not None else mask_name or mask_mode)
+    name = fg.name if drawing else mask_name or mask_mode
+    return HeadGroups(table, clustering, divergence, matrix, name, foreground=fg,
+                      outline=mask_outline(fg.mask))
+
+
+def photo_size(analysis: Analysis) -> tuple[int, int]:
+    """(rows, cols) of the photo itself; ``analysis.image`` may be a smaller display copy."""
+    return (analysis.original or analysis.geometry).image_size
+
+
+def _mask_file(analysis: Analysis, mask_file: str | None
+               ) -> tuple[np.ndarray | None, str | None, str | None]:
+    """The chosen mask file (an error when it does not fit), else ``IMAGE_mask.png`` next
+    to the image file (skipped with a warning when it does not fit), on ``analysis.image``:
+    (mask, its name, warning)."""
+    from vitexplorer.core.errors import ImageError
+    from vitexplorer.core.masks import find_mask_file, fitted_mask
+
+    size = photo_size(analysis)
+    if mask_file is not None:
+        return fitted_mask(mask_file, size, analysis.image.shape[:2]), mask_file, None
+    if analysis.source and Path(analysis.source).is_file():
+        found = find_mask_file(analysis.source)  # IMAGE_mask.png beside it, as CLI/batch
+        if found is not None:
+            try:
+                return fitted_mask(found, size, analysis.image.shape[:2]), str(found), None
+            except ImageError as exc:
+                return None, None, f"{exc}; the mask file is not used"
+    return None, None, None
+
+
+def save_mask_job(foreground: Foreground, path: str, size: tuple[int, int],
+                  overwrite: bool, should_stop=None) -> Path:
+    """Write the mask at the photo's size (``core.masks.save_mask``: atomic, PNG)."""
+    from vitexplorer.core.masks import save_mask
+
+    return save_mask(foreground.mask, path, size, overwrite)
 
 
 def importance_job(analysis: Analysis, should_stop=None, progress=None) -> dict:

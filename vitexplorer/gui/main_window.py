@@ -40,6 +40,8 @@ from vitexplorer.gui.head_grid import HeadGrid
 from vitexplorer.gui.head_panel import HeadPanel
 from vitexplorer.gui.image_view import ImageView
 from vitexplorer.gui.map_controller import Frame, MapController
+from vitexplorer.gui.mask_overlay import MaskOverlay
+from vitexplorer.gui.mask_tools import confirm_overwrite
 from vitexplorer.gui.qimage import to_pixmap
 from vitexplorer.gui.remembered import default_docks, restore_state, save_state
 from vitexplorer.gui.settings import Settings
@@ -82,6 +84,7 @@ class MainWindow(TransferMixin, QMainWindow):
         self.setAcceptDrops(True)
         self._first_show = True
         self._build()
+        self.mask_overlay = MaskOverlay(self.state, slot, self.view, self)
         self._wire()
         self.compare = CompareController(self.state, self.tasks, self.compare_panel,
                                          model_kwargs, self)
@@ -184,8 +187,9 @@ class MainWindow(TransferMixin, QMainWindow):
         self.groups_panel.importance_requested.connect(self.groups_controller.compute_importance)
         self.groups_panel.mask_file_chosen.connect(
             lambda path: self.groups_controller.score_heads(mask_file=path))
-        self.groups_panel.box_entered.connect(
-            lambda text: self.groups_controller.score_heads(box=text))
+        self.groups_panel.box_entered.connect(self.groups_controller.enter_box)
+        self.groups_panel.tools.save_requested.connect(
+            lambda: self.groups_controller.save_mask(lambda path: confirm_overwrite(self, path)))
         slot.head_groups_changed.connect(self._show_groups)
         slot.finished_changed.connect(
             lambda f: self._show_groups(f.head_groups) if f.head_groups is not None else None)

@@ -13,7 +13,7 @@ by side; the view options (method, layer, head, ...) are shared by both.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from vitexplorer.core.constants import DEFAULT_CMAP, DEFAULT_OPACITY
@@ -79,8 +79,28 @@ STATE_FIELDS: dict[str, Any] = {
     "importance_heatmap": False,  # the grid shows head importance as a heatmap
     "policy": "crop",  # how the image is fitted to the model's input (a new forward)
     "input_size": None,  # pixels per side the models are built for; None: their default
+    "drawing": None,  # Drawing: the box, scribbles and mask edits on this image, or None
+    "draw_tool": None,  # what a drag on the image does: a DRAW_TOOLS key, or None (pan)
+    "brush": 12,  # brush diameter in screen pixels (scribbles and mask edits)
+    "show_outline": True,  # the foreground mask's outline over the image
 }
+#: the drawing tools: what a drag on the image draws
+DRAW_TOOLS = {"box": "GrabCut box", "fg": "foreground scribble", "bg": "background scribble",
+              "add": "add to the mask", "erase": "erase from the mask"}
 OPTION_FIELDS = tuple(f.name for f in fields(ViewOptions))
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What the user drew on one image, in the photo's pixels: a GrabCut box, scribbles
+    (``core.masks.Stroke``) that seed GrabCut with it, and brush edits of the mask."""
+
+    box: tuple[int, int, int, int] | None = None
+    scribbles: tuple = ()
+    edits: tuple = ()
+
+    def __bool__(self) -> bool:
+        return self.box is not None or bool(self.scribbles) or bool(self.edits)
 
 
 @dataclass
@@ -93,6 +113,8 @@ class HeadGroups:
     matrix: np.ndarray  # RGB image of the JS distances in cluster order
     mask: str  # name of the foreground mask the table was scored with
     importance_class: str | None = None  # class the head importance was computed for
+    foreground: Any = None  # the core.masks.Foreground scored against, on analysis.image
+    outline: list = field(default_factory=list)  # its border: (n, 2) x, y on analysis.image
 
 
 @dataclass

@@ -1,0 +1,156 @@
+"""Drawing the foreground on the image with the mouse: a box and scribbles seed GrabCut in
+the worker, brush edits change the mask, its outline is shown, the mask is saved next to the
+photo. The photo (384 x 303) is shown from a half-size display copy, so every drawn pixel
+must be mapped back to the photo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
+
+from tests.conftest import TEST_IMAGES
+from tests.gui.conftest import open_and_wait
+
+PHOTO = (303, 384)  # rows, cols of coins.png
+
+
+@pytest.fixture
+def coins(tmp_path, monkeypatch):
+    """coins.png in a folder of its own, shown from a half-size copy."""
+    from vitexplorer.gui import jobs
+
+    monkeypatch.setattr(jobs, "DISPLAY_MAX", 192)
+    path = tmp_path / "photos" / "coins.png"
+    path.parent.mkdir()
+    path.write_bytes((TEST_IMAGES / "coins.png").read_bytes())
+    return path
+
+
+def drag(window, tool, scene_points):
+    """Choose ``tool`` by its key and drag through ``scene_points`` (display pixels)."""
+    window.activateWindow()
+    window.view.setFocus()
+    key = window.groups_panel.tools.tool_actions[tool].shortcut().toString()
+    if window.state.draw_tool != tool:
+        QTest.keyClick(window.view, key)
+    assert window.state.draw_tool == tool
+    port = window.view.viewport()
+    pos = [window.view.mapFromScene(QPointF(x, y)) for x, y in scene_points]
+    QTest.mousePress(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pos[0])
+    for p in pos[1:]:
+        QTest.mouseMove(port, p)
+    QTest.mouseRelease(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       pos[-1])
+
+
+def wait_scored(qtbot, window, source):
+    qtbot.waitUntil(lambda: (g := window.state.a.head_groups) is not None
+                    and g.table.meta["mask_source"] == source
+                    and not window.tasks.is_running(), timeout=30000)
+    return window.state.a.head_groups
+
+
+def test_a_drawn_box_and_scribbles_seed_grabcut_in_photo_pixels(qtbot, window, coins,
+                                                                monkeypatch):
+    from vitexplorer.core import masks
+
+    open_and_wait(qtbot, window, coins)
+    display = window.state.a.finished.display
+    assert display.shape[:2] == (152, 192)  # half the photo
+    drag(window, "box", [(20, 15), (60, 50), (100, 80)])
+    tol = 2 / window.view.transform().m11() + 1  # one screen pixel, in photo pixels
+    box = window.state.drawing.box
+    assert np.allclose(box, (40, 30, 200, 160), atol=tol), box
+    groups = wait_scored(qtbot, window, "box")
+    assert str(box) in groups.table.meta["mask"]
+    assert window.groups_panel.box.text() == ",".join(map(str, box))
+    fg = groups.foreground.mask  # on the display copy, inside the box halved
+    assert fg.any() and not fg[:14].any() and not fg[81:].any() and not fg[:, 101:].any()
+    outline = window.mask_overlay.outline_path().boundingRect()
+    assert outline.width() > 5 and outline.left() >= 19 and outline.right() <= 101
+    assert "drawn box" in window.groups_panel.scored_with.text()
+
+    seen = []
+    real = masks.box_grabcut
+    monkeypatch.setattr(masks, "box_grabcut",
+                        lambda image, rect, **kw: seen.append(kw) or real(image, rect, **kw))
+    drag(window, "bg", [(80, 30), (80, 40), (80, 50)])
+    groups = wait_scored(qtbot, window, "scribbles")
+    (stroke,) = window.state.drawing.scribbles
+    assert not stroke.foreground and len(stroke.points) >= 3
+    assert np.allclose(stroke.points[0], (160, 60), atol=tol)  # photo pixels
+    (reached,) = seen[-1]["strokes"]  # the core got it, on the display copy
+    assert np.allclose(reached.points[0], (80, 30), atol=tol / 2)
+    assert reached.radius == pytest.approx(stroke.radius / 2, rel=0.01)
+    assert "1 background" in groups.table.meta["mask"]
+    assert "scribbles" in window.groups_panel.scored_with.text()
+
+    window.groups_panel.tools.clear.click()
+    groups = wait_scored(qtbot, window, "centre")
+    assert window.state.drawing is None and window.mask_overlay._box.path().isEmpty()
+
+
+def test_brush_edits_the_mask_and_the_outline_toggles(qtbot, window, coins):
+    open_and_wait(qtbot, window, coins)
+    before = window.state.a.head_groups.foreground.mask.copy()
+    assert window.state.a.head_groups.table.meta["mask_source"] == "centre"
+    zoom = window.view.transform().m11()  # screen pixels per display pixel
+    window.state.update(brush=round(24 * zoom))  # 12 display px each side
+    drag(window, "add", [(30, 76), (90, 76), (160, 76)])
+    groups = wait_scored(qtbot, window, "edited")
+    added = groups.foreground.mask
+    assert added[66:87, 30:161].all() and (added >= before).all()
+    window.state.update(brush=round(8 * zoom))  # 4 display px each side
+    drag(window, "erase", [(40, 76), (150, 76)])
+    groups = wait_scored(qtbot, window, "edited")
+    after = groups.foreground.mask
+    assert not after[73:80, 40:151].any()  # under the eraser
+    assert after[66:71, 30:161].all() and after[82:87, 30:161].all()  # the added band beside
+    assert "2 strokes" in groups.mask and "edited" in window.groups_panel.scored_with.text()
+    assert window.mask_overlay._outline.isVisible()
+    QTest.keyClick(window.view, "O")
+    assert not window.state.show_outline and not window.mask_overlay._outline.isVisible()
+    assert not window.groups_panel.tools.outline.isChecked()
+    QTest.keyClick(window.view, "E")  # the tool's key again: back to panning
+    assert window.state.draw_tool is None
+
+
+def test_save_writes_the_mask_next_to_the_photo_and_asks_before_replacing(
+        qtbot, window, coins, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from vitexplorer.core.masks import load_mask
+
+    open_and_wait(qtbot, window, coins)
+    drag(window, "box", [(20, 15), (100, 80)])
+    groups = wait_scored(qtbot, window, "box")
+    target = coins.parent / "coins_mask.png"
+    with qtbot.waitSignal(window.tasks.worker_finished, timeout=10000):
+        window.groups_panel.tools.save.click()
+    saved = load_mask(target, PHOTO)  # at the photo's size, as the CLI reads it
+    shown = np.kron(groups.foreground.mask, np.ones((2, 2), bool))[:303, :384]
+    assert (saved != shown).mean() < 0.02
+    assert "saved" in window.status_text.text()
+    data = target.read_bytes()
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    drag(window, "bg", [(40, 40), (80, 40)])
+    wait_scored(qtbot, window, "scribbles")
+    window.groups_panel.tools.save.click()
+    assert asked and "coins_mask.png" in asked[0]
+    assert target.read_bytes() == data and "not saved" in window.status_text.text()
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(window.tasks.worker_finished, timeout=10000):
+        window.groups_panel.tools.save.click()
+    assert target.read_bytes() != data
+    assert sorted(p.name for p in coins.parent.iterdir()) == ["coins.png", "coins_mask.png"]
+    # the saved mask is the one this photo is scored with from now on, drawing gone
+    open_and_wait(qtbot, window, TEST_IMAGES / "chelsea.png")
+    assert window.state.drawing is None
+    open_and_wait(qtbot, window, coins)
+    assert window.state.a.head_groups.table.meta["mask_source"] == "file"
+    assert "mask file" in window.groups_panel.scored_with.text()
