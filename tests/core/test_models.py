@@ -141,3 +141,37 @@ def test_cache_marks_and_supported_list(tmp_path):
     res = _run(code, {"HF_HUB_CACHE": str(tmp_path / "hub")})
     assert res.stdout.split() == ["True", "False"], res.stderr
     assert is_cached("vit_small_patch16_224.dino", set()) is False
+
+
+def test_parameter_counts_per_architecture_cached_and_prioritised(tmp_path, monkeypatch):
+    """Counts on the meta device equal a real model's; one count per architecture; a
+    cache file makes the second run count nothing; a wanted name goes first; a stop keeps
+    what was counted."""
+    import json
+    from collections import deque
+
+    from vitexplorer.core import models
+    from vitexplorer.core.errors import Cancelled
+
+    names = ["deit_tiny_patch16_224.fb_in1k", "vit_tiny_patch16_224.augreg_in21k",
+             "vit_tiny_patch16_224.augreg_in21k_ft_in1k", "eva02_tiny_patch14_224.mim_in22k"]
+    real = {n: sum(p.numel() for p in timm.create_model(n.split(".")[0]).parameters())
+            for n in names}
+    calls, order = [], []
+    count = models.count_parameters
+    monkeypatch.setattr(models, "count_parameters", lambda a: calls.append(a) or count(a))
+    cache = tmp_path / "counts.json"
+    got = models.parameter_counts(names, cache, lambda n, c: order.append(n),
+                                  priority=deque([names[3]]))
+    assert got == real
+    assert order[0] == names[3] and sorted(order) == sorted(names)
+    assert sorted(calls) == sorted({n.split(".")[0] for n in names})  # tags share a count
+    calls.clear()
+    assert models.parameter_counts(names, cache) == real and calls == []
+    cache.write_text(json.dumps({"timm": "0.0", "counts": {"deit_tiny_patch16_224": 1}}))
+    assert models.parameter_counts(names[:1], cache) == {names[0]: real[names[0]]}
+    cache.write_text("not json")
+    calls.clear()
+    with pytest.raises(Cancelled):
+        models.parameter_counts(names, cache, should_stop=lambda: len(calls) >= 2)
+    assert len(json.loads(cache.read_text())["counts"]) == 2

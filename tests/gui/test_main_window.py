@@ -313,6 +313,34 @@ def test_paste_refuses_a_strip_at_once_and_keeps_the_image(qtbot, window, monkey
     assert window.state.a.analysis is a
 
 
+def test_model_picker_counts_every_listed_model_in_a_worker(qtbot, window):
+    """Every row gets its parameter count (not only the selected one), from a worker,
+    cached on disk for the next picker; the column sorts by the number."""
+    from vitexplorer.core.models import count_parameters, model_catalog
+    from vitexplorer.gui.actions import count_parameters as fill_counts
+    from vitexplorer.gui.model_picker import PARAMS, ModelPicker
+
+    names = ["vit_small_patch16_224.dino", "deit_tiny_patch16_224.fb_in1k",
+             "eva02_tiny_patch14_224.mim_in22k", "vit_base_patch16_224.augreg_in21k"]
+    rows = model_catalog(names)
+    for r in rows:
+        r["cached"] = False
+    dlg = ModelPicker({"rows": rows}, "deit_tiny", "random", window)
+    qtbot.addWidget(dlg)
+    fill_counts(window, dlg, names)
+    assert window.tasks.is_running("parameters")  # the GUI thread did not count
+    items = [dlg.list.topLevelItem(i) for i in range(len(names))]
+    qtbot.waitUntil(lambda: all(it.text(PARAMS) for it in items), timeout=60000)
+    for it in items:
+        assert it.text(PARAMS) == f"{count_parameters(it.text(0)) / 1e6:.1f} M"
+    assert (window.settings.cache_dir / "parameter_counts.json").is_file()
+    dlg.list.sortByColumn(PARAMS, Qt.SortOrder.AscendingOrder)
+    ordered = [dlg.list.topLevelItem(i).text(0) for i in range(len(names))]
+    assert ordered == ["eva02_tiny_patch14_224.mim_in22k", "deit_tiny_patch16_224.fb_in1k",
+                       "vit_small_patch16_224.dino", "vit_base_patch16_224.augreg_in21k"]
+    qtbot.waitUntil(lambda: not window.tasks.is_running("parameters"), timeout=10000)
+
+
 def test_folder_browsing(qtbot, window, tmp_path):
     for name in ("a.png", "b.png", "c.png"):
         shutil.copy(TEST_IMAGES / "coins.png", tmp_path / name)

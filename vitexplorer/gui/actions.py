@@ -237,15 +237,40 @@ def _choose_model(w: MainWindow, second: bool = False) -> None:
         current = loaded.spec if loaded else w.settings.get("model/spec")
         weights = loaded.weights if loaded else w.settings.get("model/weights")
         dlg = ModelPicker(catalog, current, weights, w)
-        dlg.parameters_wanted.connect(
-            lambda name: w.tasks.run("parameters", jobs.parameters_job, name,
-                                     on_done=lambda r: dlg.set_parameters(*r),
-                                     message="Counting parameters…"))
-        if dlg.exec() and dlg.choice():
+        count_parameters(w, dlg, [r["name"] for r in catalog["rows"]])
+        accepted = dlg.exec()
+        w.tasks.cancel("parameters")  # counted so far stays in the cache
+        if accepted and dlg.choice():
             (w.compare.load_model if second else w.load_model)(*dlg.choice())
 
     w.tasks.run("list-models", jobs.list_models_job, on_done=show,
                 message="Reading the model registry…")
+
+
+def count_parameters(w: MainWindow, dlg, names: list[str]) -> None:
+    """Fill the picker's parameter column in a worker (cached on disk between runs): the
+    selected row first, then the list in order; counts reach the dialog as they come."""
+    from collections import deque
+
+    found: list = []
+    priority: deque = deque()
+    dlg.parameters_wanted.connect(priority.append)
+    cur = dlg.list.currentItem()
+    if cur is not None:
+        priority.append(cur.text(0))
+
+    seen = 0
+
+    def show(*_progress) -> None:
+        nonlocal seen
+        new = found[seen:]  # the worker may append meanwhile: take a fixed slice
+        seen += len(new)
+        for name, count in new:
+            dlg.set_parameters(name, count)
+
+    w.tasks.run("parameters", jobs.parameter_counts_job, names,
+                w.settings.cache_dir / "parameter_counts.json", found, priority,
+                on_done=show, on_progress=show, message="Counting parameters…")
 
 
 def _load_weights(w: MainWindow, second: bool = False) -> None:

@@ -16,6 +16,8 @@ from vitexplorer.core.render import overlay
 from vitexplorer.gui.state import Drawing, FinishedAnalysis, HeadGroups
 
 if TYPE_CHECKING:
+    from collections import deque
+
     from matplotlib.figure import Figure
 
     from vitexplorer.core.analysis import Analysis
@@ -289,7 +291,16 @@ def list_models_job(should_stop=None) -> dict:
     return {"rows": rows, "unsupported": unsupported_models(pretrained=True)}
 
 
-def parameters_job(spec: str, should_stop=None) -> tuple[str, int]:
-    from vitexplorer.core.models import count_parameters
+def parameter_counts_job(names: list[str], cache: Path, found: list, priority: deque,
+                         should_stop=None, progress=None) -> int:
+    """Count the parameters of every listed model (the model chooser's column), appending
+    ``(name, count)`` to ``found`` as each is known; ``progress`` wakes the GUI thread,
+    which reads the new entries (a list append crosses no signal)."""
+    from vitexplorer.core.models import parameter_counts
 
-    return spec, count_parameters(spec)
+    def add(name: str, count: int) -> None:
+        found.append((name, count))
+        if progress is not None:
+            progress(len(found), len(names))
+
+    return len(parameter_counts(names, cache, add, priority, should_stop))

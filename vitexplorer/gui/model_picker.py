@@ -22,16 +22,29 @@ from PySide6.QtWidgets import (
 
 COLUMNS = ("Name", "Family", "Parameters", "Patch", "Input", "Pretrained tag", "Cached")
 ROLE_NAME = Qt.ItemDataRole.UserRole
+ROLE_COUNT = Qt.ItemDataRole.UserRole + 1
+PARAMS = COLUMNS.index("Parameters")
 #: config keys shown first in the detail pane
 DETAIL_KEYS = ("hf_hub_id", "architecture", "tag", "input_size", "crop_pct", "crop_mode",
                "interpolation", "mean", "std", "num_classes", "license")
 
 
+class _Row(QTreeWidgetItem):
+    """A model's row: the parameter column sorts by the count, not by its text."""
+
+    def __lt__(self, other: QTreeWidgetItem) -> bool:
+        column = self.treeWidget().sortColumn() if self.treeWidget() else 0
+        if column == PARAMS:
+            return (self.data(PARAMS, ROLE_COUNT) or 0) < (other.data(PARAMS, ROLE_COUNT) or 0)
+        return self.text(column) < other.text(column)  # (the base's __lt__ recurses here)
+
+
 class ModelPicker(QDialog):
     """Search the supported models (``catalog["rows"]``); ``catalog["unsupported"]`` maps the
-    other timm models to why they are not offered. Emits ``parameters_wanted(name)`` when a
-    model's parameter count is unknown (the caller counts in a worker, then calls
-    :meth:`set_parameters`)."""
+    other timm models to why they are not offered. The caller counts the parameters of
+    every listed model in a worker and hands each count to :meth:`set_parameters`;
+    ``parameters_wanted(name)`` says which unknown count the user is looking at (to be
+    counted next)."""
 
     parameters_wanted = Signal(str)
 
@@ -99,17 +112,18 @@ class ModelPicker(QDialog):
         words = self.search.text().lower().split()
         self.list.setSortingEnabled(False)
         self.list.clear()
+        self._items: dict[str, QTreeWidgetItem] = {}
         for r in self._rows:
             if words and not all(w in r["name"].lower() for w in words):
                 continue
             if self.only_cached.isChecked() and not r["cached"]:
                 continue
-            params = self._params.get(r["name"])
-            item = QTreeWidgetItem([r["name"], r["family"],
-                                    "" if params is None else f"{params / 1e6:.1f} M",
-                                    str(r["patch"] or ""), r["input"], r["tag"],
-                                    "★ cached" if r["cached"] else ""])
+            item = _Row([r["name"], r["family"], "", str(r["patch"] or ""), r["input"],
+                         r["tag"], "★ cached" if r["cached"] else ""])
             item.setData(0, ROLE_NAME, r["name"])
+            self._items[r["name"]] = item
+            if r["name"] in self._params:
+                self._show_count(item, self._params[r["name"]])
             self.list.addTopLevelItem(item)
         self.list.setSortingEnabled(True)
         self.list.resizeColumnToContents(0)
@@ -154,11 +168,18 @@ class ModelPicker(QDialog):
 
     def set_parameters(self, name: str, count: int) -> None:
         self._params[name] = count
-        for item in self.list.findItems(name, Qt.MatchFlag.MatchExactly, 0):
-            item.setText(2, f"{count / 1e6:.1f} M")
+        item = self._items.get(name)
+        if item is not None:
+            self._show_count(item, count)
         current = self.list.currentItem()
         if current is not None and current.data(0, ROLE_NAME) == name:
             self._show_detail(current)
+
+    @staticmethod
+    def _show_count(item: QTreeWidgetItem, count: int) -> None:
+        item.setText(PARAMS, f"{count / 1e6:.1f} M")
+        item.setData(PARAMS, ROLE_COUNT, count)
+        item.setTextAlignment(PARAMS, Qt.AlignmentFlag.AlignRight)
 
     def choice(self) -> tuple[str, str] | None:
         """(spec, weights): the selected model, or an ``hf-hub:org/name`` id typed in the

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
 from vitexplorer.core.constants import DEFAULT_CMAP, DEFAULT_MODEL, DEFAULT_OPACITY
 
@@ -40,8 +40,11 @@ class Settings:
     def __init__(self, path: str | Path | None = None) -> None:
         if path is None:
             self._qs = QSettings("vitexplorer", "vitexplorer")
+            self.cache_dir = Path(QStandardPaths.writableLocation(
+                QStandardPaths.StandardLocation.CacheLocation))
         else:
             self._qs = QSettings(str(path), QSettings.Format.IniFormat)
+            self.cache_dir = Path(path).parent  # for what is worth keeping between runs
 
     def get(self, key: str) -> Any:
         default = DEFAULTS[key]
