@@ -115,6 +115,11 @@ def test_brush_edits_the_mask_and_the_outline_toggles(qtbot, window, coins):
     assert not window.groups_panel.tools.outline.isChecked()
     QTest.keyClick(window.view, "E")  # the tool's key again: back to panning
     assert window.state.draw_tool is None
+    drawing = window.state.drawing
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):  # same photo, another fit
+        window.state.update(policy="stretch")
+    groups = wait_scored(qtbot, window, "edited")  # the drawing (photo pixels) still holds
+    assert window.state.drawing == drawing and not groups.foreground.mask[74:79, 44:147].any()
 
 
 def test_save_writes_the_mask_next_to_the_photo_and_asks_before_replacing(

@@ -67,6 +67,7 @@ class MaskTools(QWidget):
             button.setDefaultAction(act)
             grid.addWidget(button, 0, i)
         row = QHBoxLayout()
+        row.setSpacing(6)
         self.brush = QSpinBox()
         self.brush.setRange(2, 200)
         self.brush.setSuffix(" px")
