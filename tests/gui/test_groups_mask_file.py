@@ -75,3 +75,28 @@ def test_a_typed_box_seeds_grabcut_on_the_display_copy(tmp_path, tiny_loaded):
     assert fg.shape == a.image.shape[:2] and fg.any()
     assert not fg[:15].any() and not fg[80:].any()
     assert not fg[:, :20].any() and not fg[:, 100:].any()
+
+
+def test_edits_reuse_the_last_grabcut_of_the_same_box_and_scribbles(tiny_loaded, monkeypatch):
+    from dataclasses import replace
+
+    from vitexplorer.core import masks
+    from vitexplorer.core.masks import Stroke
+    from vitexplorer.gui.state import Drawing
+
+    a = analyze(tiny_loaded, load_image(TEST_IMAGES / "coins.png"), "stretch")
+    calls = []
+    real = masks.box_grabcut
+    monkeypatch.setattr(masks, "box_grabcut", lambda *a, **k: calls.append(1) or real(*a, **k))
+    drawing = Drawing(box=(40, 30, 200, 160), scribbles=(Stroke(((60, 60),), 5, False),))
+    first = groups_job(a, "centre", drawing=drawing)
+    assert len(calls) == 1 and first.cut == (drawing, first.foreground)
+    edited = replace(drawing, edits=(Stroke(((100, 100), (150, 100)), 6, False),))
+    reused = groups_job(a, "centre", drawing=edited, last_cut=first.cut)
+    assert len(calls) == 1  # GrabCut not run again
+    anew = groups_job(a, "centre", drawing=edited)
+    assert len(calls) == 2 and (reused.foreground.mask == anew.foreground.mask).all()
+    assert reused.table.meta["mask"] == anew.table.meta["mask"]
+    moved = replace(edited, box=(30, 30, 200, 160))  # another box: GrabCut again
+    groups_job(a, "centre", drawing=moved, last_cut=first.cut)
+    assert len(calls) == 3

@@ -53,8 +53,10 @@ class GroupsController(SlotController):
         message = ("GrabCut and scoring heads…" if self.state.drawing else
                    "Scoring heads against the mask file…" if self._mask_file else
                    "Scoring heads…")
+        groups = self.slot.head_groups
         self.tasks.run(self._kind("groups"), jobs.groups_job, self.slot.analysis,
                        self.state.mask, mask_file=self._mask_file, drawing=self.state.drawing,
+                       last_cut=groups.cut if groups is not None else None,
                        on_done=self.slot.set_head_groups, message=message)
 
     def enter_box(self, text: str) -> None:

@@ -6,6 +6,7 @@ conversion to pixmaps happens on the GUI thread.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -108,7 +109,8 @@ def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, polic
 
 
 def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
-               mask_file: str | None = None, drawing: Drawing | None = None) -> HeadGroups:
+               mask_file: str | None = None, drawing: Drawing | None = None,
+               last_cut: tuple[Drawing, Foreground] | None = None) -> HeadGroups:
     """Head table, clustering, per-layer divergence and the distance matrix as an image
     (coloured with the core's colormap tables, not matplotlib: a figure draw holds the
     interpreter lock for ~40 ms and would stall the event loop), plus the foreground
@@ -118,16 +120,25 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
     and batch do (one of the wrong size is skipped with a warning in the table's meta); a
     ``mask_file`` the user chose instead (one that does not fit is an error); else
     ``mask_mode``. A ``drawing`` (box, scribbles: GrabCut; edits of that mask) is laid
-    over it (:func:`vitexplorer.core.masks.drawn_foreground`)."""
+    over it (:func:`vitexplorer.core.masks.drawn_foreground`); ``last_cut`` (the previous
+    result's ``cut``: the drawing without its edits and its GrabCut mask) is reused when
+    only the edits changed."""
     from vitexplorer.core.masks import drawn_foreground, mask_outline
     from vitexplorer.core.relations import cluster_heads, layer_divergence
     from vitexplorer.core.render import colorize
 
     mask, mask_name, warning = _mask_file(analysis, mask_file)
+    cut = None
     if drawing:
-        base = analysis.foreground(mask_mode, mask, mask_name=mask_name)
-        fg = drawn_foreground(analysis.image, photo_size(analysis), drawing.box,
-                              drawing.scribbles, drawing.edits, base)
+        size, seeds = photo_size(analysis), replace(drawing, edits=())
+        if not seeds:
+            base = analysis.foreground(mask_mode, mask, mask_name=mask_name)
+        elif last_cut is not None and last_cut[0] == seeds:
+            base = last_cut[1]  # only the edits changed: GrabCut (~1 s) is not run again
+        else:
+            base = drawn_foreground(analysis.image, size, seeds.box, seeds.scribbles)
+        cut = (seeds, base) if seeds else None
+        fg = drawn_foreground(analysis.image, size, edits=drawing.edits, base=base)
         table = analysis.head_table(mask=fg)
     else:
         fg = analysis.foreground(mask_mode, mask, mask_name=mask_name)
@@ -142,7 +153,7 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
     matrix = colorize(1.0 - np.clip(ordered, 0, 1), "viridis")
     name = fg.name if drawing else mask_name or mask_mode
     return HeadGroups(table, clustering, divergence, matrix, name, foreground=fg,
-                      outline=mask_outline(fg.mask))
+                      outline=mask_outline(fg.mask), cut=cut)
 
 
 def photo_size(analysis: Analysis) -> tuple[int, int]:

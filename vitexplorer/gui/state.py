@@ -115,6 +115,7 @@ class HeadGroups:
     importance_class: str | None = None  # class the head importance was computed for
     foreground: Any = None  # the core.masks.Foreground scored against, on analysis.image
     outline: list = field(default_factory=list)  # its border: (n, 2) x, y on analysis.image
+    cut: tuple | None = None  # (Drawing without edits, its GrabCut Foreground), for reuse
 
 
 @dataclass
