@@ -152,6 +152,9 @@ def test_save_writes_the_mask_next_to_the_photo_and_asks_before_replacing(
     with qtbot.waitSignal(window.tasks.worker_finished, timeout=10000):
         window.groups_panel.tools.save.click()
     assert target.read_bytes() != data
+    window.groups_controller.score_heads(mask_file=str(target))  # "Mask file…" replaces
+    assert wait_scored(qtbot, window, "file").mask == str(target)  # the drawing, box and all
+    assert window.state.drawing is None
     assert sorted(p.name for p in coins.parent.iterdir()) == ["coins.png", "coins_mask.png"]
     # the saved mask is the one this photo is scored with from now on, drawing gone
     open_and_wait(qtbot, window, TEST_IMAGES / "chelsea.png")

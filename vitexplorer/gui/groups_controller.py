@@ -50,6 +50,9 @@ class GroupsController(SlotController):
             return
         if mask_file is not None:
             self._mask_file = mask_file
+            if self.state.drawing:  # a chosen file replaces what was drawn (a box would win)
+                self.state.update(drawing=None)  # which re-scores
+                return
         message = ("GrabCut and scoring heads…" if self.state.drawing else
                    "Scoring heads against the mask file…" if self._mask_file else
                    "Scoring heads…")

@@ -79,9 +79,10 @@ class GroupsPanel(QWidget):
         self.mask.addItem("agreement with the model's rollout (60% of its mass)", "rollout")
         self.mask.addItem("agreement with the model's rollout (GrabCut seeded by it)",
                           "grabcut")
-        self.mask.setToolTip("Foreground used for the foreground/background scores: the "
-                             "rollout options measure agreement with the model, not the "
-                             "object")
+        self.mask.setToolTip("Foreground used for the foreground/background scores when no "
+                             "mask file is found or chosen and no box or scribbles are "
+                             "drawn (mask edits apply to it): the rollout options measure "
+                             "agreement with the model, not the object")
         self.sort = QComboBox()
         self.sort.addItems(["by layer", "by similarity cluster"])
         self.sort.setToolTip("Order of the head grid")
