@@ -29,8 +29,9 @@ sys.path.insert(0, str(REPO))
 
 from vitexplorer.core.analysis import Analysis  # noqa: E402
 from vitexplorer.core.capture import capture  # noqa: E402
+from vitexplorer.core.errors import ModelError  # noqa: E402
 from vitexplorer.core.images import load_image, preprocess  # noqa: E402
-from vitexplorer.core.models import load_model  # noqa: E402
+from vitexplorer.core.models import load_model, resolve_device  # noqa: E402
 from vitexplorer.core.stream import stream  # noqa: E402
 
 IMAGES = REPO / "tests" / "data"
@@ -451,6 +452,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" /
                         "latest.json")
     args = parser.parse_args()
+    try:  # a GPU asked for on a machine without one: one line, before any case runs
+        resolve_device(args.device)
+    except ModelError as exc:
+        parser.error(str(exc))
     torch.set_num_threads(args.threads)
     repeats = 5 if args.quick else 15
     cases = {
