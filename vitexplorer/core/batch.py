@@ -730,13 +730,16 @@ def _jsonable(d: dict) -> dict:
 
 
 def run_record(loaded: LoadedModel, opts: BatchOptions, wh: str, inputs: list[Path]) -> dict:
+    import fpng
     import timm
 
     return {"vitexplorer": __version__, "model": loaded.spec, "weights": loaded.weights,
             "weights_sha256": wh, "options": _jsonable(opts.result_key()),
             "inputs": [str(p) for p in inputs], "shard": list(opts.shard),
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "timm": timm.__version__, "numpy": np.__version__},
+                         "timm": timm.__version__, "numpy": np.__version__,
+                         # the overlay encoders: PNG by fpng, JPEG/WebP by OpenCV
+                         "fpng": fpng.__version__, "opencv": cv2.__version__},
             "device": opts.device, "batch_size": opts.batch_size}
 
 
