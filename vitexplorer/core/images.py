@@ -159,8 +159,8 @@ def _decode_open(im: Image.Image, need: SizeNeed | None,
     if factor > 1:  # the orientation moves the encoder's block padding with the pixels
         box = _orient_box(stored_box, im.size, orientation)
         h, w = (sw, sh) if orientation in _SIDEWAYS else (sh, sw)
-        return Decoded(_to_rgb(ImageOps.exif_transpose(im), background), (h, w), box)
-    rgb = _to_rgb(ImageOps.exif_transpose(im), background)
+        return Decoded(_to_rgb(_upright(im), background), (h, w), box)
+    rgb = _to_rgb(_upright(im), background)
     h, w = rgb.shape[:2]
     if need is not None:
         nh, nw = need((h, w))
@@ -169,6 +169,13 @@ def _decode_open(im: Image.Image, need: SizeNeed | None,
             small = np.asarray(Image.fromarray(rgb).reduce(k)).copy()
             return Decoded(small, (h, w), (0.0, 0.0, w / k, h / k))
     return Decoded.full(rgb)
+
+
+def _upright(im: Image.Image) -> Image.Image:
+    """``im`` turned upright by its EXIF orientation, in place: an upright photo is not
+    copied (``exif_transpose`` otherwise copies it, 21 ms for a 3000 x 2000 decode)."""
+    ImageOps.exif_transpose(im, in_place=True)
+    return im
 
 
 def _orient_box(box: tuple[float, float, float, float], stored: tuple[int, int],
@@ -207,7 +214,8 @@ def _to_rgb(im: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
     if im.mode == "RGBA":
         base = Image.new("RGBA", im.size, (*background, 255))
         return np.asarray(Image.alpha_composite(base, im).convert("RGB")).copy()
-    return np.asarray(im.convert("RGB")).copy()
+    # one copy out of Pillow (np.array), none more: 3000 x 2000 RGB 8 ms instead of 16
+    return np.array(im if im.mode == "RGB" else im.convert("RGB"))
 
 
 @dataclass(frozen=True)
