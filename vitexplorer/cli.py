@@ -312,14 +312,20 @@ def _figure_format(path: Path, fmt: str | None, option: str) -> str:
 
 def _load_checked(args: argparse.Namespace, inputs: list[Path]):
     """Check the inputs exist, then load the model (built for ``--resize native`` when
-    asked) and check the policy against it."""
-    from vitexplorer.core.checks import check_resize
+    asked) and check the policy against it. Pretrained weights that certainly cannot be
+    had are reported before torch and timm are imported (seconds of a start)."""
     from vitexplorer.core.errors import UsageError
-    from vitexplorer.core.models import load_model
 
     for p in inputs:
         if not p.exists():
             raise UsageError(f"'{p}' does not exist")
+    if args.weights == "pretrained":
+        from vitexplorer.core.hub import check_weights_obtainable
+
+        check_weights_obtainable(args.model)
+    from vitexplorer.core.checks import check_resize
+    from vitexplorer.core.models import load_model
+
     extra = {"dynamic_img_size": True} if args.resize == "native" else {}
     loaded = load_model(args.model, args.weights, args.device, args.input_size, **extra)
     check_resize(args.resize, loaded)
@@ -327,8 +333,6 @@ def _load_checked(args: argparse.Namespace, inputs: list[Path]):
 
 
 def _export(args: argparse.Namespace) -> int:
-    from vitexplorer.core.analysis import analyze
-    from vitexplorer.core.checks import check_class, check_index
     from vitexplorer.core.figures import grid_figure, overlay_figure, save_figure
     from vitexplorer.core.files import check_output_file
 
@@ -345,6 +349,9 @@ def _export(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     check_output_file(out, [args.image], args.force)
     loaded = _load_checked(args, [args.image])
+    from vitexplorer.core.analysis import analyze
+    from vitexplorer.core.checks import check_class, check_index
+
     blocks = loaded.model.blocks
     layer = check_index(args.layer, len(blocks), "--layer", "blocks")
     head = check_index(args.head, blocks[0].attn.num_heads, "--head", "heads")

@@ -4,12 +4,13 @@ the weights, no request at all then."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 
 import pytest
 
-from vitexplorer.core import models
+from vitexplorer.core import hub, models
 from vitexplorer.core.errors import WeightsUnavailableError
 
 CACHED = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
@@ -31,7 +32,7 @@ def no_network(monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(models, "HUB_TIMEOUT", 0.5)
+    monkeypatch.setattr(hub, "HUB_TIMEOUT", 0.5)
     calls = Lookups()
 
     def getaddrinfo(host, *args, **kwargs):
@@ -55,7 +56,7 @@ def test_hanging_name_lookup_is_given_up_within_the_timeout(no_network):
     t0 = time.perf_counter()
     with pytest.raises(WeightsUnavailableError, match="did not answer"):
         models.load_model("vit_tiny_patch16_224.augreg_in21k_ft_in1k", "pretrained")
-    assert time.perf_counter() - t0 < models.HUB_TIMEOUT + 5.0  # the lookup hangs 20 s
+    assert time.perf_counter() - t0 < hub.HUB_TIMEOUT + 5.0  # the lookup hangs 20 s
 
 
 def test_cached_weights_load_without_any_request(no_network, tmp_path):
@@ -75,3 +76,28 @@ def test_cached_weights_load_without_any_request(no_network, tmp_path):
     assert not no_network, f"looked up {no_network} although the cache holds the weights"
     assert models.weights_hash(loaded.model) == models.weights_hash(ref)
     assert constants.HF_HUB_OFFLINE is False, "offline mode leaked out of the load"
+
+
+def test_weights_that_cannot_be_had_are_told_without_torch(no_network, tmp_path, monkeypatch):
+    """check_weights_obtainable decides only when no cache could hold the weights: then one
+    probe, the load_model message; any cached repository or torch checkpoint (timm may map
+    a name to another repository or a URL) or an answering hub leaves it to load_model."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(WeightsUnavailableError, match="Name or service not known"):
+        hub.check_weights_obtainable(CACHED)
+    assert len(no_network) == 1
+    other = tmp_path / "hub" / "models--someone--else" / "snapshots"
+    other.mkdir(parents=True)
+    hub.check_weights_obtainable(CACHED)  # another repository might be this name's
+    with pytest.raises(WeightsUnavailableError):  # an hf-hub: id names its repository
+        hub.check_weights_obtainable("hf-hub:timm/some_vit")
+    (tmp_path / "hub" / "models--timm--some_vit" / "snapshots").mkdir(parents=True)
+    hub.check_weights_obtainable("hf-hub:timm/some_vit")
+    shutil.rmtree(tmp_path / "hub")
+    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "weights.pth").write_bytes(b"")
+    hub.check_weights_obtainable(CACHED)
+    (checkpoints / "weights.pth").unlink()
+    monkeypatch.setattr(hub, "hub_reachable", lambda: (True, ""))
+    hub.check_weights_obtainable(CACHED)  # the hub answers: load_model downloads

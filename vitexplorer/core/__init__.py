@@ -20,8 +20,8 @@ README's Layout table follows it, checked by ``tests/test_layout.py``):
 - engine: ``models``, ``images``, ``capture`` (full attention), ``stream`` (the capture the
   app runs), ``rollout``, ``maps`` (map statistics), ``render`` (colormaps and overlays),
   ``checks`` (user options checked against a model before any work);
-- base: ``constants``, ``files`` (atomic writes, output checks), and below them ``errors``,
-  importable without torch.
+- base: ``constants``, ``files`` (atomic writes, output checks), ``hub`` (the hub's cache
+  and reachability), and below them ``errors``, importable without torch.
 
 A new module goes into the lowest layer whose modules it needs, into the contract and into
 the README's Layout table.

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
@@ -34,7 +35,6 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from vitexplorer.core.analysis import Analysis
 from vitexplorer.core.constants import (
     DEFAULT_CMAP,
     DEFAULT_OPACITY,
@@ -44,6 +44,9 @@ from vitexplorer.core.constants import (
 )
 from vitexplorer.core.files import atomic_writer
 from vitexplorer.core.render import Upsample, display_range, overlay, resolve_cmap
+
+if TYPE_CHECKING:  # annotations only: FigureOptions is usable without importing torch
+    from vitexplorer.core.analysis import Analysis
 
 
 @dataclass(frozen=True)

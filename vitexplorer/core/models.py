@@ -9,7 +9,6 @@ once), ``"random"`` (a demo, labelled as such) or a local file: ``.safetensors``
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -28,19 +27,13 @@ from vitexplorer.core.errors import (
     UnsupportedModelError,
     WeightsUnavailableError,
 )
+from vitexplorer.core.hub import OFFLINE_HELP, cached_models, hub_offline, hub_reachable
 
 #: timm modules whose models keep one global attention per block in ``blocks[i].attn``.
 SUPPORTED_MODULES = ("vision_transformer", "deit", "eva", "beit")
 _TORCH_EXTS = (".pth", ".pt", ".bin")
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module", "model_ema")
 
-OFFLINE_HELP = (
-    "The weights of '{spec}' are not in the local cache and cannot be downloaded ({reason}).\n"
-    "Ways out:\n"
-    "  1. connect to the internet once (the weights are cached for later offline use);\n"
-    "  2. open a local weights file (.safetensors, or .pth/.pt/.bin) with --weights PATH;\n"
-    "  3. use random weights for a demo with --weights random (maps are then meaningless)."
-)
 
 
 @dataclass
@@ -238,54 +231,6 @@ def _pretrained(spec: str, kwargs: dict) -> nn.Module:
                 OFFLINE_HELP.format(spec=spec, reason=_short(exc)), spec, _short(exc)
             ) from exc
         raise ModelError(f"Cannot load pretrained '{spec}': {_short(exc)}") from exc
-
-
-#: seconds to wait for the hub's host to answer before giving the offline message
-HUB_TIMEOUT = 3.0
-
-
-def hub_offline() -> bool:
-    """Whether the user switched the hub off (``HF_HUB_OFFLINE``)."""
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
-
-
-def hub_reachable(timeout: float | None = None) -> tuple[bool, str]:
-    """Whether a TCP connection to the hub's host opens within ``timeout`` seconds
-    (default :data:`HUB_TIMEOUT`; the name lookup included, in a thread, since a lookup
-    cannot be interrupted), and why not. With a proxy set, the hub client decides (True)."""
-    import threading
-    from urllib.parse import urlsplit
-
-    timeout = HUB_TIMEOUT if timeout is None else timeout
-    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY",
-                                       "all_proxy")):
-        return True, ""
-    try:
-        from huggingface_hub import constants
-
-        endpoint = constants.ENDPOINT
-    except Exception:
-        endpoint = "https://huggingface.co"
-    url = urlsplit(endpoint)
-    host = url.hostname or "huggingface.co"
-    port = url.port or (443 if url.scheme == "https" else 80)
-    outcome: list[str] = []
-
-    def probe() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                outcome.append("")
-        except OSError as exc:
-            outcome.append(exc.strerror or str(exc) or type(exc).__name__)
-
-    t = threading.Thread(target=probe, name="vitexplorer-hub-probe", daemon=True)
-    t.start()
-    t.join(timeout)
-    if not outcome:
-        return False, f"{host} did not answer within {timeout:.0f} s"
-    if outcome[0]:
-        return False, f"{host}: {outcome[0]}"
-    return True, ""
 
 
 @contextmanager
@@ -644,23 +589,6 @@ def parameter_counts(
                 found(name, known[arch])
     finally:
         save()
-    return out
-
-
-def cached_models() -> set[str]:
-    """Hugging Face repo ids present in the local hub cache (no network)."""
-    try:
-        from huggingface_hub import constants
-
-        cache = Path(constants.HF_HUB_CACHE)
-    except Exception:
-        return set()
-    if not cache.is_dir():
-        return set()
-    out = set()
-    for d in cache.iterdir():
-        if d.name.startswith("models--") and (d / "snapshots").is_dir():
-            out.add(d.name.removeprefix("models--").replace("--", "/"))
     return out
 
 
