@@ -56,3 +56,72 @@ def test_other_model_follows_the_selection_through_the_matching(qtbot, window, c
         window.state.update(method="rollout", cmap="magma")
     o = window.compare.maps.last_frame.options
     assert (o.method, o.cmap, o.layer) == ("rollout", "magma", window.state.layer)
+
+
+def _folder(tmp_path):
+    import shutil
+
+    from tests.conftest import TEST_IMAGES
+
+    for name in ("chelsea.png", "horse.png", "coins.png"):
+        shutil.copy(TEST_IMAGES / name, tmp_path / name)
+    return tmp_path
+
+
+def test_pairing_over_the_folder_holds_while_browsing(qtbot, window, tmp_path):
+    """Pair Heads over Folder pairs on every image of the folder (the mean JS cost of
+    compare_models, recomputed here independently), and B keeps following that pairing on
+    the next image instead of the one image's pairing; a new fit forgets it."""
+    import numpy as np
+
+    from vitexplorer.core.compare import compare_models
+
+    folder = _folder(tmp_path)
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.open_path(str(folder))
+    load_second(qtbot, window, "vit_small_patch16_224")
+    with qtbot.waitSignal(window.compare.compared_folder, timeout=120000) as got:
+        window.actions_["compare_folder"].trigger()
+    comp = got.args[0]
+    paths = sorted(folder.glob("*.png"))
+    ref = compare_models(window.state.a.loaded, window.state.b.loaded, paths,
+                         window.state.policy, scores=False)
+    assert comp.n_images == 3 and np.allclose(comp.cost, ref.cost)
+    with qtbot.waitSignal(window.compare.compared, timeout=60000) as one:
+        window.analyses.step_folder(1)
+    image = one.args[0]
+    differ = [c for c in comp.cells[0] if comp.match_of(0, *c)[:2] != image.match_of(0, *c)[:2]]
+    assert differ, "the folder's pairing and this image's agree on every head"
+    with qtbot.waitSignal(window.compare.maps.frame_ready, timeout=10000):
+        window.state.select_head(*differ[0])
+    o = window.compare.maps.last_frame.options
+    assert (o.layer, o.head) == comp.match_of(0, *differ[0])[:2]
+    assert "mean over 3 images of the folder" in window.compare_panel.caption.text()
+    window.state.update(policy="stretch")
+    assert window.compare.maps.folder_comparison is None
+
+
+def test_tokens_panel_follows_the_chosen_slot(qtbot, window, chelsea):
+    """With B chosen, the panel measures B's image with B's model and reports the head B's
+    view shows (the match of A's selection)."""
+    open_and_wait(qtbot, window, chelsea)
+    panel = window.tokens_panel
+    assert not panel.slot.model().item(1).isEnabled(), "no B before a second model"
+    load_second(qtbot, window, "vit_small_patch16_224")
+    assert panel.slot.model().item(1).isEnabled()
+    window.docks["Artifact tokens"].raise_()
+    qtbot.waitUntil(lambda: window.tokens.result is not None, timeout=60000)
+    assert window.tokens.result[0] is window.state.a.analysis
+    with qtbot.waitSignal(window.tokens.measured, timeout=60000):
+        panel.slot.setCurrentIndex(1)
+    assert window.tokens.result[0] is window.state.b.analysis
+    with qtbot.waitSignal(window.compare.maps.frame_ready, timeout=10000):
+        window.state.select_head(2, 1)
+    o = window.compare.maps.last_frame.options
+    text = panel.text.text()
+    assert text.startswith("B: ")
+    assert (f"head {o.layer}.{o.head} puts" if o.layer else "Block 0 reads") in text
+    panel.slot.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: window.tokens.result[0] is window.state.a.analysis,
+                    timeout=60000)
+    assert "head 2.1 puts" in panel.text.text()

@@ -78,6 +78,9 @@ def build_actions(w: MainWindow) -> dict:
         tip="Show a second model beside the first, in step, its heads matched to the first's")
     act("compare_weights", "Second Model from Weights &File…", lambda: _load_weights(w, True),
         tip="The first model's architecture with another weights file, side by side")
+    act("compare_folder", "&Pair Heads over Folder", lambda: _pair_folder(w),
+        tip="Pair the two models' heads over every image of the folder, not only the one "
+            "shown")
     act("info", "Model &Info", lambda: _model_info(w), "Ctrl+I", sp.SP_MessageBoxInformation)
     act("fit", "&Fit to Window", w.view.fit, "F")
     act("zoom_in", "Zoom &In", lambda: w.view.zoom(1.25), QKeySequence.StandardKey.ZoomIn)
@@ -112,7 +115,7 @@ def build_actions(w: MainWindow) -> dict:
     m.addAction(acts["quit"])
     m = mb.addMenu("&Model")
     for k in ("choose_model", "load_weights", "random", "compare_model", "compare_weights",
-              "info", "cancel"):
+              "compare_folder", "info", "cancel"):
         m.addAction(acts[k])
     m = mb.addMenu("&View")
     for k in ("fit", "zoom_in", "zoom_out", "actual", "query"):
@@ -271,6 +274,16 @@ def count_parameters(w: MainWindow, dlg, names: list[str]) -> None:
     w.tasks.run("parameters", jobs.parameter_counts_job, names,
                 w.settings.cache_dir / "parameter_counts.json", found, priority,
                 on_done=show, on_progress=show, message="Counting parameters…")
+
+
+def _pair_folder(w: MainWindow) -> None:
+    """The browsed folder's images, else those of the folder of the image shown."""
+    from vitexplorer.gui.analysis_controller import image_files
+
+    source = w.state.source
+    paths = w.analyses.folder or (image_files(Path(source).parent)
+                                  if source and Path(source).is_file() else [])
+    w.compare.pair_folder(paths)
 
 
 def _load_weights(w: MainWindow, second: bool = False) -> None:

@@ -1,7 +1,9 @@
 """Compare mode: a second model in slot B, drawn beside the first with the same view options.
 
 Slot B analyses the image slot A shows; both analyses are paired by
-:func:`vitexplorer.core.compare.compare_analyses` in a worker, and B's view then shows, for
+:func:`vitexplorer.core.compare.compare_analyses` in a worker (or, on request, over every
+image of the folder by :func:`~vitexplorer.core.compare.compare_models`: one pairing that
+stays while the folder is browsed), and B's view then shows, for
 the per-head methods, the head of B matched to A's selected head (its match highlighted in the
 caption and current in B's head grid, framed by B's groups as A's grid is by A's; a click on
 B's grid selects A's matching head), for the other methods the block at the same relative
@@ -35,8 +37,23 @@ def compare_job(a, b, should_stop=None):
     return compare_analyses([(a, b)], scores=False)
 
 
-def matched_options(o: ViewOptions, comparison, a, b) -> tuple[ViewOptions, str]:
-    """B's options for A's ``o`` and a caption saying which head of B is shown and why."""
+def folder_compare_job(a, b, paths: list, policy: str, should_stop=None, progress=None):
+    """Both models' heads paired over the images ``paths`` (mean JS distance), counting
+    the images as they are analysed."""
+    from vitexplorer.core.compare import compare_models
+
+    def counted():
+        for i, p in enumerate(paths):
+            progress(i, len(paths))
+            yield p
+
+    return compare_models(a, b, counted(), policy, scores=False, should_stop=should_stop)
+
+
+def matched_options(o: ViewOptions, comparison, a, b, where: str = "on this image"
+                    ) -> tuple[ViewOptions, str]:
+    """B's options for A's ``o`` and a caption saying which head of B is shown and why
+    (``where`` the pairing's cost was measured)."""
     la = o.layer % a.num_layers
     same_grid = a.layout.grid == b.layout.grid
     query = o.query if same_grid else "off"
@@ -46,7 +63,7 @@ def matched_options(o: ViewOptions, comparison, a, b) -> tuple[ViewOptions, str]
             lb, hb, cost = match
             return (replace(o, layer=lb, head=hb, query=query),
                     f"head {lb}.{hb}: the match of A's head {la}.{o.head} (JS distance "
-                    f"{cost:.3f} on this image)")
+                    f"{cost:.3f} {where})")
         return (replace(o, layer=b.num_layers - 1, head=0, query=query),
                 f"A's head {la}.{o.head} has no match in B (B has fewer heads)")
     lb = round(la / max(a.num_layers - 1, 1) * (b.num_layers - 1))
@@ -70,14 +87,23 @@ class SecondMaps(MapController):
 
     def __init__(self, state: ViewState, tasks: TaskRunner, parent: QObject | None = None):
         super().__init__(state, state.b, tasks, parent)
-        self.comparison = None
+        self.comparison = None  # the pairing on the image shown
+        self.folder_comparison = None  # the pairing over a folder, when asked for
         self.caption = ""
+
+    @property
+    def pairing(self):
+        """The pairing B follows: the folder's when there is one, else the image's."""
+        return self.folder_comparison or self.comparison
 
     def view_options(self) -> ViewOptions:
         a, b = self.state.a.analysis, self.slot.analysis
         if a is None or b is None:
             return self.state.options
-        o, self.caption = matched_options(self.state.options, self.comparison, a, b)
+        folder = self.folder_comparison
+        where = "on this image" if folder is None else \
+            f"mean over {folder.n_images} images of the folder"
+        o, self.caption = matched_options(self.state.options, self.pairing, a, b, where)
         return o
 
     def _refresh_thumbnails(self) -> None:
@@ -111,6 +137,8 @@ class CompareController(QObject):
     message = Signal(str)
     #: a new comparison of the image shown (tests wait on it)
     compared = Signal(object)
+    #: a new pairing over a folder's images
+    compared_folder = Signal(object)
 
     def __init__(self, state: ViewState, tasks: TaskRunner, panel: ComparePanel,
                  model_kwargs: dict | None = None, parent: QObject | None = None) -> None:
@@ -127,14 +155,50 @@ class CompareController(QObject):
         self.maps.thumbnails_ready.connect(panel.grid.set_thumbnails)
         panel.grid.selected.connect(self._b_head_clicked)
         state.a.finished_changed.connect(self._a_finished)
+        state.a.loaded_changed.connect(lambda _l: self._forget_folder())
         state.b.loaded_changed.connect(self._b_loaded)
         state.b.finished_changed.connect(self._b_finished)
+        state.changed.connect(lambda names: self._forget_folder()
+                              if names & {"policy", "input_size"} else None)
 
     def load_model(self, spec: str, weights: str = "pretrained") -> None:
         self.analyses.load_model(spec, weights)
 
     def _b_loaded(self, _loaded) -> None:
+        self._forget_folder()
         self._a_finished(self.state.a.finished)
+
+    def pair_folder(self, paths: list[Path]) -> None:
+        """Pair the heads over every image of ``paths`` in a worker (progress in the status
+        bar, Esc cancels); B then follows that pairing while the folder is browsed."""
+        a, b = self.state.a.loaded, self.state.b.loaded
+        if a is None or b is None:
+            self.message.emit("Load a second model first (Model ▸ Compare with Second "
+                              "Model…).")
+            return
+        if not paths:
+            self.message.emit("Open a folder (or an image in one) to pair its images.")
+            return
+        n = len(paths)
+        self.tasks.run("compare-folder", folder_compare_job, a, b, list(paths),
+                       self.state.policy, on_done=self._compared_folder,
+                       on_progress=lambda done, _n: self.message.emit(
+                           f"Pairing the heads over the folder: image {done + 1} of {n}…"),
+                       message=f"Pairing the heads over {n} images…")
+
+    def _compared_folder(self, comparison) -> None:
+        self.maps.folder_comparison = comparison
+        skipped = f" ({len(comparison.skipped)} unreadable skipped)" if comparison.skipped \
+            else ""
+        self.message.emit(f"Heads paired over {comparison.n_images} images{skipped}; B "
+                          "follows this pairing while you browse.")
+        self.maps.render()
+        self.compared_folder.emit(comparison)
+
+    def _forget_folder(self) -> None:
+        """A model, the fit or the input size changed: the folder's pairing no longer holds."""
+        self.tasks.cancel("compare-folder")
+        self.maps.folder_comparison = None
 
     def _a_finished(self, finished: FinishedAnalysis | None) -> None:
         if finished is None or self.state.b.loaded is None:
@@ -176,7 +240,7 @@ class CompareController(QObject):
 
     def _b_head_clicked(self, layer: int, head: int) -> None:
         """A click on B's grid selects, in A, the head matched to that head of B."""
-        comp = self.maps.comparison
+        comp = self.maps.pairing
         match = None if comp is None else comp.match_of(1, layer, head)
         if match is None:
             self.message.emit(f"B's head {layer}.{head} has no match in A.")

@@ -90,7 +90,8 @@ class MainWindow(TransferMixin, QMainWindow):
                                          model_kwargs, self)
         self.compare.message.connect(self.message)
         self.state.b.loaded_changed.connect(lambda _loaded: self.compare_panel.show())
-        self.tokens = TokensController(self.state, self.tasks, self.tokens_panel, self)
+        self.tokens = TokensController(self.state, self.tasks, self.tokens_panel, self,
+                                       self.compare.maps)
         self.docks["Artifact tokens"].visibilityChanged.connect(self.tokens.set_visible)
         self.actions_ = build_actions(self)
         restore_state(self)

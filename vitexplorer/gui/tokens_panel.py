@@ -1,7 +1,9 @@
-"""The artifact-token panel (Darcet et al. 2024): high-norm tokens of slot A's image.
+"""The artifact-token panel (Darcet et al. 2024): high-norm tokens of the image, as the first
+model (slot A) or, in compare mode, the second (slot B) sees it.
 
 A worker measures every block's output-token norms (one forward, :mod:`vitexplorer.core.tokens`)
-when an analysis arrives; the panel then shows, for the selected block and head, where the
+when an analysis arrives; the panel then shows, for the selected block and head (in B, the
+head B's view shows: the match of A's selection), where the
 artifacts its attention reads sit on the image, the share of the head's map they absorb, and
 the head's map with them masked out. Only drawing (an overlay of one small map) runs on the
 GUI thread.
@@ -11,12 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from vitexplorer.core.render import overlay
 from vitexplorer.gui.qimage import to_pixmap
 from vitexplorer.gui.scaled_pixmap import ScaledPixmap
-from vitexplorer.gui.state import ViewState
+from vitexplorer.gui.state import ViewOptions, ViewState
 from vitexplorer.gui.tasks import TaskRunner
 
 
@@ -64,6 +66,13 @@ class TokensPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         lay = QVBoxLayout(self)
+        self.slot = QComboBox()
+        self.slot.addItem("A: the first model", "A")
+        self.slot.addItem("B: the second model", "B")
+        self.slot.model().item(1).setEnabled(False)  # until a second model is loaded
+        form = QFormLayout()
+        form.addRow("Model", self.slot)
+        lay.addLayout(form)
         self.text = QLabel("High-norm artifact tokens of the image appear here.")
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -78,20 +87,39 @@ class TokensPanel(QWidget):
 
 
 class TokensController(QObject):
-    """Runs :func:`tokens_job` (one extra forward) for slot A's image while the panel is
-    shown, and fills the panel."""
+    """Runs :func:`tokens_job` (one extra forward) for the image of the slot chosen in the
+    panel (A, or B in compare mode) while the panel is shown, and fills the panel.
+    ``second`` is slot B's map controller: its view options say which head B shows, its
+    frames when that changes."""
 
     #: new artifacts measured (tests wait on it)
     measured = Signal(object)
 
     def __init__(self, state: ViewState, tasks: TaskRunner, panel: TokensPanel,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, second=None) -> None:
         super().__init__(parent)
         self.state, self.tasks, self.panel = state, tasks, panel
+        self.second = second
         self.result = None
         self.visible = False
-        state.a.finished_changed.connect(lambda _f: self._measure())
+        for slot in state.slots.values():
+            slot.finished_changed.connect(lambda _f: self._measure())
+        state.b.loaded_changed.connect(lambda _l: panel.slot.model().item(1).setEnabled(True))
+        panel.slot.currentIndexChanged.connect(lambda _i: self._measure() or self.show())
+        if second is not None:
+            second.frame_ready.connect(lambda _f: self.show() if self.slot_name == "B"
+                                       else None)
         state.changed.connect(self._changed)
+
+    @property
+    def slot_name(self) -> str:
+        return self.panel.slot.currentData()
+
+    def _options(self) -> ViewOptions:
+        """The options the chosen slot's view is drawn with (B's: A's selection matched)."""
+        if self.slot_name == "B" and self.second is not None:
+            return self.second.view_options()
+        return self.state.options
 
     def set_visible(self, visible: bool) -> None:
         """The panel's dock was shown or hidden: measure only what is looked at."""
@@ -99,16 +127,17 @@ class TokensController(QObject):
         self._measure()
 
     def _measure(self) -> None:
-        a = self.state.a.analysis
+        slot = self.state.slots[self.slot_name]
+        a = slot.analysis
         if not self.visible or a is None or (self.result is not None and
                                               self.result[0] is a):
             return
-        self.tasks.run("tokens-A", tokens_job, self.state.a.loaded, a,
-                       on_done=self._measured, message="Measuring token norms…")
+        self.tasks.run("tokens", tokens_job, slot.loaded, a, on_done=self._measured,
+                       message=f"Measuring token norms ({self.slot_name})…")
 
     def _measured(self, result) -> None:
-        if result[0] is not self.state.a.analysis:
-            return  # a newer image is shown
+        if result[0] is not self.state.slots[self.slot_name].analysis:
+            return  # a newer image is shown, or the other slot chosen
         self.result = result
         self.show()
         self.measured.emit(result[1])
@@ -119,20 +148,23 @@ class TokensController(QObject):
 
     def show(self) -> None:
         """Draw the panel for the selected block and head (one small overlay)."""
-        if self.result is None:
+        slot = self.state.slots[self.slot_name]
+        if self.result is None or self.result[0] is not slot.analysis:
             return
         from vitexplorer.core.tokens import masked_maps
 
         analysis, art, share = self.result
-        layer = self.state.layer % analysis.num_layers
-        head = min(self.state.head, analysis.num_heads - 1)
-        self.panel.text.setText(describe(art, share, layer, head))
+        o = self._options()
+        layer = o.layer % analysis.num_layers
+        head = min(o.head, analysis.num_heads - 1)
+        self.panel.text.setText(f"{self.slot_name}: {slot.loaded.label}\n"
+                                + describe(art, share, layer, head))
         keys = art.attended()
         reads = art.patch_norms()[layer - 1] if layer else np.zeros(analysis.layout.grid)
         self.panel.norms.set_pixmap(to_pixmap(norm_image(reads, keys[layer])))
         maps = analysis.head_maps().numpy()[layer:layer + 1]
         masked = masked_maps(maps, keys[layer:layer + 1])[0, head]
-        f = self.state.a.finished
+        f = slot.finished
         self.panel.masked.set_pixmap(to_pixmap(overlay(
-            f.display, masked, analysis.geometry.scaled(f.display_scale), self.state.cmap,
-            self.state.opacity)))
+            f.display, masked, analysis.geometry.scaled(f.display_scale), o.cmap,
+            o.opacity)))
