@@ -12,19 +12,24 @@ ch    meaning
 6, 7  responses to a 1-px and a 2-px checkerboard (fine, repeated structure = texture)
 8     |step|, written by block 0's MLP: GELU(a x) + GELU(-a x) is about a|x| (an edge)
 9     texture energy, written by block 0's MLP: |checkerboards| + TEXTURE_GAIN * sum of
-      |fine filter| over channels 18-49
+      |fine filter| over channels 18-65
 10-17 position: cos / sin of omega_k . p for 4 directions, p centred on the grid
-18-49 natural fine structure: on each of the 16 4x4-pixel sub-blocks of the patch, the
-      4-tap Laws (1980) masks spot x spot and edge x edge (S = [-1, 1, 1, -1],
-      E = [-1, -1, 1, 1]): zero-sum along both axes, so blind to flat regions and to
-      straight horizontal or vertical outlines; their rectified sum is the patch's fine
-      texture energy, for grass or gravel as for a checkerboard
+18-65 natural fine structure: on each of the 16 4x4-pixel sub-blocks of the patch, the
+      4-tap Laws (1980) masks spot x spot, edge x edge and level x spot + spot x level
+      (L = [1, 1, 1, 1], S = [-1, 1, 1, -1], E = [-1, -1, 1, 1]): zero-sum, so blind to
+      flat regions; the first two see grass, gravel or fur, the third thin horizontal and
+      vertical lines (the mortar of brick, which the first two are blind to)
+66    texture energy averaged over the patch's neighbourhood, written by block 1's
+      attention: Laws' "macro-window" (texture is a property of a region, not of one
+      patch: an outline patch next to a flat object averages low, a brick patch high)
 ====  ==============================================================================
 
-Block 0: attention output zeroed; the MLP turns channels 4-7 and 18-49 into the rectified 8
-and 9
-(the nonlinearity an edge or texture detector needs). Block 1 holds the planted heads
-(query of the class token = channel 0, so the class row ranks patches by one key channel):
+Block 0: attention output zeroed; the MLP turns channels 4-7 and 18-65 into the rectified 8
+and 9 (the nonlinearity an edge or texture detector needs). Block 1: one head averages
+channel 9 over each patch's neighbourhood into 66 (query = key = position, as the local
+head below but broader); its other heads and its MLP write nothing. Block 2 holds the
+planted heads (query of the class token = channel 0, so the class row ranks patches by one
+key channel):
 
 ====  ===========  ======================================================  ==============
 head  name         query . key                                             expected label
@@ -32,7 +37,7 @@ head  name         query . key                                             expec
 0     bright       ch0 . +brightness                                       foreground
 1     dark         ch0 . -brightness                                       background
 2     edge         ch0 . |step|                                            edge
-3     texture      ch0 . (|checkerboard| - |step|)                         texture
+3     texture      ch0 . (averaged texture energy - |step|)                texture
 4     local        pos(p_i) . pos(p_j): largest for p_j = p_i               local
 5     uniform      zero query and key                                      uniform
 6     mirror       pos(-p_i) . pos(p_j): largest for the point-mirrored p_j  global
@@ -50,8 +55,13 @@ import timm
 import torch
 
 DIM, HEADS, HD = 72, 9, 8
+LAYER = 2  # the block that holds the planted heads
+AVERAGED = 66  # channel of the neighbourhood-averaged texture energy
+POS_AVG = 6.0  # position gain of block 1's averaging head: about a 3 x 3 window
 BALLAST = 6.0
 TEXTURE_GAIN = 0.4  # weight of the natural fine-structure energy in channel 9
+TEXTURE_Q = 2.0  # the texture head's query: a broad map over the textured region (not the
+# one most energetic patch, which on brick can be a thin part of the object's outline)
 EXPECTED = {0: "foreground", 1: "background", 2: "edge", 3: "texture", 4: "local",
             5: "uniform", 6: "global", 7: "foreground", 8: "edge"}
 TWINS = [(0, 7), (2, 8)]
@@ -60,13 +70,12 @@ OMEGAS = [(0.22, 0.0), (0.0, 0.22), (0.156, 0.156), (0.156, -0.156)]
 
 def planted_vit() -> torch.nn.Module:
     torch.manual_seed(0)
-    m = timm.create_model("vit_base_patch16_224", pretrained=False, embed_dim=DIM, depth=2,
+    m = timm.create_model("vit_base_patch16_224", pretrained=False, embed_dim=DIM, depth=3,
                           num_heads=HEADS, num_classes=2, qkv_bias=False).eval()
     with torch.no_grad():
         for p in m.parameters():
             p.zero_()
-        for ln in (m.blocks[0].norm1, m.blocks[0].norm2, m.blocks[1].norm1,
-                   m.blocks[1].norm2, m.norm):
+        for ln in [m.norm, *(b.norm1 for b in m.blocks), *(b.norm2 for b in m.blocks)]:
             ln.weight.fill_(1.0)
         # --- patch embedding: input pixels are (v / 255 - 0.5) / 0.5 in [-1, 1]
         w = m.patch_embed.proj.weight  # [72, 3, 16, 16]
@@ -83,10 +92,12 @@ def planted_vit() -> torch.nn.Module:
         w[7] = 64.0 * checker2 / n
         spot = torch.tensor([-1.0, 1.0, 1.0, -1.0])
         edge = torch.tensor([-1.0, -1.0, 1.0, 1.0])
+        level = torch.ones(4)
+        lines = torch.outer(level, spot) + torch.outer(spot, level)
         fine = []
         for bi in range(4):
             for bj in range(4):
-                for prof in (torch.outer(spot, spot), torch.outer(edge, edge)):
+                for prof in (torch.outer(spot, spot), torch.outer(edge, edge), lines):
                     k = torch.zeros(16, 16)
                     k[4 * bi:4 * bi + 4, 4 * bj:4 * bj + 4] = prof
                     fine.append(k)
@@ -111,8 +122,16 @@ def planted_vit() -> torch.nn.Module:
         for unit, (src, dst, sign, out) in enumerate(units):
             mlp.fc1.weight[unit, src] = sign * a
             mlp.fc2.weight[dst, unit] = out / a
-        # --- block 1: the planted heads (q rows 0..71, k rows 72..143 of qkv)
-        qkv = m.blocks[1].attn.qkv.weight
+        # --- block 1: head 0 averages the texture energy over the neighbourhood
+        # (q_i = k_i = POS_AVG pos(p_i); value = channel 9, written to AVERAGED)
+        avg = m.blocks[1].attn
+        for i in range(8):
+            avg.qkv.weight[i, 10 + i] = POS_AVG
+            avg.qkv.weight[DIM + i, 10 + i] = POS_AVG
+        avg.qkv.weight[2 * DIM, 9] = 1.0
+        avg.proj.weight[AVERAGED, 0] = 1.0
+        # --- block 2: the planted heads (q rows 0..71, k rows 72..143 of qkv)
+        qkv = m.blocks[LAYER].attn.qkv.weight
 
         def head(h: int, q_src: dict[int, float], k_src: dict[int, float]) -> None:
             """One query and one key dimension: q0 = sum q_src[ch] x_ch, same for k0."""
@@ -125,7 +144,7 @@ def planted_vit() -> torch.nn.Module:
         head(0, {0: gain}, {3: gain})
         head(1, {0: gain}, {3: -gain})
         head(2, {0: gain}, {8: gain * 1.5})
-        head(3, {0: gain}, {9: gain * 0.5, 8: -gain * 2.5})  # fine structure, not steps
+        head(3, {0: TEXTURE_Q}, {AVERAGED: gain * 0.5, 8: -gain * 2.5})  # texture, not steps
         pos = 12.0
         # local: q_i = k_i = pos(p_i): q.k = sum_k cos(omega_k . (p_i - p_j))
         for i in range(8):
@@ -139,5 +158,5 @@ def planted_vit() -> torch.nn.Module:
         qkv[DIM + 7 * HD: DIM + 8 * HD] = qkv[DIM: DIM + HD]
         qkv[8 * HD: 9 * HD] = qkv[2 * HD: 3 * HD]
         qkv[DIM + 8 * HD: DIM + 9 * HD] = qkv[DIM + 2 * HD: DIM + 3 * HD]
-    assert math.isclose(float(m.blocks[1].attn.scale), HD ** -0.5)
+    assert math.isclose(float(m.blocks[LAYER].attn.scale), HD ** -0.5)
     return m

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import TEST_IMAGES
-from tests.planted_vit import EXPECTED, TWINS, planted_vit
+from tests.planted_vit import EXPECTED, LAYER, TWINS, planted_vit
 from vitexplorer.core.analysis import analyze
 from vitexplorer.core.images import load_image
 from vitexplorer.core.models import LoadedModel, model_data_config
@@ -50,50 +50,46 @@ def test_planted_head_is_recovered(planted, head):
     _, table = planted
     expected = EXPECTED[head]
     axis = AXIS_OF[expected]
-    got = table.labels[axis][1, head]
-    row = {k: round(float(v[1, head]), 3) for k, v in table.scores.items()}
+    got = table.labels[axis][LAYER, head]
+    row = {k: round(float(v[LAYER, head]), 3) for k, v in table.scores.items()}
     assert got == expected, f"head {head}: {axis} = {got}, expected {expected}; {row}"
 
 
 def test_primary_groups(planted):
     _, table = planted
-    assert table.group(1, 0) == "foreground" and table.group(1, 1) == "background"
-    assert table.group(1, 2) == "edge" and table.group(1, 5) == "none"
-    # the local head's class-token row lands on the textured grass; its query rows lie
-    # closer than their shuffles (distance z about -2.6) but its class-token row's texture
-    # mass lies further beyond its shuffle (z about 3.3): texture frames it, local is "also".
-    # The mirror head's background and texture are the same mass on this image, and the
-    # table says so instead of picking one silently
-    assert table.group(1, 4) == "texture"
+    assert table.group(LAYER, 0) == "foreground" and table.group(LAYER, 1) == "background"
+    assert table.group(LAYER, 2) == "edge" and table.group(LAYER, 5) == "none"
+    # the local head: its query rows lie closer than their shuffles (distance z about
+    # -2.3) further than its class-token row's texture mass lies beyond its shuffle (about
+    # 1.1): local frames it, texture is "also"
     rows = table.rows()
-    assert rows[1 * table.shape[1] + 4]["also"] == "local"
-    assert table.scores["distance_z"][1, 4] < -2 < table.scores["texture_z"][1, 4]
-    row = rows[1 * table.shape[1] + 6]
+    assert table.group(LAYER, 4) == "local"
+    assert rows[LAYER * table.shape[1] + 4]["also"] == "texture"
+    assert -table.scores["distance_z"][LAYER, 4] > table.scores["texture_z"][LAYER, 4] > 0
+    # the dark head's background and texture are the same mass on this image (grass
+    # everywhere but the horse), and the table says so instead of picking one silently
+    row = rows[LAYER * table.shape[1] + 1]
     assert (row["group"], row["confounded"]) == ("background", "texture")
 
 
 def test_planted_twins_cluster_together(planted):
     analysis, _ = planted
-    cl = cluster_heads(analysis.head_maps().numpy()[1:], threshold=0.2)
+    cl = cluster_heads(analysis.head_maps().numpy()[LAYER:], threshold=0.2)
     for a, b in TWINS:
         assert cl.cluster_of(0, a) == cl.cluster_of(0, b)
     others = [h for h in EXPECTED if h not in {x for t in TWINS for x in t}]
     assert len({cl.cluster_of(0, h) for h in others}) == len(others)
 
 
-def test_planted_labels_are_stable_except_texture_under_rescaling(planted):
-    """The planted detectors do not care about mirroring or a slight colour jitter, and the
-    brightness, edge and position heads not about a 5% rescale either; the texture head's key
-    is a 1-px checkerboard filter, which resampling the image blurs away: it keeps its label
-    under hflip and jitter only, so its share is exactly 2 of 4."""
+def test_planted_labels_are_stable(planted):
+    """The planted detectors do not care about mirroring, a slight colour jitter or a 5%
+    rescale (the texture head's key is the fine-structure energy averaged over each patch's
+    neighbourhood, which resampling keeps; a 1-px checkerboard key lost it under rescaling)."""
     analysis, _ = planted
     st = label_stability(analysis.loaded, analysis, mask=horse_mask())
     for head, label in EXPECTED.items():
-        share = st[AXIS_OF[label]][1, head]
-        assert share == (0.5 if label == "texture" else 1.0), (head, label, share)
-    flip = label_stability(analysis.loaded, analysis, mask=horse_mask(), kinds=("hflip",))
-    scale = label_stability(analysis.loaded, analysis, mask=horse_mask(), kinds=("scale+5%",))
-    assert flip["edge_texture"][1, 3] == 1.0 and scale["edge_texture"][1, 3] == 0.0
+        share = st[AXIS_OF[label]][LAYER, head]
+        assert share == 1.0, (head, label, share)
 
 
 def test_a_mask_without_a_name_does_not_replace_the_cached_table(planted):
@@ -123,7 +119,6 @@ def test_edge_and_texture_heads_at_natural_contrast(planted_loaded, texture):
         image = composite(tex, mask, 1.0, brighter=False)
         table = analyze(planted_loaded, image, "stretch").head_table(mask=mask,
                                                                      mask_name="exact")
-        labels = table.labels["edge_texture"][1]
+        labels = table.labels["edge_texture"][LAYER]
         assert labels[2] == labels[8] == "edge", (texture, sil, labels)
-        if texture != "brick":  # brick: the planted 2-D masks barely see its mortar lines
-            assert labels[3] == "texture", (texture, sil, table.scores["edge_lift"][1, 3])
+        assert labels[3] == "texture", (texture, sil, table.scores["edge_lift"][LAYER, 3])
