@@ -152,7 +152,7 @@ def test_save_writes_the_mask_next_to_the_photo_and_asks_before_replacing(
     with qtbot.waitSignal(window.tasks.worker_finished, timeout=10000):
         window.groups_panel.tools.save.click()
     assert target.read_bytes() != data
-    window.groups_controller.score_heads(mask_file=str(target))  # "Mask file…" replaces
+    window.groups_controller.choose_mask_file(str(target))  # "Mask file…" replaces
     assert wait_scored(qtbot, window, "file").mask == str(target)  # the drawing, box and all
     assert window.state.drawing is None
     assert sorted(p.name for p in coins.parent.iterdir()) == ["coins.png", "coins_mask.png"]
@@ -162,3 +162,33 @@ def test_save_writes_the_mask_next_to_the_photo_and_asks_before_replacing(
     open_and_wait(qtbot, window, coins)
     assert window.state.a.head_groups.table.meta["mask_source"] == "file"
     assert "mask file" in window.groups_panel.scored_with.text()
+
+
+def test_undo_and_redo_step_through_the_drawing_and_rescore(qtbot, window, coins):
+    open_and_wait(qtbot, window, coins)
+    tools = window.groups_panel.tools
+    assert not tools.undo_action.isEnabled()  # nothing drawn yet
+    drag(window, "box", [(20, 15), (100, 80)])
+    box_only = window.state.drawing
+    wait_scored(qtbot, window, "box")
+    drag(window, "bg", [(40, 40), (80, 40)])
+    wait_scored(qtbot, window, "scribbles")
+    assert tools.undo_action.isEnabled() and not tools.redo_action.isEnabled()
+    # Ctrl+Z in the typed-box field undoes the typing, not the drawing
+    window.groups_panel.box.setFocus()
+    window.groups_panel.box.setText("1,2,3,4")
+    window.groups_panel.box.insert("5")
+    QTest.keyClick(window.groups_panel.box, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.groups_panel.box.text() == "1,2,3,4" and window.state.drawing.scribbles
+    window.view.setFocus()
+    QTest.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.state.drawing == box_only  # the stroke taken back ...
+    wait_scored(qtbot, window, "box")  # ... and the heads scored again without it
+    QTest.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.state.drawing is None and not tools.undo_action.isEnabled()
+    wait_scored(qtbot, window, "centre")
+    QTest.keyClick(window.view, Qt.Key.Key_Z,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert window.state.drawing == box_only
+    groups = wait_scored(qtbot, window, "box")
+    assert not window.mask_overlay._box.path().isEmpty() and groups.foreground.mask.any()

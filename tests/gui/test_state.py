@@ -73,3 +73,29 @@ def test_the_state_imports_no_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_drawing_history_steps_back_and_forth_and_forgets_on_a_new_image():
+    from vitexplorer.gui.state import Drawing
+
+    s = ViewState(source="a.png")
+    box = Drawing(box=(1, 2, 30, 40))
+    scribbled = Drawing(box=(1, 2, 30, 40), scribbles=("stroke",))
+    s.update(drawing=box)
+    s.update(drawing=scribbled)
+    s.update(drawing=None)  # Clear
+    s.history.undo()
+    assert s.drawing == scribbled
+    s.history.undo()
+    assert s.drawing == box and s.history.can_redo()
+    s.history.redo()
+    assert s.drawing == scribbled
+    s.update(drawing=box)  # a new step: what was undone cannot come back
+    assert not s.history.can_redo()
+    s.history.undo()
+    assert s.drawing == scribbled
+    s.update(source="b.png")  # a new image: drawing and history both go, in one event
+    assert s.drawing is None and s.mask_file is None
+    assert not s.history.can_undo() and not s.history.can_redo()
+    s.history.undo()
+    assert s.drawing is None

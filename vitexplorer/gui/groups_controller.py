@@ -25,40 +25,40 @@ class GroupsController(SlotController):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._mask_file: str | None = None  # chosen by the user for this image
-        self._resetting = False
         self.slot.finished_changed.connect(self._new_analysis)
 
     def _state_changed(self, names: frozenset[str]) -> None:
-        if "source" in names:  # a new image: what was drawn on the last one goes
-            self._mask_file = None
-            self._resetting = True
-            self.state.update(drawing=None)
-            self._resetting = False
-        elif "mask" in names or ("drawing" in names and not self._resetting):
+        if "source" in names:  # a new image: its analysis brings its own scores
+            return
+        if names & {"mask", "mask_file", "drawing"}:
             self.score_heads()
 
     def _new_analysis(self, _finished: FinishedAnalysis) -> None:
         """Another model or fit of the same photo: its drawing (photo pixels) still holds."""
-        if self.state.drawing or self._mask_file or self.state.mask != "centre":
+        if self.state.drawing or self.state.mask_file or self.state.mask != "centre":
             self.score_heads()
 
-    def score_heads(self, mask_file: str | None = None) -> None:
-        """Head table, clusters and divergence against the state's foreground mask, a mask
-        file the user chose (kept for this image) and the state's drawing, in a worker."""
-        if self.slot.analysis is None:
+    def choose_mask_file(self, path: str) -> None:
+        """Score against a mask file the user chose (kept for this image); it replaces what
+        was drawn (a box would win over it), one step that Undo takes back."""
+        self.state.update(mask_file=path, drawing=None)
+
+    def score_heads(self) -> None:
+        """Head table, clusters and divergence against the state's foreground mask, the mask
+        file the user chose and the state's drawing, in a worker. Both slots score with
+        what was drawn on the image (photo pixels), once their analysis is of that image."""
+        analysis = self.slot.analysis
+        if analysis is None:
             return
-        if mask_file is not None:
-            self._mask_file = mask_file
-            if self.state.drawing:  # a chosen file replaces what was drawn (a box would win)
-                self.state.update(drawing=None)  # which re-scores
-                return
-        message = ("GrabCut and scoring heads…" if self.state.drawing else
-                   "Scoring heads against the mask file…" if self._mask_file else
+        same_image = analysis.source == self.state.source
+        drawing = self.state.drawing if same_image else None
+        mask_file = self.state.mask_file if same_image else None
+        message = ("GrabCut and scoring heads…" if drawing else
+                   "Scoring heads against the mask file…" if mask_file else
                    "Scoring heads…")
         groups = self.slot.head_groups
-        self.tasks.run(self._kind("groups"), jobs.groups_job, self.slot.analysis,
-                       self.state.mask, mask_file=self._mask_file, drawing=self.state.drawing,
+        self.tasks.run(self._kind("groups"), jobs.groups_job, analysis,
+                       self.state.mask, mask_file=mask_file, drawing=drawing,
                        last_cut=groups.cut if groups is not None else None,
                        on_done=self.slot.set_head_groups, message=message)
 

@@ -186,8 +186,7 @@ class MainWindow(TransferMixin, QMainWindow):
         self.groups_controller.message.connect(self.message)
         self.groups_controller.importance_progress.connect(self.show_progress)
         self.groups_panel.importance_requested.connect(self.groups_controller.compute_importance)
-        self.groups_panel.mask_file_chosen.connect(
-            lambda path: self.groups_controller.score_heads(mask_file=path))
+        self.groups_panel.mask_file_chosen.connect(self.groups_controller.choose_mask_file)
         self.groups_panel.box_entered.connect(self.groups_controller.enter_box)
         self.groups_panel.tools.save_requested.connect(
             lambda: self.groups_controller.save_mask(lambda path: confirm_overwrite(self, path)))

@@ -1,4 +1,5 @@
-"""The Groups panel's drawing tools: box, scribbles and mask edits, brush, outline, save.
+"""The Groups panel's drawing tools: box, scribbles and mask edits, brush, outline, undo
+and redo, save.
 
 Each tool is a checkable action with a key (the window carries the actions, so the keys
 work with the panel hidden); choosing one writes ``draw_tool`` into the state, the image
@@ -86,7 +87,24 @@ class MaskTools(QWidget):
         row.addWidget(self.outline)
         row.addStretch(1)
         grid.addLayout(row, 1, 0, 1, len(TOOLS))
+        history = state.history
+        self.undo_action = QAction("&Undo Drawing Step", self)
+        self.undo_action.setShortcuts(QKeySequence.StandardKey.Undo)
+        self.undo_action.setToolTip("Take back the last box, stroke, Clear or mask file "
+                                    "choice on this image (Ctrl+Z)")
+        self.undo_action.triggered.connect(history.undo)
+        self.redo_action = QAction("&Redo Drawing Step", self)
+        self.redo_action.setShortcuts(QKeySequence.StandardKey.Redo)
+        self.redo_action.setToolTip("Do again the drawing step taken back (Ctrl+Shift+Z)")
+        self.redo_action.triggered.connect(history.redo)
+        history.changed.connect(self._history_changed)
+        self._history_changed()
         buttons = QHBoxLayout()
+        for act in (self.undo_action, self.redo_action):
+            button = QToolButton()
+            button.setDefaultAction(act)
+            button.setText(act.text().split()[0].replace("&", ""))
+            buttons.addWidget(button)
         self.clear = QPushButton("Clear drawing")
         self.clear.setToolTip("Forget the box, scribbles and edits on this image")
         self.clear.clicked.connect(lambda: state.update(drawing=None))
@@ -101,7 +119,14 @@ class MaskTools(QWidget):
 
     def window_actions(self) -> list[QAction]:
         """The actions with keys, for the window to carry (keys work with the panel hidden)."""
-        return [*self.tool_actions.values(), self.outline_action]
+        return [*self.tool_actions.values(), self.outline_action, self.undo_action,
+                self.redo_action]
+
+    def _history_changed(self) -> None:
+        """Undo and Redo only while there is a drawing step to take back or do again. A text
+        field with the focus keeps its own Ctrl+Z (Qt offers it the key first)."""
+        self.undo_action.setEnabled(self.state.history.can_undo())
+        self.redo_action.setEnabled(self.state.history.can_redo())
 
     def _tool_toggled(self, tool: str, on: bool) -> None:
         if on:

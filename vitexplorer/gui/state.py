@@ -80,6 +80,7 @@ STATE_FIELDS: dict[str, Any] = {
     "policy": "crop",  # how the image is fitted to the model's input (a new forward)
     "input_size": None,  # pixels per side the models are built for; None: their default
     "drawing": None,  # Drawing: the box, scribbles and mask edits on this image, or None
+    "mask_file": None,  # a mask file the user chose for this image (a path), or None
     "draw_tool": None,  # what a drag on the image does: a DRAW_TOOLS key, or None (pan)
     "brush": 12,  # brush diameter in screen pixels (scribbles and mask edits)
     "show_outline": True,  # the foreground mask's outline over the image
@@ -180,6 +181,7 @@ class ViewState:
         self._values = dict(STATE_FIELDS)
         self.slots = {name: ModelSlot(name) for name in ("A", "B")}
         self.changed = Event()
+        self.history = DrawingHistory(self)
         if values:
             self.update(**values)
 
@@ -198,6 +200,10 @@ class ViewState:
             raise AttributeError(f"ViewState has no field {sorted(unknown)}")
         if values.get("query") == "off":
             values.setdefault("query_cell", None)  # no marker without a query
+        if "source" in values and values["source"] != self._values["source"]:
+            # what was drawn or chosen for the last image goes, in the same event
+            values.setdefault("drawing", None)
+            values.setdefault("mask_file", None)
         opts = {k: v for k, v in values.items() if k in OPTION_FIELDS}
         changed = {k for k, v in opts.items() if getattr(self.options, k) != v}
         if changed:
@@ -239,3 +245,59 @@ class ViewState:
         i = cells.index(current) if current in cells else 0
         i = (i + d_head + d_layer * per_row) % len(cells)
         self.select_head(*cells[i])
+
+
+class DrawingHistory:
+    """Undo and redo of the drawing on the current image: every change of the state's
+    ``drawing`` (a box, a stroke, a typed box, Clear, a mask file replacing the drawing) is
+    one step; a new image starts an empty history. Event: ``changed()`` when what can be
+    undone or redone changes."""
+
+    #: steps kept (a drawing is a few strokes of points: small)
+    LIMIT = 200
+
+    def __init__(self, state: ViewState) -> None:
+        self.state = state
+        self._undo: list[Drawing | None] = []
+        self._redo: list[Drawing | None] = []
+        self._last = state.drawing
+        self._moving = False
+        self.changed = Event()
+        state.changed.connect(self._state_changed)
+
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def undo(self) -> None:
+        self._step(self._undo, self._redo)
+
+    def redo(self) -> None:
+        self._step(self._redo, self._undo)
+
+    def _step(self, source: list, target: list) -> None:
+        if not source:
+            return
+        target.append(self.state.drawing)
+        self._moving = True
+        try:
+            self.state.update(drawing=source.pop())
+        finally:
+            self._moving = False
+        self.changed.emit()
+
+    def _state_changed(self, names: frozenset[str]) -> None:
+        if "source" in names:
+            self._undo.clear()
+            self._redo.clear()
+        elif "drawing" in names and not self._moving:
+            self._undo.append(self._last)
+            del self._undo[:-self.LIMIT]
+            self._redo.clear()
+        elif "drawing" not in names:
+            return
+        self._last = self.state.drawing
+        if not self._moving:
+            self.changed.emit()
