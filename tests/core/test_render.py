@@ -126,6 +126,13 @@ def test_encoded_overlays_decode_to_the_same_rgb(fmt, tol):
     assert (err.max() if fmt == "png" else err.mean()) <= tol
 
 
+def test_a_png_that_cannot_be_encoded_is_an_error_not_an_empty_file():
+    from vitexplorer.core.render import encode
+
+    with pytest.raises(OSError, match="PNG encoding failed"):
+        encode(np.zeros((0, 4, 3), np.uint8), "png")  # fpng returns b"" for it
+
+
 @pytest.mark.parametrize("box", [(37.3, 0.0, 122.7, 90.0), (-10.5, -20.25, 170.5, 110.25)])
 def test_overlay_is_the_blend_of_the_bilinear_map_on_the_view(box):
     """Against an independent placement: each pixel centre mapped to grid coordinates,

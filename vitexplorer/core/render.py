@@ -143,11 +143,14 @@ def encode(rgb: np.ndarray, fmt: str) -> bytes:
     if fmt == "png":
         import fpng
 
-        return fpng.from_ndarray(rgb)
-    ok, data = cv2.imencode(f".{fmt}", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), LOSSY[fmt])
+        data = fpng.from_ndarray(rgb)  # b"" where it cannot encode
+        ok = bool(data)
+    else:
+        ok, buf = cv2.imencode(f".{fmt}", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), LOSSY[fmt])
+        data = buf.tobytes() if ok else b""
     if not ok:
         raise OSError(f"{fmt.upper()} encoding failed")
-    return data.tobytes()
+    return data
 
 
 def stamp(image: np.ndarray, text: str) -> np.ndarray:
