@@ -192,3 +192,26 @@ def test_undo_and_redo_step_through_the_drawing_and_rescore(qtbot, window, coins
     assert window.state.drawing == box_only
     groups = wait_scored(qtbot, window, "box")
     assert not window.mask_overlay._box.path().isEmpty() and groups.foreground.mask.any()
+
+
+def test_brush_size_and_outline_are_remembered_between_sessions(qtbot, window, settings,
+                                                                 tmp_path):
+    from vitexplorer.gui.main_window import MainWindow
+    from vitexplorer.gui.settings import Settings
+
+    tools = window.groups_panel.tools
+    tools.brush.setValue(31)
+    window.view.setFocus()
+    QTest.keyClick(window.view, "O")
+    assert not window.state.show_outline
+    window.close()
+    again = Settings(tmp_path / "settings.ini")  # read back from the file
+    w2 = MainWindow(again, model="vit_tiny_patch16_224", weights="random")
+    qtbot.addWidget(w2)
+    assert w2.state.brush == 31 and w2.groups_panel.tools.brush.value() == 31
+    assert not w2.state.show_outline and not w2.groups_panel.tools.outline.isChecked()
+    assert not w2.mask_overlay._outline.isVisible()
+    again.set("draw/brush", "999")  # out of the brush box's range: the default instead
+    w3 = MainWindow(again, model="vit_tiny_patch16_224", weights="random")
+    qtbot.addWidget(w3)
+    assert w3.state.brush == 12 and not w3.state.show_outline

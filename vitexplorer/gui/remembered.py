@@ -1,4 +1,5 @@
-"""What the window keeps between sessions: geometry and dock layout, view options, grid order."""
+"""What the window keeps between sessions: geometry and dock layout, view options, grid order,
+brush size and mask outline."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ REMEMBERED = {"method": "view/method", "fusion": "view/fusion", "discard": "view
               "cmap": "view/cmap", "opacity": "view/opacity", "scaling": "view/scaling",
               "contour": "view/contour", "percentile": "view/percentile",
               "scale": "view/scale", "upsample": "view/upsample", "policy": "view/policy",
-              "sort_by_cluster": "groups/sort_by_cluster"}
+              "sort_by_cluster": "groups/sort_by_cluster", "brush": "draw/brush",
+              "show_outline": "draw/outline"}
 DEFAULT_SIZE = (1280, 800)
 
 
@@ -47,6 +49,8 @@ def _valid(field: str, value) -> bool:
                "upsample": ("bilinear", "nearest"), "policy": RESIZE_POLICIES}
     if field == "percentile":
         return 50.0 < value <= 100.0
+    if field == "brush":  # the brush box's range
+        return 2 <= value <= 200
     return field not in choices or value in choices[field]
 
 

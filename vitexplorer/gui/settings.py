@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "view/upsample": "bilinear",
     "view/policy": "crop",
     "groups/sort_by_cluster": False,
+    "draw/brush": 12,
+    "draw/outline": True,
     "files/recent": [],
     "files/last_dir": str(Path.home()),
     "files/export_dir": "",
@@ -53,6 +55,11 @@ class Settings:
             return value in (True, "true", "True", "1", 1)
         if isinstance(default, float):
             return float(value)
+        if isinstance(default, int):  # an INI file gives text back
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return default
         if isinstance(default, list):
             if value in (None, ""):
                 return []
