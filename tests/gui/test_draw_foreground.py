@@ -215,3 +215,21 @@ def test_brush_size_and_outline_are_remembered_between_sessions(qtbot, window, s
     w3 = MainWindow(again, model="vit_tiny_patch16_224", weights="random")
     qtbot.addWidget(w3)
     assert w3.state.brush == 12 and not w3.state.show_outline
+
+
+def test_the_compare_slot_scores_its_heads_against_the_same_drawing(qtbot, window, coins):
+    open_and_wait(qtbot, window, coins)
+    with qtbot.waitSignal(window.compare.compared, timeout=60000):
+        window.compare.load_model("vit_small_patch16_224", "random")
+    b = window.state.b
+    assert b.head_groups.table.meta["mask_source"] == "centre"
+    drag(window, "box", [(20, 15), (100, 80)])
+    groups = wait_scored(qtbot, window, "box")
+    qtbot.waitUntil(lambda: b.head_groups.table.meta["mask_source"] == "box"
+                    and not window.tasks.is_running(), timeout=30000)
+    assert b.head_groups.table.meta["mask"] == groups.table.meta["mask"]
+    assert (b.head_groups.foreground.mask == groups.foreground.mask).all()  # same photo pixels
+    names = b.head_groups.table.groups()
+    centre = window.compare_panel.grid.cell_rect(0, 4).center()  # B's grid shows B's new groups
+    assert f"B 0.4: group {names[0, 4]}" in window.compare_panel.grid.tooltip_at(centre.x(),
+                                                                                 centre.y())

@@ -5,7 +5,9 @@ Slot B analyses the image slot A shows; both analyses are paired by
 image of the folder by :func:`~vitexplorer.core.compare.compare_models`: one pairing that
 stays while the folder is browsed), and B's view then shows, for
 the per-head methods, the head of B matched to A's selected head (its match highlighted in the
-caption and current in B's head grid, framed by B's groups as A's grid is by A's; a click on
+caption and current in B's head grid, framed by B's groups as A's grid is by A's, scored
+against the same foreground: mask mode, mask file and what is drawn on the image, which is in
+the photo's pixels; a click on
 B's grid selects A's matching head), for the other methods the block at the same relative
 depth. Method, colormap,
 scaling, opacity, rollout settings and class stay in step because both slots draw from the one
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from vitexplorer.core.constants import PER_HEAD_METHODS
 from vitexplorer.gui.analysis_controller import AnalysisController
+from vitexplorer.gui.groups_controller import GroupsController
 from vitexplorer.gui.head_grid import HeadGrid
 from vitexplorer.gui.image_view import ImageView
 from vitexplorer.gui.map_controller import Frame, MapController
@@ -146,6 +149,8 @@ class CompareController(QObject):
         self.state, self.tasks, self.panel = state, tasks, panel
         self.analyses = SecondAnalyses(state, state.b, tasks, model_kwargs, self)
         self.maps = SecondMaps(state, tasks, self)
+        self.groups = GroupsController(state, state.b, tasks, self)  # B's head scores
+        self.groups.message.connect(self.message)
         self.analyses.message.connect(self.message)
         self.analyses.model_failed.connect(lambda exc: self.message.emit(
             f"Second model not loaded: {str(exc).splitlines()[0]}"))
@@ -158,6 +163,7 @@ class CompareController(QObject):
         state.a.loaded_changed.connect(lambda _l: self._forget_folder())
         state.b.loaded_changed.connect(self._b_loaded)
         state.b.finished_changed.connect(self._b_finished)
+        state.b.head_groups_changed.connect(lambda _g: self._frame_groups(state.b.finished))
         state.changed.connect(lambda names: self._forget_folder()
                               if names & {"policy", "input_size"} else None)
 
