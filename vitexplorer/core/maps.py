@@ -84,31 +84,46 @@ def range_stats(attn: torch.Tensor, layout: TokenLayout, dist: torch.Tensor
     of a linear statistic, Hoeffding 1948); a row with ``V_i = 0`` (uniform) counts 0. Local
     heads lie far below their shuffled rows (z << 0), heads that look far away above them.
 
-    Computed as each block runs (:mod:`vitexplorer.core.stream`), so the full attention is
-    never kept; a few heads at a time, so the temporaries stay near 4 MB.
+    The streamed capture forms the same sums chunk by chunk as each block runs
+    (:func:`range_sums`); here a few heads at a time, so the temporaries stay near 4 MB.
     """
     import torch
 
+    n = attn.shape[-1] - layout.num_prefix
+    step = max(1, 2**20 // max(1, attn[..., 0, :, :].numel()))
+    d, ent, z = [], [], []
+    for h in range(0, attn.shape[-3], step):
+        ds, es, zs = range_sums(attn[..., h:h + step, :, :], 0, layout, dist)
+        d.append(ds / n)
+        ent.append(es / n / np.log(n))
+        z.append(zs / n)
+    return torch.cat(d, -1), torch.cat(ent, -1), torch.cat(z, -1)
+
+
+def range_sums(chunk: torch.Tensor, first_row: int, layout: TokenLayout, dist: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sums over query rows behind :func:`range_stats`, of the query rows
+    ``first_row : first_row + rows`` in ``chunk`` ``[..., H, rows, N]`` (prefix rows are
+    skipped): ``sum_i d_i``, ``sum_i H(A'_i)`` (natural log) and ``sum_i z_i``, ``[..., H]``
+    each; summed over every chunk of a block and divided by the patch count (the entropy
+    also by ``log(n_patches)``) they are :func:`range_stats`."""
+    import torch
+
     p = layout.num_prefix
-    a = attn[..., p:, p:]  # rows are renormalised analytically below
-    dist = dist.to(a.device)
-    n = a.shape[-1]
+    skip = max(0, p - first_row)
+    c = chunk[..., skip:, p:].float()  # rows are renormalised analytically below
+    i0 = first_row + skip - p  # patch index of the first query row kept
+    dist = dist[i0:i0 + c.shape[-2]].to(c.device)
+    n = c.shape[-1]
     expect = dist.mean(-1)  # E_i
     spread = ((dist - expect[:, None]) ** 2).sum(-1) / max(n - 1, 1)
-    step = max(1, 2**20 // max(1, a[..., 0, :, :].numel()))
-    d, ent, z = [], [], []
-    for h in range(0, a.shape[-3], step):
-        c = a[..., h:h + step, :, :].float()
-        s = c.sum(-1).clamp_min_(1e-12)  # row mass on patches
-        # with A' = A / s: sum_j A'_ij d_ij = (sum_j A_ij d_ij) / s_i and
-        # H(A'_i) = (sum_j -A_ij log A_ij) / s_i + log s_i  (no normalised copy is made;
-        # in-place steps and no xlogy: each measured faster on these sizes)
-        di = torch.linalg.vecdot(c, dist).div_(s)
-        d.append(di.mean(-1))
-        var = (torch.linalg.vecdot(c, c) / (s * s) - 1.0 / n).clamp_min_(0.0) * spread
-        sd = var.sqrt()
-        z.append(torch.where(sd > 1e-6, (di - expect) / sd.clamp_min(1e-6),
-                             torch.zeros_like(sd)).mean(-1))
-        neg_ent = c.clamp_min(1e-30).log_().mul_(c).sum(-1)
-        ent.append((torch.log(s) - neg_ent / s).mean(-1) / np.log(n))
-    return torch.cat(d, -1), torch.cat(ent, -1), torch.cat(z, -1)
+    s = c.sum(-1).clamp_min_(1e-12)  # row mass on patches
+    # with A' = A / s: sum_j A'_ij d_ij = (sum_j A_ij d_ij) / s_i and
+    # H(A'_i) = (sum_j -A_ij log A_ij) / s_i + log s_i  (no normalised copy is made;
+    # in-place steps and no xlogy or entr: each measured faster on these sizes)
+    di = torch.linalg.vecdot(c, dist).div_(s)
+    var = (torch.linalg.vecdot(c, c) / (s * s) - 1.0 / n).clamp_min_(0.0) * spread
+    sd = var.sqrt()
+    z = torch.where(sd > 1e-6, (di - expect) / sd.clamp_min(1e-6), torch.zeros_like(sd))
+    neg_ent = c.clamp_min(1e-30).log_().mul_(c).sum(-1)
+    return di.sum(-1), (torch.log(s) - neg_ent / s).sum(-1), z.sum(-1)

@@ -18,12 +18,14 @@ per block, formed in a gradient hook during the backward (:func:`class_products`
 
 from __future__ import annotations
 
+import math
 from contextlib import ExitStack
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from vitexplorer.core import chunked_attention
 from vitexplorer.core import rollout as ro
 from vitexplorer.core.capture import (
     FULL_PRECISION_LIMIT,
@@ -35,7 +37,7 @@ from vitexplorer.core.capture import (
     recording,
     token_layout,
 )
-from vitexplorer.core.maps import patch_distances, range_stats
+from vitexplorer.core.maps import patch_distances, range_sums
 
 #: What one attention module was called with: positional and keyword arguments.
 Call = tuple[tuple, dict]
@@ -91,8 +93,12 @@ def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None
     """One forward of ``pixels`` ``[B, 3, H, W]``, reducing each block's attention as it is
     made (see the module docstring); ``should_stop`` is polled after every block.
     ``ranges=False`` skips the distance and entropy statistics (the head scores' only use
-    of the full attention; a third of the reduction time); ``keep_inputs=False`` keeps no
-    block inputs (nothing can be recomputed then: a batch, which never needs to)."""
+    of the full attention); ``keep_inputs=False`` keeps no block inputs (nothing can be
+    recomputed then: a batch, which never needs to).
+
+    The families of :mod:`~vitexplorer.core.chunked_attention` are reduced a chunk of query
+    rows at a time, inside the attention itself; the others from timm's materialised
+    attention (:func:`~vitexplorer.core.capture.recording`)."""
     pixels = as_batch(model, pixels)
     layout = token_layout(model, tuple(pixels.shape[-2:]))
     gh, gw = layout.grid
@@ -102,33 +108,50 @@ def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None
     out: dict[str, torch.Tensor] = {}
     calls: list[Call | None] = [None] * n_blocks
 
-    def sink(i: int, attn: torch.Tensor) -> None:
-        b, h, n, _ = attn.shape
+    def sink(i: int, r0: int, p: torch.Tensor) -> None:
+        """Reduce query rows ``r0 : r0 + rows`` of block i's attention ``p`` [B, H, rows, N]."""
+        b, h, rows, n = p.shape
         if not out:
-            out["rows"] = torch.empty(b, n_blocks, h, n)
+            check_tokens(n, layout)
+            out["rows"] = torch.zeros(b, n_blocks, h, n)
             big = b * n_blocks * n * n * 4 > FULL_PRECISION_LIMIT
             out["fused"] = torch.empty(b, n_blocks, n, n,
                                        dtype=torch.float16 if big else torch.float32)
             if ranges:
-                out["distance"] = torch.empty(b, n_blocks, h)
-                out["entropy"] = torch.empty(b, n_blocks, h)
-                out["distance_z"] = torch.empty(b, n_blocks, h)
-        check_tokens(n, layout)
-        out["rows"][:, i] = ro.map_row(attn, layout)
-        out["fused"][:, i] = attn.mean(1)
+                out["distance"] = torch.zeros(b, n_blocks, h)
+                out["entropy"] = torch.zeros(b, n_blocks, h)
+                out["distance_z"] = torch.zeros(b, n_blocks, h)
+        if layout.has_class_token:  # map_row: the class-token row ...
+            if r0 == 0:
+                out["rows"][:, i] = p[:, :, 0]
+        else:  # ... or the mean over query rows (divided once every row is in)
+            out["rows"][:, i] += p.sum(-2).cpu()
+            if r0 + rows == n:
+                out["rows"][:, i] /= n
+        out["fused"][:, i, r0:r0 + rows] = p.mean(1)
         if ranges:
-            (out["distance"][:, i], out["entropy"][:, i],
-             out["distance_z"][:, i]) = range_stats(attn, layout, dist)
+            for key, total in zip(("distance", "entropy", "distance_z"),
+                                  range_sums(p, r0, layout, dist), strict=True):
+                out[key][:, i] += total.cpu()
 
     with ExitStack() as stack:
-        stack.enter_context(recording(model, should_stop=should_stop, sink=sink))
+        if chunked_attention.supports(model):
+            stack.enter_context(chunked_attention.recording(model, sink, should_stop))
+        else:
+            stack.enter_context(recording(model, should_stop=should_stop,
+                                          sink=lambda i, attn: sink(i, 0, attn)))
         if keep_inputs:
             _record_calls(model, calls, stack)
         with torch.inference_mode():
             logits = model(pixels)
-    return Streamed(out["rows"], out["fused"], out.get("distance"), out.get("entropy"),
-                    logits.float().cpu(), layout, patch_size, calls if keep_inputs else None,
-                    out.get("distance_z"))
+    distance = entropy = distance_z = None
+    if ranges:
+        n_patches = gh * gw
+        distance = out["distance"] / n_patches
+        entropy = out["entropy"] / (n_patches * math.log(n_patches))
+        distance_z = out["distance_z"] / n_patches
+    return Streamed(out["rows"], out["fused"], distance, entropy, logits.float().cpu(),
+                    layout, patch_size, calls if keep_inputs else None, distance_z)
 
 
 def layer_attention(model: nn.Module, layer: int, call: Call) -> torch.Tensor:
