@@ -56,7 +56,7 @@ def test_hooks_and_flags_are_restored_after_a_stream_and_after_a_cancel():
     assert len(calls) == 2
     for b in model.blocks:
         assert not b.attn.attn_drop._forward_hooks
-        assert not b.attn._forward_pre_hooks
+        assert not b.attn._forward_pre_hooks and not b.attn._forward_hooks
     assert [b.attn.fused_attn for b in model.blocks] == before
 
 

@@ -8,7 +8,8 @@ fused branch, and its call of ``F.scaled_dot_product_attention`` inside a captur
 answered by :func:`attention`: for query rows ``r0:r1`` of all heads,
 ``P = softmax(q[r0:r1] k^T · scale + mask[r0:r1])`` (Vaswani et al. 2017, eq. 1, with
 torch's ``attn_mask`` semantics: a float mask is added, a bool mask keeps True entries),
-``out[r0:r1] = P v``, and ``sink(r0, P)``. Only a chunk of ``P`` ever exists (:data:`CHUNK_ELEMENTS`).
+``out[r0:r1] = P v``, and ``sink(r0, P)``. Only a chunk of ``P`` ever exists
+(:data:`CHUNK_ELEMENTS`).
 
 The call is intercepted with a :class:`~torch.overrides.TorchFunctionMode` (thread-local:
 other threads and models in the process are untouched) and only while a captured block's
