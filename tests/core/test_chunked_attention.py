@@ -52,8 +52,9 @@ def test_attention_is_sdpa_and_every_row_reaches_the_sink_once(kind):
 
 
 def _reductions64(a: np.ndarray, n_prefix: int, has_cls: bool, grid, patch):
-    """Rows, head mean, mean distance and row entropy of ``a`` [B, L, H, N, N], float64,
-    from the definitions (stream.py's docstring; Raghu et al. 2021 for the distance)."""
+    """Rows, head mean, mean distance, row entropy and distance z of ``a`` [B, L, H, N, N],
+    float64, from the definitions (maps.range_stats' docstring; Raghu et al. 2021 for the
+    distance; the z from the permutation mean and variance of each row's distance)."""
     gh, gw = grid
     centres = np.array([((i // gw + 0.5) * patch[0], (i % gw + 0.5) * patch[1])
                         for i in range(gh * gw)])
@@ -65,7 +66,11 @@ def _reductions64(a: np.ndarray, n_prefix: int, has_cls: bool, grid, patch):
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(pp > 0, pp * np.log(pp), 0.0)
     entropy = (-plogp.sum(-1) / np.log(gh * gw)).mean(-1)
-    return rows, a.mean(2), distance, entropy
+    n = gh * gw
+    expect = dist.mean(-1)
+    var = ((pp ** 2).sum(-1) - 1 / n) * ((dist - expect[:, None]) ** 2).sum(-1) / (n - 1)
+    z = ((pp * dist).sum(-1) - expect) / np.sqrt(var)
+    return rows, a.mean(2), distance, entropy, z.mean(-1)
 
 
 @pytest.mark.parametrize("name,kwargs", [
@@ -84,13 +89,14 @@ def test_streamed_reductions_equal_float64_definitions_across_chunks(name, kwarg
     # straddles them, the last is partial
     monkeypatch.setattr(ca, "CHUNK_ELEMENTS", 3 * 2 * heads * n)
     s = stream(model, x)
-    rows, fused, distance, entropy = _reductions64(
+    rows, fused, distance, entropy, z = _reductions64(
         full.attentions.double().numpy(), full.layout.num_prefix,
         full.layout.has_class_token, full.layout.grid, s.patch_size)
     np.testing.assert_allclose(s.rows.numpy(), rows, atol=1e-6, rtol=1e-5)
     np.testing.assert_allclose(s.fused.numpy(), fused, atol=1e-6, rtol=1e-5)
     np.testing.assert_allclose(s.distance.numpy(), distance, rtol=1e-5)
     np.testing.assert_allclose(s.entropy.numpy(), entropy, rtol=1e-5)
+    np.testing.assert_allclose(s.distance_z.numpy(), z, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(s.logits, full.logits, atol=1e-4, rtol=1e-4)
 
 
@@ -102,7 +108,8 @@ def test_families_outside_the_list_keep_the_hook_path_with_the_same_results(monk
     assert not ca.supports(model)
     hooked = stream(model, x)
     for got, want in ((chunked.rows, hooked.rows), (chunked.fused, hooked.fused),
-                      (chunked.distance, hooked.distance), (chunked.entropy, hooked.entropy)):
+                      (chunked.distance, hooked.distance), (chunked.entropy, hooked.entropy),
+                      (chunked.distance_z, hooked.distance_z)):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
 
 
