@@ -233,3 +233,39 @@ def test_the_compare_slot_scores_its_heads_against_the_same_drawing(qtbot, windo
     centre = window.compare_panel.grid.cell_rect(0, 4).center()  # B's grid shows B's new groups
     assert f"B 0.4: group {names[0, 4]}" in window.compare_panel.grid.tooltip_at(centre.x(),
                                                                                  centre.y())
+
+
+def test_the_foreground_dropdown_names_the_mask_the_scores_use(qtbot, window, coins, tmp_path):
+    from PIL import Image
+
+    from vitexplorer.gui.groups_panel import IN_USE
+
+    combo = window.groups_panel.mask
+    open_and_wait(qtbot, window, coins)
+    assert combo.currentData() == "centre" and combo.findData(IN_USE) < 0
+    drag(window, "box", [(20, 15), (100, 80)])
+    wait_scored(qtbot, window, "box")
+    assert combo.currentData() == IN_USE and combo.currentText() == "drawn: box (GrabCut)"
+    drag(window, "erase", [(40, 40), (60, 40)])
+    wait_scored(qtbot, window, "edited")
+    assert combo.currentText() == "drawn: box (GrabCut), edited by hand"
+    chosen = tmp_path / "elsewhere" / "chosen.png"
+    chosen.parent.mkdir()
+    ring = np.zeros(PHOTO, np.uint8)
+    ring[50:250, 60:300] = 255
+    Image.fromarray(ring).save(chosen)
+    window.groups_controller.choose_mask_file(str(chosen))
+    wait_scored(qtbot, window, "file")
+    assert combo.currentText() == "mask file: chosen.png"
+    combo.setCurrentIndex(combo.findData("rollout"))  # the user asks for a mode: it is used
+    assert window.state.mask_file is None and window.state.mask == "rollout"
+    wait_scored(qtbot, window, "rollout")
+    assert combo.currentData() == "rollout" and combo.findData(IN_USE) < 0
+    # a mask file beside the photo wins over the modes (as in the CLI): they are off
+    Image.fromarray(ring).save(coins.parent / "coins_mask.png")
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.state.update(policy="stretch")
+    wait_scored(qtbot, window, "file")
+    assert combo.currentText() == "mask file: coins_mask.png"
+    assert not combo.model().item(combo.findData("centre")).isEnabled()
+    assert "beside the photo" in combo.toolTip()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from pathlib import Path
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -29,6 +31,33 @@ ROLE_CELLS = Qt.ItemDataRole.UserRole
 GROUP_SCORES = {"foreground": "fg_score", "background": "fg_score", "edge": "edge_lift",
                 "texture": "texture_share", "colour": "colour_score",
                 "local": "distance_ratio", "global": "distance_ratio", "sink": "prefix_share"}
+
+#: the dropdown's foreground modes (core.constants.MASK_MODES), and its entry for the mask in
+#: use when it is none of them
+MODES = {"centre": "GrabCut in the centre box (model-free)",
+         "rollout": "agreement with the model's rollout (60% of its mass)",
+         "grabcut": "agreement with the model's rollout (GrabCut seeded by it)"}
+IN_USE = "in use"
+MODES_TIP = ("The modes give the foreground when no mask file is found or chosen and no box "
+             "or scribbles are drawn (hand edits apply to them); choosing one drops the "
+             "drawing (Ctrl+Z brings it back) and a chosen mask file. The rollout modes "
+             "measure agreement with the model, not the object")
+SHORT_MODES = {"centre": "centre GrabCut", "rollout": "rollout agreement",
+               "grabcut": "rollout agreement (GrabCut)"}
+
+
+def in_use_text(base: str, mask_file: str | None, edited: bool) -> str | None:
+    """The dropdown's entry for a foreground made from ``base`` (a mask source), or None
+    when it is a mode used as it is."""
+    if base == "file":
+        text = f"mask file: {Path(mask_file).name if mask_file else '?'}"
+    elif base in ("box", "scribbles"):
+        text = "drawn: " + ("box + scribbles" if base == "scribbles" else "box") + " (GrabCut)"
+    elif not edited:
+        return None
+    else:
+        text = SHORT_MODES.get(base, base)
+    return f"{text}, edited by hand" if edited else text
 
 
 def describe_head(groups: HeadGroups, layer: int, head: int, group: str | None = None) -> str:
@@ -75,14 +104,9 @@ class GroupsPanel(QWidget):
         lay = QVBoxLayout(self)
         form = QFormLayout()
         self.mask = QComboBox()
-        self.mask.addItem("GrabCut in the centre box (model-free)", "centre")
-        self.mask.addItem("agreement with the model's rollout (60% of its mass)", "rollout")
-        self.mask.addItem("agreement with the model's rollout (GrabCut seeded by it)",
-                          "grabcut")
-        self.mask.setToolTip("Foreground used for the foreground/background scores when no "
-                             "mask file is found or chosen and no box or scribbles are "
-                             "drawn (mask edits apply to it): the rollout options measure "
-                             "agreement with the model, not the object")
+        for mode, text in MODES.items():
+            self.mask.addItem(text, mode)
+        self.mask.setToolTip(MODES_TIP)
         self.sort = QComboBox()
         self.sort.addItems(["by layer", "by similarity cluster"])
         self.sort.setToolTip("Order of the head grid")
@@ -145,8 +169,7 @@ class GroupsPanel(QWidget):
         self.tree.itemSelectionChanged.connect(self._selected)
         self.tree.itemDoubleClicked.connect(self._double)
         self.ranking.itemDoubleClicked.connect(self._double)
-        self.mask.currentIndexChanged.connect(
-            lambda _i: state.update(mask=self.mask.currentData()))
+        self.mask.currentIndexChanged.connect(self._mode_chosen)
         self.sort.currentIndexChanged.connect(lambda i: state.update(sort_by_cluster=i == 1))
         self.importance.clicked.connect(self.importance_requested)
         state.changed.connect(self._pull)
@@ -169,9 +192,53 @@ class GroupsPanel(QWidget):
         self._dialog.show()
         return self._dialog
 
+    def _mode_chosen(self, index: int) -> None:
+        """A mode chosen by the user is the one used: what was drawn (Undo brings it back)
+        and a chosen mask file go. A mask file found beside the photo still wins; the entry
+        then goes back to naming it."""
+        mode = self.mask.itemData(index)
+        if mode == IN_USE:
+            return
+        changed = self.state.update(mask=mode, drawing=None, mask_file=None)
+        groups = self.state.a.head_groups
+        if not changed and groups is not None:
+            self._show_source(groups)
+
+    def _show_source(self, groups: HeadGroups) -> None:
+        """The dropdown names the mask the scores used: its mode, or an entry for a mask
+        file, a drawn box or scribbles, or hand edits of any of them (never the default
+        while something else is in use). With a mask file found beside the photo the modes
+        are off: that file wins over them (as in the CLI and batch)."""
+        base = groups.base_source or groups.table.meta.get("mask_source", "")
+        edited = groups.table.meta.get("mask_source") == "edited"
+        text = in_use_text(base, groups.mask_file, edited)
+        found_file = base == "file" and not self.state.mask_file
+        with QSignalBlocker(self.mask):
+            at = self.mask.findData(IN_USE)
+            if text is None:
+                if at >= 0:
+                    self.mask.removeItem(at)
+                self.mask.setCurrentIndex(max(0, self.mask.findData(base)))
+            else:
+                if at < 0:
+                    self.mask.addItem(text, IN_USE)
+                    at = self.mask.count() - 1
+                self.mask.setItemText(at, text)
+                self.mask.setItemData(at, f"Scores use: {groups.mask}",
+                                      Qt.ItemDataRole.ToolTipRole)
+                self.mask.setCurrentIndex(at)
+        model = self.mask.model()
+        for i in range(len(MODES)):
+            model.item(i).setEnabled(not found_file)
+        self.mask.setToolTip(
+            f"Scores use: {groups.mask}. {MODES_TIP}" + (
+                f" {Path(groups.mask_file).name} beside the photo is used instead of the "
+                "modes: move or rename it to score against one" if found_file else ""))
+
     def _pull(self, names: frozenset[str]) -> None:
-        if "mask" in names:
-            self.mask.setCurrentIndex(max(0, self.mask.findData(self.state.mask)))
+        if "mask" in names and self.mask.findData(IN_USE) < 0:
+            with QSignalBlocker(self.mask):
+                self.mask.setCurrentIndex(max(0, self.mask.findData(self.state.mask)))
         if "drawing" in names and self.state.drawing and self.state.drawing.box:
             self.box.setText(",".join(map(str, self.state.drawing.box)))
         if "sort_by_cluster" in names:
@@ -192,6 +259,7 @@ class GroupsPanel(QWidget):
         table = groups.table
         warning = table.meta.get("mask_warning")
         source = table.meta.get("mask_source")
+        self._show_source(groups)
         self.scored_with.setText(f"Mask source: <b>{SOURCE_LABELS.get(source, source)}</b>"
                                  f"<br>Scores computed with the foreground mask "
                                  f"<b>{table.meta.get('mask', groups.mask)}</b>"

@@ -152,8 +152,10 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
     ordered = clustering.distances[np.ix_(order, order)]
     matrix = colorize(1.0 - np.clip(ordered, 0, 1), "viridis")
     name = fg.name if drawing else mask_name or mask_mode
+    base_source = base.source if drawing else fg.source
     return HeadGroups(table, clustering, divergence, matrix, name, foreground=fg,
-                      outline=mask_outline(fg.mask), cut=cut)
+                      outline=mask_outline(fg.mask), cut=cut, base_source=base_source,
+                      mask_file=mask_name if base_source == "file" else None)
 
 
 def photo_size(analysis: Analysis) -> tuple[int, int]:

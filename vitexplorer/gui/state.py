@@ -117,6 +117,8 @@ class HeadGroups:
     foreground: Any = None  # the core.masks.Foreground scored against, on analysis.image
     outline: list = field(default_factory=list)  # its border: (n, 2) x, y on analysis.image
     cut: tuple | None = None  # (Drawing without edits, its GrabCut Foreground), for reuse
+    base_source: str = ""  # what made the mask before hand edits (core.masks.Foreground.source)
+    mask_file: str | None = None  # the mask file that base is, chosen or found beside the image
 
 
 @dataclass
