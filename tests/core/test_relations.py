@@ -8,7 +8,8 @@ import torch
 
 from tests.conftest import TEST_IMAGES, small_model
 from vitexplorer.core.analysis import analyze
-from vitexplorer.core.heads import NULL_SET, HeadTable
+from vitexplorer.core.constants import NULL_SET
+from vitexplorer.core.heads import HeadTable
 from vitexplorer.core.importance import head_importance
 from vitexplorer.core.profile import aggregate
 from vitexplorer.core.relations import cluster_heads, js_distances, layer_divergence
