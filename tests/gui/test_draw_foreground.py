@@ -186,6 +186,7 @@ def test_undo_and_redo_step_through_the_drawing_and_rescore(qtbot, window, coins
     wait_scored(qtbot, window, "box")  # ... and the heads scored again without it
     QTest.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert window.state.drawing is None and not tools.undo_action.isEnabled()
+    assert window.groups_panel.box.text() == ""  # no box shown that is not in use
     wait_scored(qtbot, window, "centre")
     QTest.keyClick(window.view, Qt.Key.Key_Z,
                    Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)

@@ -239,8 +239,9 @@ class GroupsPanel(QWidget):
         if "mask" in names and self.mask.findData(IN_USE) < 0:
             with QSignalBlocker(self.mask):
                 self.mask.setCurrentIndex(max(0, self.mask.findData(self.state.mask)))
-        if "drawing" in names and self.state.drawing and self.state.drawing.box:
-            self.box.setText(",".join(map(str, self.state.drawing.box)))
+        if "drawing" in names:  # the box in use, or none (Clear, Undo, a new image)
+            box = self.state.drawing.box if self.state.drawing else None
+            self.box.setText("" if box is None else ",".join(map(str, box)))
         if "sort_by_cluster" in names:
             self.sort.setCurrentIndex(int(self.state.sort_by_cluster))
         if "importance_heatmap" in names:

@@ -103,7 +103,7 @@ class MaskTools(QWidget):
         for act in (self.undo_action, self.redo_action):
             button = QToolButton()
             button.setDefaultAction(act)
-            button.setText(act.text().split()[0].replace("&", ""))
+            act.setIconText(act.text().split()[0].replace("&", ""))
             buttons.addWidget(button)
         self.clear = QPushButton("Clear drawing")
         self.clear.setToolTip("Forget the box, scribbles and edits on this image")
