@@ -218,7 +218,7 @@ def test_brush_size_and_outline_are_remembered_between_sessions(qtbot, window, s
     assert w3.state.brush == 12 and not w3.state.show_outline
 
 
-def test_the_compare_slot_scores_its_heads_against_the_same_drawing(qtbot, window, coins):
+def test_the_compare_slot_scores_and_shows_the_same_drawing(qtbot, window, coins):
     open_and_wait(qtbot, window, coins)
     with qtbot.waitSignal(window.compare.compared, timeout=60000):
         window.compare.load_model("vit_small_patch16_224", "random")
@@ -234,6 +234,22 @@ def test_the_compare_slot_scores_its_heads_against_the_same_drawing(qtbot, windo
     centre = window.compare_panel.grid.cell_rect(0, 4).center()  # B's grid shows B's new groups
     assert f"B 0.4: group {names[0, 4]}" in window.compare_panel.grid.tooltip_at(centre.x(),
                                                                                  centre.y())
+    overlay_b = window.compare.overlay  # B's view shows the box and B's mask outline
+    assert not overlay_b._box.path().isEmpty() and not overlay_b.outline_path().isEmpty()
+    assert overlay_b._box.path().boundingRect() == window.mask_overlay._box.path().boundingRect()
+    # and a stroke drawn on B's view lands in the same photo pixels as one drawn on A's
+    port = window.compare_panel.view.viewport()
+    pos = [window.compare_panel.view.mapFromScene(QPointF(x, y)) for x, y in ((60, 40),
+                                                                             (80, 40))]
+    QTest.keyClick(window.view, "X")
+    QTest.mousePress(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pos[0])
+    QTest.mouseMove(port, pos[1])
+    QTest.mouseRelease(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pos[1])
+    (stroke,) = window.state.drawing.scribbles
+    zoom_b = window.compare_panel.view.transform().m11()
+    assert np.allclose(stroke.points[0], (120, 80), atol=2 / zoom_b + 1)  # photo pixels
+    qtbot.waitUntil(lambda: b.head_groups.table.meta["mask_source"] == "scribbles"
+                    and not window.tasks.is_running(), timeout=30000)
 
 
 def test_the_foreground_dropdown_names_the_mask_the_scores_use(qtbot, window, coins, tmp_path):

@@ -7,7 +7,7 @@ stays while the folder is browsed), and B's view then shows, for
 the per-head methods, the head of B matched to A's selected head (its match highlighted in the
 caption and current in B's head grid, framed by B's groups as A's grid is by A's, scored
 against the same foreground: mask mode, mask file and what is drawn on the image, which is in
-the photo's pixels; a click on
+the photo's pixels, shown and drawn on B's view as on A's; a click on
 B's grid selects A's matching head), for the other methods the block at the same relative
 depth. Method, colormap,
 scaling, opacity, rollout settings and class stay in step because both slots draw from the one
@@ -28,6 +28,7 @@ from vitexplorer.gui.groups_controller import GroupsController
 from vitexplorer.gui.head_grid import HeadGrid
 from vitexplorer.gui.image_view import ImageView
 from vitexplorer.gui.map_controller import Frame, MapController
+from vitexplorer.gui.mask_overlay import MaskOverlay
 from vitexplorer.gui.qimage import to_pixmap
 from vitexplorer.gui.state import FinishedAnalysis, ViewOptions, ViewState
 from vitexplorer.gui.tasks import TaskRunner
@@ -150,6 +151,7 @@ class CompareController(QObject):
         self.analyses = SecondAnalyses(state, state.b, tasks, model_kwargs, self)
         self.maps = SecondMaps(state, tasks, self)
         self.groups = GroupsController(state, state.b, tasks, self)  # B's head scores
+        self.overlay = MaskOverlay(state, state.b, panel.view, self)  # B's outline; draws too
         self.groups.message.connect(self.message)
         self.analyses.message.connect(self.message)
         self.analyses.model_failed.connect(lambda exc: self.message.emit(

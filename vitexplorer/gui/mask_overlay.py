@@ -43,8 +43,9 @@ def _polyline(points) -> QPainterPath:
 
 
 class MaskOverlay(QObject):
-    """Shows slot A's foreground outline and the state's drawing on ``view``; while a
-    drawing tool is on, a drag on the view draws a box or a stroke into the state."""
+    """Shows a slot's foreground outline and the state's drawing on ``view`` (slot A's
+    view, and B's in compare mode); while a drawing tool is on, a drag on the view draws a
+    box or a stroke into the state."""
 
     def __init__(self, state: ViewState, slot: ModelSlot, view: ImageView,
                  parent: QObject | None = None) -> None:
@@ -69,9 +70,10 @@ class MaskOverlay(QObject):
 
     # ------------------------------------------------------------------ coordinates
     def photo_per_scene(self) -> tuple[float, float] | None:
-        """Photo pixels per display pixel along x and y; None before an analysis."""
+        """Photo pixels per display pixel along x and y; None before an analysis of the
+        state's image (slot B may still show the last one)."""
         f = self.slot.finished
-        if f is None:
+        if f is None or f.analysis.source != self.state.source:
             return None
         (ph, pw), (dh, dw) = photo_size(f.analysis), f.display.shape[:2]
         return pw / dw, ph / dh
@@ -82,19 +84,24 @@ class MaskOverlay(QObject):
 
     # ------------------------------------------------------------------ showing
     def _state_changed(self, names: frozenset[str]) -> None:
-        if "draw_tool" in names:
-            on = self.active()
-            self.view.setDragMode(self.view.DragMode.NoDrag if on else
-                                  self.view.DragMode.ScrollHandDrag)
-            self.view.viewport().setCursor(Qt.CursorShape.CrossCursor if on else
-                                           Qt.CursorShape.OpenHandCursor)
+        if names & {"draw_tool", "source"}:
+            self._show_tool()
         if "drawing" in names:
             self.show_drawing()
         if "show_outline" in names:
             self._halo.setVisible(self.state.show_outline)
             self._outline.setVisible(self.state.show_outline)
 
+    def _show_tool(self) -> None:
+        """A cross and no panning while a drag draws, the hand otherwise."""
+        on = self.active()
+        self.view.setDragMode(self.view.DragMode.NoDrag if on else
+                              self.view.DragMode.ScrollHandDrag)
+        self.view.viewport().setCursor(Qt.CursorShape.CrossCursor if on else
+                                       Qt.CursorShape.OpenHandCursor)
+
     def _new_analysis(self, finished) -> None:
+        self._show_tool()
         self.show_drawing()
         self.show_outline(finished.head_groups)
 
@@ -140,7 +147,7 @@ class MaskOverlay(QObject):
     # ------------------------------------------------------------------ drawing
     def active(self) -> bool:
         """Whether a drag draws (a tool is on and there is an analysis to draw on)."""
-        return self.state.draw_tool is not None and self.slot.finished is not None
+        return self.state.draw_tool is not None and self.photo_per_scene() is not None
 
     def press(self, p: QPointF) -> None:
         self._points = [(p.x(), p.y())]
@@ -170,6 +177,8 @@ class MaskOverlay(QObject):
         self.move(p)
         points, self._points = self._points, []
         self._live.setPath(QPainterPath())
+        if self.photo_per_scene() is None:  # the image changed under the drag
+            return
         tool, drawing = self.state.draw_tool, self.state.drawing or Drawing()
         if tool == "box":
             self._commit_box(points[0], points[-1], drawing)
