@@ -286,3 +286,24 @@ def test_the_foreground_dropdown_names_the_mask_the_scores_use(qtbot, window, co
     assert combo.currentText() == "mask file: coins_mask.png"
     assert not combo.model().item(combo.findData("centre")).isEnabled()
     assert "beside the photo" in combo.toolTip()
+
+
+def test_a_chosen_mask_file_that_does_not_fit_is_dropped_with_a_message(qtbot, window, coins,
+                                                                        tmp_path, monkeypatch):
+    from PIL import Image
+
+    from vitexplorer.gui import main_window
+
+    dialogs = []
+    monkeypatch.setattr(main_window, "show_error", lambda *a, **k: dialogs.append(a))
+    open_and_wait(qtbot, window, coins)
+    narrow = tmp_path / "narrow.png"
+    Image.fromarray(np.full((303, 100), 255, np.uint8)).save(narrow)
+    window.groups_controller.choose_mask_file(str(narrow))
+    qtbot.waitUntil(lambda: "narrow.png" in window.status_text.text(), timeout=10000)
+    assert "not used" in window.status_text.text() and window.state.mask_file is None
+    assert not dialogs
+    groups = wait_scored(qtbot, window, "centre")
+    drag(window, "box", [(20, 15), (100, 80)])  # drawing goes on without the bad file
+    wait_scored(qtbot, window, "box")
+    assert not dialogs and groups is not window.state.a.head_groups

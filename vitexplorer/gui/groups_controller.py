@@ -60,7 +60,19 @@ class GroupsController(SlotController):
         self.tasks.run(self._kind("groups"), jobs.groups_job, analysis,
                        self.state.mask, mask_file=mask_file, drawing=drawing,
                        last_cut=groups.cut if groups is not None else None,
-                       on_done=self.slot.set_head_groups, message=message)
+                       on_done=self.slot.set_head_groups, on_error=self._scoring_failed,
+                       message=message)
+
+    def _scoring_failed(self, exc: BaseException) -> bool:
+        """A chosen mask file that cannot be used (unreadable, another size) is dropped with
+        a line saying why, and the heads are scored without it; not a dialog per edit."""
+        from vitexplorer.core.errors import ImageError
+
+        if isinstance(exc, ImageError) and self.state.mask_file:
+            self.message.emit(f"Mask file not used: {exc}")
+            self.state.update(mask_file=None)
+            return True
+        return False
 
     def enter_box(self, text: str) -> None:
         """A typed GrabCut box ("x0,y0,x1,y1", photo pixels) replaces the drawn one."""
