@@ -99,3 +99,26 @@ def test_drawing_history_steps_back_and_forth_and_forgets_on_a_new_image():
     assert not s.history.can_undo() and not s.history.can_redo()
     s.history.undo()
     assert s.drawing is None
+
+
+def test_a_chosen_mask_file_is_a_step_and_one_dropped_never_comes_back():
+    from vitexplorer.gui.state import Drawing
+
+    s = ViewState(source="a.png")
+    box = Drawing(box=(1, 2, 30, 40))
+    s.update(drawing=box)
+    s.update(mask_file="m.png", drawing=None)  # "Mask file…" replaces the drawing: one step
+    s.history.undo()
+    assert (s.drawing, s.mask_file) == (box, None)
+    s.history.redo()
+    assert (s.drawing, s.mask_file) == (None, "m.png")
+    s.update(mask_file="bad.png")
+    s.history.drop_mask_file()  # it cannot be used: gone from the history as well
+    assert s.mask_file is None
+    s.history.undo()  # back to m.png (the step to bad.png went with it)
+    assert (s.drawing, s.mask_file) == (None, "m.png")
+    s.history.undo()
+    assert (s.drawing, s.mask_file) == (box, None)
+    while s.history.can_redo():
+        s.history.redo()
+        assert s.mask_file != "bad.png"

@@ -70,7 +70,7 @@ class GroupsController(SlotController):
 
         if isinstance(exc, ImageError) and self.state.mask_file:
             self.message.emit(f"Mask file not used: {exc}")
-            self.state.update(mask_file=None)
+            self.state.history.drop_mask_file()  # Undo does not bring it back
             return True
         return False
 

@@ -90,8 +90,8 @@ class MaskTools(QWidget):
         history = state.history
         self.undo_action = QAction("&Undo Drawing Step", self)
         self.undo_action.setShortcuts(QKeySequence.StandardKey.Undo)
-        self.undo_action.setToolTip("Take back the last box, stroke, Clear or mask file "
-                                    "choice on this image (Ctrl+Z)")
+        self.undo_action.setToolTip("Take back the last box, stroke, Clear, chosen mask "
+                                    "file or mode that dropped them, on this image (Ctrl+Z)")
         self.undo_action.triggered.connect(history.undo)
         self.redo_action = QAction("&Redo Drawing Step", self)
         self.redo_action.setShortcuts(QKeySequence.StandardKey.Redo)

@@ -250,22 +250,27 @@ class ViewState:
 
 
 class DrawingHistory:
-    """Undo and redo of the drawing on the current image: every change of the state's
-    ``drawing`` (a box, a stroke, a typed box, Clear, a mask file replacing the drawing) is
-    one step; a new image starts an empty history. Event: ``changed()`` when what can be
-    undone or redone changes."""
+    """Undo and redo of the foreground the user gives on the current image: every change of
+    the state's ``drawing`` or ``mask_file`` (a box, a stroke, a typed box, Clear, a chosen
+    mask file, a mode that drops them) is one step; a new image starts an empty history.
+    Event: ``changed()`` when what can be undone or redone changes."""
 
+    #: the state fields a step restores
+    FIELDS = ("drawing", "mask_file")
     #: steps kept (a drawing is a few strokes of points: small)
     LIMIT = 200
 
     def __init__(self, state: ViewState) -> None:
         self.state = state
-        self._undo: list[Drawing | None] = []
-        self._redo: list[Drawing | None] = []
-        self._last = state.drawing
+        self._undo: list[tuple] = []
+        self._redo: list[tuple] = []
+        self._last = self._now()
         self._moving = False
         self.changed = Event()
         state.changed.connect(self._state_changed)
+
+    def _now(self) -> tuple:
+        return tuple(getattr(self.state, f) for f in self.FIELDS)
 
     def can_undo(self) -> bool:
         return bool(self._undo)
@@ -279,27 +284,43 @@ class DrawingHistory:
     def redo(self) -> None:
         self._step(self._redo, self._undo)
 
+    def drop_mask_file(self) -> None:
+        """Unchoose the mask file, here and in every step (it cannot be used), as no step
+        of its own; steps that then change nothing go."""
+        bad = self.state.mask_file
+        self._set(mask_file=None)
+        for stack in (self._undo, self._redo):
+            fixed = [(d, None if f == bad else f) for d, f in stack]
+            stack[:] = [e for i, e in enumerate(fixed)
+                        if e != (fixed[i + 1] if i + 1 < len(fixed) else self._last)]
+        self.changed.emit()
+
     def _step(self, source: list, target: list) -> None:
         if not source:
             return
-        target.append(self.state.drawing)
+        target.append(self._now())
+        self._set(**dict(zip(self.FIELDS, source.pop(), strict=True)))
+        self.changed.emit()
+
+    def _set(self, **values: Any) -> None:
+        """Change the state without recording a step."""
         self._moving = True
         try:
-            self.state.update(drawing=source.pop())
+            self.state.update(**values)
         finally:
             self._moving = False
-        self.changed.emit()
+        self._last = self._now()
 
     def _state_changed(self, names: frozenset[str]) -> None:
         if "source" in names:
             self._undo.clear()
             self._redo.clear()
-        elif "drawing" in names and not self._moving:
+        elif names & set(self.FIELDS) and not self._moving:
             self._undo.append(self._last)
             del self._undo[:-self.LIMIT]
             self._redo.clear()
-        elif "drawing" not in names:
+        elif not names & set(self.FIELDS):
             return
-        self._last = self.state.drawing
+        self._last = self._now()
         if not self._moving:
             self.changed.emit()
