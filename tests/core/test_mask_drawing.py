@@ -107,6 +107,7 @@ def test_drawn_foreground_maps_photo_pixels_onto_a_display_copy():
     assert boxed.source == "box" and (boxed.mask & blue).sum() > 0.9 * blue.sum()
     only_scribbles = drawn_foreground(img, (240, 320), None, [scribble])
     assert only_scribbles.source == "scribbles" and "(32, 24, 288, 216)" in only_scribbles.name
+    assert "centre box" in only_scribbles.name and "given" not in only_scribbles.name
     base = Foreground(obj, "file", "obj.png")
     erase = Stroke(((130, 120), (170, 120)), 10, foreground=False)  # photo px: rows 55-65
     edited = drawn_foreground(img, (240, 320), edits=[erase], base=base)

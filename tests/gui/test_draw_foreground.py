@@ -307,3 +307,17 @@ def test_a_chosen_mask_file_that_does_not_fit_is_dropped_with_a_message(qtbot, w
     drag(window, "box", [(20, 15), (100, 80)])  # drawing goes on without the bad file
     wait_scored(qtbot, window, "box")
     assert not dialogs and groups is not window.state.a.head_groups
+
+
+@pytest.mark.parametrize(("base", "edited", "no_box", "expected"), [
+    ("centre", False, False, None),  # the mode as it is: the dropdown shows the mode
+    ("centre", True, False, "centre GrabCut, edited by hand"),
+    ("scribbles", False, True, "drawn: centre box + scribbles (GrabCut)"),
+    ("scribbles", False, False, "drawn: box + scribbles (GrabCut)"),
+    ("file", True, False, "mask file: m.png, edited by hand"),
+])
+def test_the_dropdown_entry_says_what_was_drawn(base, edited, no_box, expected):
+    from vitexplorer.gui.groups_panel import in_use_text
+
+    assert in_use_text(base, "/x/m.png" if base == "file" else None, edited,
+                       no_box) == expected

@@ -179,13 +179,15 @@ def drawn_foreground(image: np.ndarray, photo_size: tuple[int, int],
     :func:`box_grabcut` with the scribbles; without either, ``base`` (the mask in use) is
     the starting point. ``edits`` then add to (foreground) or erase from the mask."""
     sy, sx = (n / o for n, o in zip(image.shape[:2], photo_size, strict=True))
-    if box is None and scribbles:
+    implied = box is None and bool(scribbles)  # named so: the user drew no box
+    if implied:
         box = centre_box(photo_size)
     if box is not None:
         rect = (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
         mask, warning = box_grabcut(image, rect, strokes=[s.scaled(sx, sy) for s in scribbles])
         source = "scribbles" if scribbles else "box"
-        name = f"{MASK_NAMES[source]} {tuple(box)}"
+        name = (f"GrabCut in the centre box {tuple(box)} with scribbles" if implied else
+                f"{MASK_NAMES[source]} {tuple(box)}")
         if scribbles:
             n_fg = sum(s.foreground for s in scribbles)
             name += f" ({n_fg} foreground, {len(scribbles) - n_fg} background)"

@@ -46,13 +46,17 @@ SHORT_MODES = {"centre": "centre GrabCut", "rollout": "rollout agreement",
                "grabcut": "rollout agreement (GrabCut)"}
 
 
-def in_use_text(base: str, mask_file: str | None, edited: bool) -> str | None:
+def in_use_text(base: str, mask_file: str | None, edited: bool,
+                no_box: bool = False) -> str | None:
     """The dropdown's entry for a foreground made from ``base`` (a mask source), or None
-    when it is a mode used as it is."""
+    when it is a mode used as it is; ``no_box``: scribbles drawn without a box (GrabCut
+    then starts from the centre box)."""
     if base == "file":
         text = f"mask file: {Path(mask_file).name if mask_file else '?'}"
-    elif base in ("box", "scribbles"):
-        text = "drawn: " + ("box + scribbles" if base == "scribbles" else "box") + " (GrabCut)"
+    elif base == "scribbles":
+        text = f"drawn: {'centre box' if no_box else 'box'} + scribbles (GrabCut)"
+    elif base == "box":
+        text = "drawn: box (GrabCut)"
     elif not edited:
         return None
     else:
@@ -211,7 +215,8 @@ class GroupsPanel(QWidget):
         are off: that file wins over them (as in the CLI and batch)."""
         base = groups.base_source or groups.table.meta.get("mask_source", "")
         edited = groups.table.meta.get("mask_source") == "edited"
-        text = in_use_text(base, groups.mask_file, edited)
+        no_box = groups.cut is not None and groups.cut[0].box is None  # the centre box
+        text = in_use_text(base, groups.mask_file, edited, no_box)
         found_file = base == "file" and not self.state.mask_file
         with QSignalBlocker(self.mask):
             at = self.mask.findData(IN_USE)
