@@ -240,7 +240,8 @@ def _choose_model(w: MainWindow, second: bool = False) -> None:
         current = loaded.spec if loaded else w.settings.get("model/spec")
         weights = loaded.weights if loaded else w.settings.get("model/weights")
         dlg = ModelPicker(catalog, current, weights, w)
-        count_parameters(w, dlg, [r["name"] for r in catalog["rows"]])
+        shown = [dlg.list.topLevelItem(i).text(0) for i in range(dlg.list.topLevelItemCount())]
+        count_parameters(w, dlg, shown + [r["name"] for r in catalog["rows"]])  # shown first
         accepted = dlg.exec()
         w.tasks.cancel("parameters")  # counted so far stays in the cache
         if accepted and dlg.choice():
