@@ -253,8 +253,11 @@ def test_the_compare_slot_scores_and_shows_the_same_drawing(qtbot, window, coins
 
 
 def test_the_foreground_dropdown_names_the_mask_the_scores_use(qtbot, window, coins, tmp_path):
+    from dataclasses import replace
+
     from PIL import Image
 
+    from vitexplorer.core.masks import Stroke
     from vitexplorer.gui.groups_panel import IN_USE
 
     combo = window.groups_panel.mask
@@ -266,6 +269,13 @@ def test_the_foreground_dropdown_names_the_mask_the_scores_use(qtbot, window, co
     drag(window, "erase", [(40, 40), (60, 40)])
     wait_scored(qtbot, window, "edited")
     assert combo.currentText() == "drawn: box (GrabCut), edited by hand"
+    window.state.update(drawing=replace(window.state.drawing, box=None, scribbles=(
+        Stroke(((40, 40), (60, 40)), 4, False),)))  # scribbles without a box
+    wait_scored(qtbot, window, "edited")
+    assert combo.currentText() == "drawn: centre box + scribbles (GrabCut), edited by hand"
+    shown = window.mask_overlay._box.path().boundingRect()  # the centre box GrabCut used, /2
+    assert np.allclose([shown.left(), shown.top(), shown.right(), shown.bottom()],
+                       [38.4 / 2, 30.3 / 2, 345.6 / 2, 272.7 / 2], atol=1)
     chosen = tmp_path / "elsewhere" / "chosen.png"
     chosen.parent.mkdir()
     ring = np.zeros(PHOTO, np.uint8)

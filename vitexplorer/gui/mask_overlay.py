@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem
 
-from vitexplorer.core.masks import Stroke
+from vitexplorer.core.masks import Stroke, centre_box
 from vitexplorer.gui.image_view import ImageView
 from vitexplorer.gui.jobs import photo_size
 from vitexplorer.gui.state import Drawing, HeadGroups, ModelSlot, ViewState
@@ -121,7 +121,8 @@ class MaskOverlay(QObject):
         self._outline.setPath(path)
 
     def show_drawing(self) -> None:
-        """The box and the scribbles of the state's drawing, on the display image."""
+        """The box and the scribbles of the state's drawing, on the display image; scribbles
+        without a box show, dotted, the centre box GrabCut then starts from."""
         for item in self._strokes:
             self.view.scene().removeItem(item)
         self._strokes = []
@@ -129,8 +130,13 @@ class MaskOverlay(QObject):
         box = QPainterPath()
         if drawing and scale is not None:
             fx, fy = scale
-            if drawing.box is not None:
-                x0, y0, x1, y1 = drawing.box
+            shown = drawing.box
+            if shown is None and drawing.scribbles:  # GrabCut starts from the centre box
+                shown = centre_box(photo_size(self.slot.finished.analysis))
+            self._box.setPen(_pen(BOX, 2, True, Qt.PenStyle.DashLine if drawing.box else
+                                  Qt.PenStyle.DotLine))
+            if shown is not None:
+                x0, y0, x1, y1 = shown
                 box.addRect(QRectF(x0 / fx, y0 / fy, (x1 - x0) / fx, (y1 - y0) / fy))
             for stroke in drawing.scribbles:
                 item = QGraphicsPathItem(_polyline([(x / fx, y / fy) for x, y in stroke.points]))
