@@ -32,6 +32,7 @@ from benchmarks.run import (
 )
 from vitexplorer.core.batch import BatchOptions, Item, _decode_item, run_batch
 from vitexplorer.core.images import preprocess
+from vitexplorer.core.masks import box_grabcut, centre_box
 from vitexplorer.core.models import load_model
 from vitexplorer.core.stream import stream
 
@@ -147,7 +148,7 @@ def case_input_size(repeats: int, device: str, size: int = 480) -> list[dict]:
     model = loaded.model
     ref = plain(model, x)  # sets fused attention on
 
-    def non_fused():  # timm's own forward with the attention materialised, as any capture
+    def non_fused():  # timm's own forward with the attention materialised (the hook path)
         for b in model.blocks:
             b.attn.fused_attn = False
         try:
@@ -157,17 +158,24 @@ def case_input_size(repeats: int, device: str, size: int = 480) -> list[dict]:
             for b in model.blocks:
                 b.attn.fused_attn = True
 
+    image = pre.display
     t = interleaved({"ref": ref, "ours": lambda: full_analysis(loaded, pre, x),
                      "non_fused": non_fused,
-                     "maps": lambda: stream(model, x, ranges=False, keep_inputs=False)},
+                     "capture": lambda: stream(model, x),
+                     "maps": lambda: stream(model, x, ranges=False, keep_inputs=False),
+                     "grabcut": lambda: box_grabcut(image, centre_box(image.shape[:2]))},
                     max(3, repeats // 2))
     g = pre.geometry.grid
     return [row(f"full analysis, ViT-S/16 at {size} px ({g[0]}x{g[1]} tokens)", t["ours"],
                 t["ref"], 1.3),
-            row("  timm forward with non-fused attention, same size (any capture's floor)",
+            row("  timm forward with non-fused attention, same size (the hook path's floor)",
                 t["non_fused"], t["ref"], None),
+            row("  streamed capture with the head statistics (chunked attention)",
+                t["capture"], t["ref"], None),
             row("  streamed capture without head statistics (maps only: batch --no-scores)",
-                t["maps"], t["ref"], None)]
+                t["maps"], t["ref"], None),
+            row(f"  centre-box GrabCut foreground of the {image.shape[1]}x{image.shape[0]} "
+                "image (head table default; model-free)", t["grabcut"], t["ref"], None)]
 
 
 def case_large_input(threads: int, name: str = "vit_base_patch16_224", size: int = 1024
