@@ -65,3 +65,16 @@ def test_outline_and_texture_maps_separate_at_any_contrast(textures, size):
         outline_auc, texture_auc = composite_aucs(comp, size)
         worst.append((min(outline_auc, texture_auc), tex, sil, c))
     assert min(worst)[0] >= 0.9, min(worst)
+
+
+@pytest.mark.parametrize("tex", ["grass", "gravel", "brick"])
+def test_a_small_image_is_measured_at_its_own_resolution(textures, tex):
+    """A 128 px crop of a texture with an ellipse on it (the trained-model validation's
+    images): enlarged to WORK_SIDE, its grain would reach the outline scales (AUC ~0.5)."""
+    import cv2
+
+    mask = np.zeros((128, 128), np.uint8)
+    cv2.ellipse(mask, (60, 70), (34, 26), 30.0, 0, 360, 1, -1)
+    img = composite(textures[tex][100:228, 200:328], mask > 0, 1.0, brighter=True)
+    outline_auc, texture_auc = composite_aucs(Composite(tex, img, mask > 0), 128)
+    assert min(outline_auc, texture_auc) >= 0.9, (outline_auc, texture_auc)

@@ -3,9 +3,9 @@
 Every score is computed from the head's map over patches (class-token row; for models
 without a class token the mean attention received, see :mod:`vitexplorer.core.rollout`),
 prefix/register tokens excluded and the map renormalised over patches. Per-patch image
-features (:mod:`vitexplorer.core.features`) are measured on the original image at a fixed
-working resolution, so labels depend neither on the image's size nor on the model's input
-size. All scores land in one :class:`HeadTable`.
+features (:mod:`vitexplorer.core.features`) are measured on the original image reduced to at
+most a fixed working resolution (never enlarged), so labels depend neither on the model's input
+size nor, above it, on the image's size. All scores land in one :class:`HeadTable`.
 
 Labels and thresholds (each a documented constant below):
 
