@@ -125,3 +125,21 @@ def test_tokens_panel_follows_the_chosen_slot(qtbot, window, chelsea):
     qtbot.waitUntil(lambda: window.tokens.result[0] is window.state.a.analysis,
                     timeout=60000)
     assert "head 2.1 puts" in panel.text.text()
+
+
+def test_window_with_a_second_model_still_fits_1024x700(qtbot, window, chelsea):
+    """Slot B beside A made the window's minimum wider than a laptop screen (two image views
+    at their minimum, docks as wide as their content): the window grew and cut off the right
+    dock. The views shrink and the docks scroll instead."""
+    window.resize(1024, 700)
+    qtbot.waitUntil(lambda: window.size().toTuple() == (1024, 700), timeout=5000)
+    open_and_wait(qtbot, window, chelsea)
+    load_second(qtbot, window, "vit_tiny_patch16_224")
+    qtbot.waitUntil(window.compare_panel.isVisible, timeout=5000)
+    qtbot.wait(50)
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1024 and hint.height() <= 700
+    assert window.size().toTuple() == (1024, 700), "the window never grows by itself"
+    inside = window.rect()
+    for name in ("Controls", "Heads", "Selected head"):
+        assert inside.contains(window.docks[name].geometry()), name

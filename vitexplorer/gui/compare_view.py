@@ -131,7 +131,6 @@ class ComparePanel(QWidget):
         lay.addWidget(self.caption)
         lay.addWidget(self.view, 1)
         lay.addWidget(self.grid)
-        self.setMinimumWidth(220)
 
 
 class CompareController(QObject):

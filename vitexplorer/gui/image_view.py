@@ -50,7 +50,8 @@ class ImageView(QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         self.setBackgroundBrush(self.palette().dark())
-        self.setMinimumSize(320, 240)
+        # small, so two views side by side (compare mode) still fit a 1024 px screen
+        self.setMinimumSize(160, 120)
         self._fit = True
         self._press: QPointF | None = None
         #: when it is ``active()``, a left drag goes to its press/move/release (scene
