@@ -143,3 +143,17 @@ def test_window_with_a_second_model_still_fits_1024x700(qtbot, window, chelsea):
     inside = window.rect()
     for name in ("Controls", "Heads", "Selected head"):
         assert inside.contains(window.docks[name].geometry()), name
+
+
+def test_a_and_b_share_the_centre(qtbot, window, chelsea):
+    """By their size hints B's panel (caption, view, head grid) took most of the centre and A's
+    view sat at its minimum; each model gets half, also after the window is resized."""
+    window.resize(1280, 800)
+    open_and_wait(qtbot, window, chelsea)
+    load_second(qtbot, window, "vit_tiny_patch16_224")
+    qtbot.waitUntil(window.compare_panel.isVisible, timeout=5000)
+    for size in ((1280, 800), (1600, 900)):
+        window.resize(*size)
+        qtbot.waitUntil(lambda s=size: window.size().toTuple() == s, timeout=5000)
+        a, b = window.view.width(), window.compare_panel.width()
+        assert abs(a - b) <= 0.1 * (a + b), (size, a, b)

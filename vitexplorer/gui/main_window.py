@@ -89,7 +89,7 @@ class MainWindow(TransferMixin, QMainWindow):
         self.compare = CompareController(self.state, self.tasks, self.compare_panel,
                                          model_kwargs, self)
         self.compare.message.connect(self.message)
-        self.state.b.loaded_changed.connect(lambda _loaded: self.compare_panel.show())
+        self.state.b.loaded_changed.connect(lambda _loaded: self._show_compare())
         self.tokens = TokensController(self.state, self.tasks, self.tokens_panel, self,
                                        self.compare.maps)
         self.docks["Artifact tokens"].visibilityChanged.connect(self.tokens.set_visible)
@@ -109,7 +109,7 @@ class MainWindow(TransferMixin, QMainWindow):
         lay.addWidget(self.banner)
         self.compare_panel = ComparePanel()  # slot B, shown once a second model is loaded
         self.compare_panel.hide()
-        split = QSplitter(Qt.Orientation.Horizontal)
+        self.split = split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.view)
         split.addWidget(self.compare_panel)
         lay.addWidget(split, 1)
@@ -146,6 +146,15 @@ class MainWindow(TransferMixin, QMainWindow):
         sb.addPermanentWidget(self.cancel_button)
         sb.addPermanentWidget(self.model_label)
         self._busy(False, "")
+
+    def _show_compare(self) -> None:
+        """Slot B's panel beside A's view, the two halves of the centre when it first shows
+        (by their size hints B's grid would take most of it on a small screen)."""
+        if not self.compare_panel.isHidden():
+            return
+        self.compare_panel.show()
+        half = max(self.split.width() // 2, 1)
+        self.split.setSizes([half, half])
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, scroll: bool = True,
               name: str | None = None) -> QDockWidget:
