@@ -131,3 +131,46 @@ def test_class_products_refuse_inference_mode(tiny_loaded):
 
     with torch.inference_mode(), pytest.raises(RuntimeError, match="outside inference_mode"):
         class_products(tiny_loaded.model, torch.randn(1, 3, 64, 64), [0])
+
+
+@pytest.mark.parametrize("record", ["stream", "capture"])
+def test_another_threads_plain_forward_is_neither_recorded_nor_broken(record):
+    """While one thread records (the chunked path of stream, the hook path of capture), a
+    plain forward of the same model in another thread (an evaluation's perturbed images)
+    runs untouched and leaves the recording as it would be alone. Fails when the hooks act
+    on every thread's forward: the other forward raises (chunked) or its attention
+    overwrites the recorded one (hooks)."""
+    import threading
+
+    model, x = _model_and_input("vit_small_patch16_224", batch=1)
+    other = torch.randn_like(x) * 3
+    with torch.inference_mode():
+        expected = model(other)
+    run = stream if record == "stream" else capture
+    alone = run(model, x)
+    got: dict = {}
+
+    def plain() -> None:
+        try:
+            with torch.inference_mode():
+                got["logits"] = model(other)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            got["error"] = exc
+
+    def midway() -> bool:  # polled after each block: run the other forward once, there
+        if not got:
+            got["started"] = True
+            t = threading.Thread(target=plain)
+            t.start()
+            t.join()
+        return False
+
+    mixed = run(model, x, should_stop=midway)
+    assert "error" not in got, got.get("error")
+    torch.testing.assert_close(got["logits"], expected, atol=1e-5, rtol=1e-5)
+    if record == "stream":
+        torch.testing.assert_close(mixed.rows, alone.rows)
+        torch.testing.assert_close(mixed.fused, alone.fused)
+        torch.testing.assert_close(mixed.distance, alone.distance)
+    else:
+        torch.testing.assert_close(mixed.attentions, alone.attentions)

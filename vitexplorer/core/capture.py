@@ -106,7 +106,9 @@ def recording(
 ) -> Iterator[list[torch.Tensor | None]]:
     """Record each block's attention probabilities during forwards inside the ``with``.
 
-    Yields a list filled in block order (detached). Non-fused attention and the hooks live
+    Yields a list filled in block order (detached). Only forwards of the calling thread are
+    recorded: a plain forward another thread runs meanwhile (an evaluation's perturbed
+    images) passes through untouched. Non-fused attention and the hooks live
     only inside the context; every module's ``fused_attn`` is restored to its own previous
     value. ``should_stop`` is polled after every block; when it returns True the forward is
     abandoned by raising :class:`Cancelled` (a user's Cancel takes effect within one block).
@@ -116,9 +118,12 @@ def recording(
     modules = attention_modules(model)
     store: list[torch.Tensor | None] = [None] * len(modules)
     handles = []
+    owner = threading.get_ident()
 
     def make_hook(i: int):
         def hook(_mod: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+            if threading.get_ident() != owner:  # another thread's plain forward
+                return
             if sink is not None:
                 sink(i, out)
             else:

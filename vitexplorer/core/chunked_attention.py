@@ -21,6 +21,7 @@ family against it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -120,13 +121,17 @@ def recording(model: nn.Module, sink: Callable[[int, int, torch.Tensor], None],
     modules = attention_modules(model)
     mode = _Intercept(sink)
     handles = []
+    owner = threading.get_ident()
 
     def make_pre(i: int):
         def pre(_mod: nn.Module, _args: tuple) -> None:
-            mode.block, mode.answered = i, False
+            if threading.get_ident() == owner:  # another thread's forward is not recorded
+                mode.block, mode.answered = i, False
         return pre
 
     def post(_mod: nn.Module, _args: tuple, _out: torch.Tensor) -> None:
+        if threading.get_ident() != owner:
+            return
         mode.block = None
         if not mode.answered:
             raise RuntimeError(f"{type(_mod).__name__} made no scaled_dot_product_attention "

@@ -19,6 +19,7 @@ per block, formed in a gradient hook during the backward (:func:`class_products`
 from __future__ import annotations
 
 import math
+import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -73,9 +74,12 @@ def _record_calls(model: nn.Module, calls: list[Call | None], stack: ExitStack) 
     between the large attention temporaries of the forward, and the process would keep tens
     of MB more than it holds (measured on ViT-L/16 @384)."""
     buffer: list[torch.Tensor] = []
+    owner = threading.get_ident()
 
     def make(i: int):
         def pre_hook(_mod: nn.Module, args: tuple, kwargs: dict) -> None:
+            if threading.get_ident() != owner:  # another thread's plain forward
+                return
             x = args[0]
             if not buffer:
                 buffer.append(torch.empty(len(calls), *x.shape, dtype=x.dtype,
