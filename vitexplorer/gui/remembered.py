@@ -15,7 +15,18 @@ REMEMBERED = {"method": "view/method", "fusion": "view/fusion", "discard": "view
               "scale": "view/scale", "upsample": "view/upsample", "policy": "view/policy",
               "sort_by_cluster": "groups/sort_by_cluster", "brush": "draw/brush",
               "show_outline": "draw/outline"}
+#: the first start's size on a screen that holds it (a laptop's 1280x800)...
 DEFAULT_SIZE = (1280, 800)
+#: ... and the share of a larger screen it takes (a 1920x1080 monitor: 1632x918)
+SCREEN_SHARE = 0.85
+
+
+def first_size(available: tuple[int, int]) -> tuple[int, int]:
+    """The window's size at the first start on a screen whose free area is ``available``:
+    :data:`SCREEN_SHARE` of a large screen, :data:`DEFAULT_SIZE` on a middling one, never
+    more than the screen (a 1024x700 laptop gets all of it)."""
+    return tuple(min(free, max(default, int(SCREEN_SHARE * free)))
+                 for free, default in zip(available, DEFAULT_SIZE, strict=True))
 
 
 def restore_state(w: MainWindow) -> None:
@@ -26,10 +37,13 @@ def restore_state(w: MainWindow) -> None:
         w.restoreGeometry(geometry)
     else:
         screen = w.screen().availableGeometry() if w.screen() else None
-        width, height = DEFAULT_SIZE
-        if screen is not None:
-            width, height = min(width, screen.width()), min(height, screen.height())
-        w.resize(width, height)
+        if screen is None:
+            w.resize(*DEFAULT_SIZE)
+        else:
+            w.resize(*first_size((screen.width(), screen.height())))
+            frame = w.frameGeometry()
+            frame.moveCenter(screen.center())
+            w.move(frame.topLeft())
     layout = s.get("window/state")
     if layout and not layout.isEmpty():
         w.restoreState(layout)
