@@ -103,22 +103,34 @@ def case_capture(repeats: int, device: str) -> list[dict]:
                 note=f"ours is {t['peer'] / t['ours']:.2f}x faster than the peer")]
 
 
-def full_analysis(loaded, pre, x) -> Analysis:
-    """What a full view of one image computes: the capture, every map family, the scores."""
+def full_analysis(loaded, pre, x, mask=None) -> Analysis:
+    """What a full view of one image computes: the capture, every map family, the scores
+    (against ``mask``, else the head table's default foreground: GrabCut in the centre box)."""
     a = Analysis.from_stream(stream(loaded.model, x), 0, loaded, pre, "crop", "bench")
     a.head_maps()
     a.head_rollout_maps()
     a.map("rollout")
-    a.head_table()
+    a.head_table(mask=mask)
     return a
 
 
 def case_full_analysis(repeats: int, device: str) -> list[dict]:
+    from vitexplorer.core.masks import box_grabcut, centre_box
+
     loaded, pre, x = _setup("vit_base_patch16_224", device)
+    image = pre.display
+    given = box_grabcut(image, centre_box(image.shape[:2]))[0]
     t = interleaved({"ref": plain(loaded.model, x),
-                     "ours": lambda: full_analysis(loaded, pre, x)}, repeats)
+                     "ours": lambda: full_analysis(loaded, pre, x),
+                     "given": lambda: full_analysis(loaded, pre, x, given),
+                     "grabcut": lambda: box_grabcut(image, centre_box(image.shape[:2]))},
+                    repeats)
     return [row("full analysis of one image (maps, rollouts, scores), ViT-B/16",
-                t["ours"], t["ref"], 1.30)]
+                t["ours"], t["ref"], 1.30),
+            row("  same with the foreground mask given (a mask file or a drawn mask)",
+                t["given"], t["ref"], None),
+            row(f"  centre-box GrabCut foreground of the {image.shape[1]}x{image.shape[0]} "
+                "image (the scores' model-free default)", t["grabcut"], t["ref"], None)]
 
 
 def case_class_map(repeats: int, device: str) -> list[dict]:
