@@ -536,7 +536,8 @@ def test_window_fits_1024x700_and_never_grows_by_itself(qtbot, window, chelsea):
     assert hint.width() <= 1024 and hint.height() <= 700
     open_and_wait(qtbot, window, chelsea)
     window.banner.show_message("A long error message " * 12, [("Open weights file…", print),
-                                                             ("Choose model…", print)])
+                                                             ("Choose model…", print),
+                                                             ("Use random weights", print)])
     with qtbot.waitSignal(window.rendered, timeout=60000):
         window.groups_panel.importance.click()
     qtbot.wait(50)
