@@ -78,3 +78,21 @@ def test_a_small_image_is_measured_at_its_own_resolution(textures, tex):
     img = composite(textures[tex][100:228, 200:328], mask > 0, 1.0, brighter=True)
     outline_auc, texture_auc = composite_aucs(Composite(tex, img, mask > 0), 128)
     assert min(outline_auc, texture_auc) >= 0.9, (outline_auc, texture_auc)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 40), (5, 5)])
+def test_a_tiny_image_has_features_not_an_error(tiny_loaded, shape):
+    """A 1 x 1 icon or a 3 px strip (both pass the decoder's checks) is measured after
+    whole-pixel replication to MIN_SIDE: a flat image has no outline and no texture, and a
+    single bright pixel is not lost. Fails without the replication (np.gradient needs two
+    rows: ValueError, and the batch writes no results for the image)."""
+    from vitexplorer.core.images import preprocess
+
+    flat = np.full((*shape, 3), 120, np.uint8)
+    pre = preprocess(flat, tiny_loaded.data_config, "crop", tiny_loaded.patch_size)
+    f = features.patch_features(flat, pre.geometry)
+    assert f.contour.max() == 0 and f.texture.max() == 0
+    dot = flat.copy()
+    dot[shape[0] // 2, shape[1] // 2] = (250, 250, 250)
+    g = features.patch_features(dot, pre.geometry)
+    assert np.isfinite(g.contour).all() and np.isfinite(g.texture).all()

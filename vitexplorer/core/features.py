@@ -49,6 +49,9 @@ import numpy as np
 from vitexplorer.core.images import Geometry, token_means
 
 WORK_SIDE = 384  # px: the longest side the features are measured on (smaller: as it is)
+#: px: the shortest side the gradients and blurs can work on; a tinier image (an icon, a
+#: 1 x 1 pixel) is enlarged by whole-pixel replication, which adds no texture of its own
+MIN_SIDE = 8
 SIGMAS = (2.0, 4.0, 8.0)  # px of the working image: an outline must persist over all of them
 OUTLINE_EPS = 2.0  # grey levels: noise floor of the local standard deviation
 OUTLINE_THRESHOLD = 0.4  # b: a step gives ~0.8, stationary texture ~0.1-0.3
@@ -74,8 +77,14 @@ class PatchFeatures:
 
 
 def working_copy(image: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, Geometry]:
-    """``image`` reduced so its longer side is at most WORK_SIDE, and the geometry on it."""
+    """``image`` reduced so its longer side is at most WORK_SIDE (or, below MIN_SIDE,
+    enlarged by pixel replication), and the geometry on it."""
     h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        up = -(-MIN_SIDE // min(h, w))
+        big = np.repeat(np.repeat(image, up, axis=0), up, axis=1)
+        geom = geometry.scaled(up)
+        return big, Geometry(big.shape[:2], geom.input_size, geom.grid, geom.box)
     scale = WORK_SIDE / max(h, w)
     if scale >= 1:
         return image, geometry
