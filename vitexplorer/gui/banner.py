@@ -17,6 +17,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+#: px the message keeps beside its close button when the banner is at its narrowest
+MIN_TEXT_WIDTH = 120
+
 
 class Banner(QFrame):
     """Shows a message and buttons; hidden until :meth:`show_message`.
@@ -74,10 +77,6 @@ class Banner(QFrame):
         self._arrange(self.width())
         self.show()
 
-    def columns(self) -> int:
-        """How many buttons share a row now."""
-        return self._columns
-
     def _arrange(self, width: int) -> None:
         """The buttons in as many columns as fit ``width`` (one row when they all fit)."""
         if not self._buttons:
@@ -103,7 +102,7 @@ class Banner(QFrame):
         """As narrow as the widest button (the buttons wrap), as tall as the rows need."""
         m = self.layout().contentsMargins()
         widest = max((b.sizeHint().width() for b in self._buttons), default=0)
-        width = max(widest, self._close.sizeHint().width() + 120) + m.left() + m.right()
+        width = max(widest, self._close.sizeHint().width() + MIN_TEXT_WIDTH) + m.left() + m.right()
         return QSize(width, self.layout().minimumSize().height())
 
     def resizeEvent(self, event) -> None:
