@@ -23,7 +23,6 @@ OFFLINE_HELP = (
 )
 
 
-
 #: seconds to wait for the hub's host to answer before giving the offline message
 HUB_TIMEOUT = 3.0
 

@@ -8,7 +8,6 @@ once), ``"random"`` (a demo, labelled as such) or a local file: ``.safetensors``
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -275,7 +274,7 @@ def _is_offline_error(exc: BaseException) -> bool:
     if names & hub_names:
         return True
     text = str(exc).lower()
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    offline = hub_offline()
     words = ("offline", "connection", "resolve", "network", "internet", "timed out",
              "cannot find the requested files", "name or service not known")
     return offline or any(w in text for w in words) or (
