@@ -100,3 +100,21 @@ def test_edits_reuse_the_last_grabcut_of_the_same_box_and_scribbles(tiny_loaded,
     moved = replace(edited, box=(30, 30, 200, 160))  # another box: GrabCut again
     groups_job(a, "centre", drawing=moved, last_cut=first.cut)
     assert len(calls) == 3
+
+
+def test_a_new_analysis_is_scored_with_the_mask_mode_in_use(tiny_loaded, monkeypatch):
+    """The analysis job scores its heads against the view's mask mode: with 'rollout' no
+    GrabCut (about a second) runs for a centre table that would be scored again at once.
+    Fails when the job always scores 'centre' (the GrabCut count is 1, the mask 'centre')."""
+    import cv2
+
+    from vitexplorer.gui.jobs import analyze_job
+
+    calls = []
+    real = cv2.grabCut
+    monkeypatch.setattr(cv2, "grabCut", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rgb = load_image(TEST_IMAGES / "coins.png")
+    done = analyze_job(tiny_loaded, rgb, "coins", "stretch", "viridis", "rollout")
+    assert calls == [] and done.head_groups.mask == "rollout"
+    done = analyze_job(tiny_loaded, rgb, "coins", "stretch", "viridis")
+    assert calls and done.head_groups.mask == "centre"

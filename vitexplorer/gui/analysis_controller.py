@@ -135,7 +135,7 @@ class AnalysisController(QObject):
         for kind in ("gradients", "maps", "layer"):
             self.tasks.cancel(self._kind(kind))
         self.tasks.run(self._kind("analyze"), jobs.analyze_job, self.slot.loaded, image,
-                       source, self.state.policy, self.state.cmap,
+                       source, self.state.policy, self.state.cmap, self.state.mask,
                        on_done=self._analysis_done,
                        on_error=self._image_error, message=f"Analysing {Path(source).name}…")
 

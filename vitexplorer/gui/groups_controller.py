@@ -33,9 +33,13 @@ class GroupsController(SlotController):
         if names & {"mask", "mask_file", "drawing"}:
             self.score_heads()
 
-    def _new_analysis(self, _finished: FinishedAnalysis) -> None:
-        """Another model or fit of the same photo: its drawing (photo pixels) still holds."""
-        if self.state.drawing or self.state.mask_file or self.state.mask != "centre":
+    def _new_analysis(self, finished: FinishedAnalysis) -> None:
+        """Another model or fit of the same photo: its drawing (photo pixels) still holds;
+        and a mask mode changed while the analysis ran is scored now."""
+        groups = finished.head_groups
+        stale = (groups is not None and groups.base_source != "file"
+                 and groups.mask != self.state.mask)
+        if self.state.drawing or self.state.mask_file or stale:
             self.score_heads()
 
     def choose_mask_file(self, path: str) -> None:

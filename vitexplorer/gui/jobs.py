@@ -93,8 +93,10 @@ def head_thumbnails(analysis: Analysis, method: str, cmap: str, fusion: str = "m
 
 
 def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, policy: str,
-                cmap: str, should_stop=None) -> FinishedAnalysis:
-    """Forward + the maps every view needs at once (head maps, rollouts, thumbnails)."""
+                cmap: str, mask_mode: str = "centre", should_stop=None) -> FinishedAnalysis:
+    """Forward + the maps every view needs at once (head maps, rollouts, thumbnails), and
+    the head groups against the ``mask_mode`` foreground (a drawing or chosen mask file is
+    scored after, by the groups controller)."""
     from vitexplorer.core.analysis import analyze
 
     # a file is decoded only as large as the view shows it (JPEG draft: a 24 MP photo in
@@ -105,7 +107,7 @@ def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, polic
     analysis.head_rollout_maps()
     display, scale = resized(analysis.image, DISPLAY_MAX)
     return FinishedAnalysis(analysis, display, scale, head_thumbnails(analysis, "head", cmap),
-                            groups_job(analysis, "centre"))
+                            groups_job(analysis, mask_mode))
 
 
 def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
@@ -143,8 +145,9 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
     else:
         fg = analysis.foreground(mask_mode, mask, mask_name=mask_name)
         table = analysis.head_table(mask_mode, mask, mask_name)
-    if warning is not None:
-        table.meta["mask_warning"] = warning
+    if warning is not None:  # on a copy: the analysis caches its tables per mask mode
+        warnings = [w for w in (table.meta.get("mask_warning"), warning) if w]
+        table = replace(table, meta={**table.meta, "mask_warning": "; ".join(warnings)})
     maps = analysis.head_maps().numpy()
     clustering = cluster_heads(maps)
     divergence = layer_divergence(maps)
@@ -248,8 +251,6 @@ def figure_of(analysis: Analysis, kind: str, options: dict,
 
 def _with_cmap(figure_options: FigureOptions | None, options: dict) -> FigureOptions:
     """The figure options with the view's colormap (the one the user sees)."""
-    from dataclasses import replace
-
     from vitexplorer.core.figures import FigureOptions
 
     return replace(figure_options or FigureOptions(), cmap=options["cmap"])
