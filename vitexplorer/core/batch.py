@@ -286,14 +286,6 @@ def check_inputs(inputs: list[Path], out: Path) -> None:
                              "are never written among the inputs: choose another folder")
 
 
-def _resolves(p: Path) -> bool:
-    try:
-        p.resolve(strict=True)
-        return True
-    except (OSError, RuntimeError):
-        return False
-
-
 def shard_of(item: Item, n: int) -> int:
     """Stable shard index (0..n-1) of an item, from a hash of its output path."""
     digest = hashlib.sha1(str(item.rel).encode("utf-8", "surrogateescape")).digest()
@@ -561,8 +553,7 @@ def _run_locked(inputs, out: Path, loaded: LoadedModel, opts: BatchOptions, resu
         items = [it for it in items if shard_of(it, n) == k - 1]
     write_atomic(out / "run.json", json.dumps(run_record(loaded, opts, wh, inputs), indent=1))
     log = ErrorLog(out / "errors.csv")
-    result = BatchResult()
-    result.log = log
+    result = BatchResult(log=log)
     for e in errors:
         result.fail(*e)
     todo = items_to_do(items, out, resume, overwrite, result)

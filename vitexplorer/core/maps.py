@@ -8,6 +8,7 @@ this module does not import torch (the window starts without it).
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -91,13 +92,16 @@ def range_stats(attn: torch.Tensor, layout: TokenLayout, dist: torch.Tensor
 
     n = attn.shape[-1] - layout.num_prefix
     step = max(1, 2**20 // max(1, attn[..., 0, :, :].numel()))
-    d, ent, z = [], [], []
-    for h in range(0, attn.shape[-3], step):
-        ds, es, zs = range_sums(attn[..., h:h + step, :, :], 0, layout, dist)
-        d.append(ds / n)
-        ent.append(es / n / np.log(n))
-        z.append(zs / n)
-    return torch.cat(d, -1), torch.cat(ent, -1), torch.cat(z, -1)
+    parts = [range_sums(attn[..., h:h + step, :, :], 0, layout, dist)
+             for h in range(0, attn.shape[-3], step)]
+    return range_means(*(torch.cat(x, -1) for x in zip(*parts, strict=True)), n)
+
+
+def range_means(d: torch.Tensor, ent: torch.Tensor, z: torch.Tensor, n: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sums of :func:`range_sums` over every query row of a block as the statistics of
+    :func:`range_stats`: means over the ``n`` patch rows, the entropy also over ``log n``."""
+    return d / n, ent / (n * math.log(n)), z / n
 
 
 def range_sums(chunk: torch.Tensor, first_row: int, layout: TokenLayout, dist: torch.Tensor

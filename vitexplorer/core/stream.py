@@ -18,7 +18,6 @@ per block, formed in a gradient hook during the backward (:func:`class_products`
 
 from __future__ import annotations
 
-import math
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from vitexplorer.core.capture import (
     recording,
     token_layout,
 )
-from vitexplorer.core.maps import patch_distances, range_sums
+from vitexplorer.core.maps import patch_distances, range_means, range_sums
 
 #: What one attention module was called with: positional and keyword arguments.
 Call = tuple[tuple, dict]
@@ -150,10 +149,8 @@ def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None
             logits = model(pixels)
     distance = entropy = distance_z = None
     if ranges:
-        n_patches = gh * gw
-        distance = out["distance"] / n_patches
-        entropy = out["entropy"] / (n_patches * math.log(n_patches))
-        distance_z = out["distance_z"] / n_patches
+        distance, entropy, distance_z = range_means(
+            out["distance"], out["entropy"], out["distance_z"], gh * gw)
     return Streamed(out["rows"], out["fused"], distance, entropy, logits.float().cpu(),
                     layout, patch_size, calls if keep_inputs else None, distance_z)
 
