@@ -107,7 +107,7 @@ def test_one_run_at_a_time(tmp_path, tiny):
     out.mkdir()
     lock = RunLock(out)
     try:
-        with pytest.raises(BatchError, match=f"in use by another batch run .*pid {os.getpid()}"):
+        with pytest.raises(BatchError, match=rf"in use by another run \(batch: pid {os.getpid()}"):
             run_batch([src], out, tiny, BatchOptions(**OPTS))
     finally:
         lock.release()

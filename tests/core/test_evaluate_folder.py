@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import TEST_IMAGES
-from vitexplorer.core.batch import BatchError
+from vitexplorer.core.batch import BatchError, RunLock
 from vitexplorer.core.evaluate import load_label_mask
 from vitexplorer.core.evaluate_folder import EvaluateOptions, run_evaluate, summary_rows
 
@@ -78,6 +79,55 @@ def test_evaluate_folder_outputs_errors_and_resume(tmp_path, tiny_loaded):
                      EvaluateOptions(masks=str(masks), steps=5), resume=True)
     with pytest.raises(BatchError, match="already holds"):
         run_evaluate([images], out, tiny_loaded, opts)
+
+
+def two_images(root: Path) -> Path:
+    """``broken.jpg`` (sorted first, so it fails first) and one good image."""
+    root.mkdir()
+    (root / "broken.jpg").write_bytes(b"not an image")
+    Image.open(TEST_IMAGES / "chelsea.png").convert("RGB").resize((80, 60)).save(
+        root / "chelsea.jpg")
+    return root
+
+
+def test_errors_csv_survives_a_crash_midway(tmp_path, tiny_loaded):
+    """A failure is in errors.csv as soon as it happens, not only when the run ends."""
+    images = two_images(tmp_path / "img")
+    out = tmp_path / "out"
+    opts = EvaluateOptions(model="vit_tiny_patch16_224", weights="random",
+                           methods=("rollout",), faithfulness=False)
+
+    def crash(done, total, failed):  # the process dies right after the first failure
+        if failed:
+            raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        run_evaluate([images], out, tiny_loaded, opts, progress=crash)
+    rows = list(csv.reader((out / "errors.csv").open()))
+    assert rows[0] == ["file", "reason"]
+    assert [Path(r[0]).name for r in rows[1:]] == ["broken.jpg"]
+    # the crash released the folder: a resumed run goes on and keeps the error list
+    again = run_evaluate([images], out, tiny_loaded, opts, resume=True)
+    assert again.done == 1
+    rows = list(csv.reader((out / "errors.csv").open()))
+    assert [Path(r[0]).name for r in rows[1:]] == ["broken.jpg"]
+
+
+def test_one_evaluate_run_per_folder(tmp_path, tiny_loaded):
+    images = two_images(tmp_path / "img")
+    out = tmp_path / "out"
+    out.mkdir()
+    opts = EvaluateOptions(model="vit_tiny_patch16_224", weights="random",
+                           methods=("rollout",), faithfulness=False)
+    lock = RunLock(out, "evaluate")  # another run holds the folder
+    try:
+        with pytest.raises(BatchError, match=rf"'{re.escape(str(out))}' is in use by another run "
+                                             rf"\(evaluate: pid \d+"):
+            run_evaluate([images], out, tiny_loaded, opts)
+    finally:
+        lock.release()
+    assert not (out / "run.json").exists(), "the refused run wrote into the folder"
+    assert run_evaluate([images], out, tiny_loaded, opts).done == 1
 
 
 def test_summary_best_head_rows():

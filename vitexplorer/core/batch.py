@@ -307,12 +307,13 @@ def check_output(out: Path) -> None:
 
 class RunLock:
     """An exclusive ``flock`` on ``OUT/.vitexplorer.lock``, held for the whole run, so two
-    runs never process one folder at once; the file names the holder for the message.
-    Released by the kernel when the process ends, even on SIGKILL."""
+    runs (batch or evaluate: ``command``) never process one folder at once; the file names
+    the holder for the message. Released by the kernel when the process ends, even on
+    SIGKILL."""
 
     NAME = ".vitexplorer.lock"
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, command: str = "batch") -> None:
         import fcntl
 
         path = out / self.NAME
@@ -323,11 +324,11 @@ class RunLock:
             self._fh.seek(0)
             holder = self._fh.read().strip() or "another process"
             self._fh.close()
-            raise BatchError(f"'{out}' is in use by another batch run ({holder}); wait for "
+            raise BatchError(f"'{out}' is in use by another run ({holder}); wait for "
                              "it to finish or choose another output folder") from None
         self._fh.seek(0)
         self._fh.truncate()
-        self._fh.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
+        self._fh.write(f"{command}: pid {os.getpid()} on {socket.gethostname()}, started "
                        f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
         self._fh.flush()
 

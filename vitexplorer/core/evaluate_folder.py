@@ -1,9 +1,10 @@
 """``vitexplorer evaluate``: mask agreement and faithfulness of maps over a folder.
 
-Behaves like :mod:`vitexplorer.core.batch` (the same discovery, output checks, atomic
-writes, ``run.json``, resume and ``errors.csv``): one JSON per image, written last so that
-it marks completion; tables and curve plots are rebuilt from those JSON files at the end
-(:func:`summarize_evaluation`), so resumed runs merge.
+Behaves like :mod:`vitexplorer.core.batch` (the same discovery, output checks, run lock,
+atomic writes, ``run.json``, resume and ``errors.csv`` written as failures happen): one
+JSON per image, written last so that it marks completion; tables and curve plots are
+rebuilt from those JSON files at the end (:func:`summarize_evaluation`), so resumed runs
+merge.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from vitexplorer.core.analysis import Analysis
 from vitexplorer.core.batch import (
     BatchError,
     BatchResult,
+    ErrorLog,
     Item,
+    RunLock,
     check_output,
     claim_run,
     discover,
@@ -102,11 +105,27 @@ def run_evaluate(
         raise BatchError(f"evaluate supports the methods {', '.join(EVAL_METHODS)}, not "
                          f"{', '.join(bad)}")
     check_output(out)
+    lock = RunLock(out, "evaluate")
+    try:
+        result = _run_locked(inputs, out, loaded, opts, resume, overwrite, progress,
+                             should_stop, figure)
+    finally:
+        lock.release()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _run_locked(inputs: list[Path], out: Path, loaded: LoadedModel, opts: EvaluateOptions,
+                resume: bool, overwrite: bool, progress, should_stop,
+                figure: FigureOptions | None) -> BatchResult:
     wh = loaded.weights_sha256()
     claim_run(out, opts.result_key(), wh, resume, overwrite)
     items, errors = discover(inputs, out)
     write_atomic(out / "run.json", json.dumps(_run_record(loaded, opts, wh, inputs), indent=1))
-    result = BatchResult(failed=list(errors))
+    log = ErrorLog(out / "errors.csv")
+    result = BatchResult(log=log)
+    for e in errors:
+        result.fail(*e)
     todo = items_to_do(items, out, resume, overwrite, result)
     try:
         for item in todo:
@@ -115,9 +134,9 @@ def run_evaluate(
                 write_atomic(result_paths(out, item)["json"], json.dumps(record, indent=1))
                 result.done += 1
             except ImageError as exc:
-                result.failed.append((str(item.path), exc.reason))
+                result.fail(str(item.path), exc.reason)
             except Exception as exc:  # one bad file: report it, go on
-                result.failed.append((str(item.path), f"{type(exc).__name__}: {exc}"))
+                result.fail(str(item.path), f"{type(exc).__name__}: {exc}")
             if progress is not None:
                 progress(result.done, len(todo), len(result.failed))
             if should_stop is not None and should_stop():
@@ -125,13 +144,9 @@ def run_evaluate(
                 break
     except KeyboardInterrupt:
         result.interrupted = True
+    finally:
+        log.close()
     summarize_evaluation(out, opts.format, figure)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["file", "reason"])
-    w.writerows(result.failed)
-    write_atomic(out / "errors.csv", buf.getvalue())
-    result.seconds = time.perf_counter() - t0
     return result
 
 
