@@ -156,3 +156,29 @@ def test_a_drawn_foreground_is_scored_with_its_own_source(tiny_loaded):
     again = a.head_table(mask=erased)  # a new drawing is scored anew, never from the cache
     assert again.meta["mask_source"] == "edited"
     assert not np.array_equal(again.scores["fg_score"], table.scores["fg_score"])
+
+
+def test_a_second_mask_is_scored_as_if_it_were_the_first(tiny_loaded):
+    """The table for another mask reuses the analysis's mask-free scores, yet equals, column
+    by column, label by label, the table score_heads makes from nothing for that mask.
+    Fails when the foreground part is reused too (fg scores, sink labels or feature_r of
+    the first mask)."""
+    from vitexplorer.core.heads import score_heads
+    from vitexplorer.core.images import grid_coverage
+
+    img, _obj, _blue = scene("distractor")
+    a = analyze(tiny_loaded, img, "stretch")
+    a.head_table("rollout")  # the first table: the mask-free part is kept from it
+    fg = Foreground(drawn_foreground(a.image, img.shape[:2], BOX).mask, "edited", "drawn")
+    table = a.head_table(mask=fg)
+    fresh = score_heads(a.head_maps().numpy(), a.ranges, a.layout, a.image, a.geometry,
+                        grid_coverage(fg.mask, a.geometry), a.patch_size, a.valid_tokens(),
+                        a.prefix_share().numpy(), {"x": 1})
+    assert list(table.scores) == list(fresh.scores)
+    assert list(table.labels) == list(fresh.labels)
+    for k in fresh.scores:
+        np.testing.assert_array_equal(table.scores[k], fresh.scores[k], err_msg=k)
+    for k in fresh.labels:
+        np.testing.assert_array_equal(table.labels[k], fresh.labels[k], err_msg=k)
+    assert table.meta["feature_r"] == fresh.meta["feature_r"]
+    assert not np.array_equal(table.scores["fg_score"], a.head_table("rollout").scores["fg_score"])

@@ -122,6 +122,67 @@ def test_brush_edits_the_mask_and_the_outline_toggles(qtbot, window, coins):
     assert window.state.drawing == drawing and not groups.foreground.mask[74:79, 44:147].any()
 
 
+def test_a_stroke_rescores_only_the_foreground_and_keeps_the_head_importance(
+        qtbot, window, coins, monkeypatch):
+    """A box or brush stroke after the head importance: the table keeps its ablation
+    columns and class, and nothing that no mask changes (clustering, divergence, the
+    image's features) is computed again. Failed before the fix: the new table had no
+    logprob_drop / kl, and the clustering and features were computed on every stroke."""
+    from vitexplorer.core import features, relations
+
+    open_and_wait(qtbot, window, coins)
+    gp = window.groups_panel
+    gp.importance.click()
+    qtbot.waitUntil(lambda: window.state.a.head_groups.importance_class is not None
+                    and not window.tasks.is_running(), timeout=60000)
+    before = window.state.a.head_groups
+    drop, kl = before.table.scores["logprob_drop"], before.table.scores["kl"]
+    calls = []
+    for module, name in ((relations, "cluster_heads"), (relations, "layer_divergence"),
+                         (features, "working_copy")):  # the image's features
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _n=name, _f=real, **k:
+                            calls.append(_n) or _f(*a, **k))
+    drag(window, "box", [(20, 15), (100, 80)])
+    boxed = wait_scored(qtbot, window, "box")
+    zoom = window.view.transform().m11()
+    window.state.update(brush=round(16 * zoom))
+    drag(window, "erase", [(30, 40), (90, 40)])
+    edited = wait_scored(qtbot, window, "edited")
+    for groups in (boxed, edited):
+        assert groups.importance_class == before.importance_class
+        assert groups.table.scores["logprob_drop"] is drop and groups.table.scores["kl"] is kl
+        assert groups.clustering is before.clustering and groups.matrix is before.matrix
+    assert calls == []
+    assert not (edited.table.scores["fg_lift"] == before.table.scores["fg_lift"]).all()
+    assert (edited.table.scores["edge_lift"] == before.table.scores["edge_lift"]).all()
+    assert not gp.ranking.isHidden() and before.importance_class in gp.importance_title.text()
+
+
+def test_importance_that_lands_while_a_stroke_is_scored_is_kept(qtbot, window, coins,
+                                                                 monkeypatch):
+    """The head importance finishes while the heads are scored against a new box: the new
+    table still gets it. Fails when only the groups the job started from are asked for
+    their importance (the job started before the importance was there)."""
+    import threading
+
+    from vitexplorer.gui import jobs
+
+    open_and_wait(qtbot, window, coins)
+    gate, real = threading.Event(), jobs.groups_job
+    monkeypatch.setattr(jobs, "groups_job",
+                        lambda *a, **k: gate.wait(30) and real(*a, **k))
+    drag(window, "box", [(20, 15), (100, 80)])
+    assert window.tasks.is_running("groups-A")
+    window.groups_panel.importance.click()
+    qtbot.waitUntil(lambda: window.state.a.head_groups.importance_class is not None,
+                    timeout=60000)
+    drop = window.state.a.head_groups.table.scores["logprob_drop"]
+    gate.set()
+    groups = wait_scored(qtbot, window, "box")
+    assert groups.table.scores["logprob_drop"] is drop and groups.importance_class
+
+
 def test_save_writes_the_mask_next_to_the_photo_and_asks_before_replacing(
         qtbot, window, coins, monkeypatch):
     from PySide6.QtWidgets import QMessageBox

@@ -92,13 +92,13 @@ def test_edits_reuse_the_last_grabcut_of_the_same_box_and_scribbles(tiny_loaded,
     first = groups_job(a, "centre", drawing=drawing)
     assert len(calls) == 1 and first.cut == (drawing, first.foreground)
     edited = replace(drawing, edits=(Stroke(((100, 100), (150, 100)), 6, False),))
-    reused = groups_job(a, "centre", drawing=edited, last_cut=first.cut)
+    reused = groups_job(a, "centre", drawing=edited, previous=first)
     assert len(calls) == 1  # GrabCut not run again
     anew = groups_job(a, "centre", drawing=edited)
     assert len(calls) == 2 and (reused.foreground.mask == anew.foreground.mask).all()
     assert reused.table.meta["mask"] == anew.table.meta["mask"]
     moved = replace(edited, box=(30, 30, 200, 160))  # another box: GrabCut again
-    groups_job(a, "centre", drawing=moved, last_cut=first.cut)
+    groups_job(a, "centre", drawing=moved, previous=first)
     assert len(calls) == 3
 
 

@@ -21,7 +21,8 @@ from vitexplorer.core import rollout as ro
 from vitexplorer.core.capture import StopCheck, TokenLayout
 from vitexplorer.core.checks import check_finite
 from vitexplorer.core.constants import METHODS, PER_HEAD_METHODS
-from vitexplorer.core.heads import HeadTable, score_heads
+from vitexplorer.core.features import PatchFeatures, patch_features
+from vitexplorer.core.heads import HeadTable, mask_free_scores, with_foreground
 from vitexplorer.core.images import (
     Geometry,
     Preprocessed,
@@ -301,7 +302,7 @@ class Analysis:
         image = load_image(self.source)
         if image.shape[:2] != self.original.image_size:
             raise ValueError(f"'{self.source}' changed since it was analysed")
-        kept = {k: v for k, v in self._cache.items() if k[0] not in ("mask", "table")}
+        kept = {k: v for k, v in self._cache.items() if k[0] not in ("mask", "table", "mask-free")}
         return replace(self, image=image, geometry=self.original, original=None, _cache=kept)
 
     def model_input(self) -> torch.Tensor:
@@ -385,7 +386,9 @@ class Analysis:
         ``mask_warning``).
 
         Cached per mask source: ``mode`` / ``box``, or ``mask_name`` for a given mask; a
-        mask given without a name (a Foreground has none) is scored anew each time.
+        mask given without a name (a Foreground has none) is scored anew each time, and
+        then only its foreground scores: the image's features and the mask-free scores
+        (:func:`~vitexplorer.core.heads.mask_free_scores`) are kept from the first table.
         """
         if self.ranges is None:
             raise ValueError("this analysis was captured without the head statistics "
@@ -399,13 +402,23 @@ class Analysis:
                 "mask_source": fg.source, "layers": self.num_layers, "heads": self.num_heads}
         if fg.warning:
             meta["mask_warning"] = fg.warning
-        table = score_heads(
-            self.head_maps().numpy(), self.ranges, self.layout, self.image, self.geometry,
-            grid_coverage(fg.mask, self.geometry), self.patch_size, self.valid_tokens(),
-            self.prefix_share().numpy(), meta)
+        feats, free = self._mask_free_scores()
+        table = with_foreground(free, self.head_maps().numpy(),
+                                grid_coverage(fg.mask, self.geometry), feats, meta)
         if mask is None or mask_name is not None:
             self._cache[key] = table
         return table
+
+    def _mask_free_scores(self) -> tuple[PatchFeatures, HeadTable]:
+        """The image's per-token features and the scores no foreground mask changes
+        (cached: a mask drawn or edited is scored without measuring them again)."""
+        key = ("mask-free",)
+        if key not in self._cache:
+            feats = patch_features(self.image, self.geometry, self.valid_tokens())
+            self._cache[key] = feats, mask_free_scores(
+                self.head_maps().numpy(), self.ranges, self.layout, feats, self.patch_size,
+                self.prefix_share().numpy())
+        return self._cache[key]
 
     def patch_query(self, layer: int, head: int | None, row: int, col: int,
                     compute: bool = True) -> tuple[np.ndarray, np.ndarray] | None:

@@ -469,12 +469,28 @@ def score_heads(
     ``maps`` ``[L, H, gh, gw]`` head maps; ``ranges`` the heads' (distance, entropy[,
     distance z]) ``[L, H]`` from :func:`range_stats`; ``image`` the original RGB image and
     ``geometry`` where the model input lies on it; ``cover`` the foreground mask's
-    per-token coverage; ``valid`` tokens that show image pixels.
+    per-token coverage; ``valid`` tokens that show image pixels. The same as
+    :func:`mask_free_scores` then :func:`with_foreground` (which is how a new mask is
+    scored without measuring the image again).
     """
     valid = np.ones(layout.grid, bool) if valid is None else valid
     feats = patch_features(image, geometry, valid)
-    parts = [("fg_bg", foreground_scores(maps, cover, valid)),
-             ("edge_texture", edge_texture_scores(maps, feats)),
+    free = mask_free_scores(maps, ranges, layout, feats, patch_size, prefix_share)
+    return with_foreground(free, maps, cover, feats, meta)
+
+
+def mask_free_scores(
+    maps: np.ndarray,
+    ranges: tuple[np.ndarray, ...],
+    layout: TokenLayout,
+    feats: PatchFeatures,
+    patch_size: tuple[int, int],
+    prefix_share: np.ndarray | None = None,
+) -> HeadTable:
+    """The scores and labels that do not depend on the foreground mask (edge / texture,
+    colour, range, entropy, prefix share): computed once per image and model, whatever
+    mask the heads are then scored against (:func:`with_foreground`)."""
+    parts = [("edge_texture", edge_texture_scores(maps, feats)),
              ("colour", colour_scores(maps, feats)),
              ("range", range_scores(*ranges[:2], layout, patch_size, *ranges[2:]))]
     scores: dict[str, np.ndarray] = {}
@@ -485,6 +501,18 @@ def score_heads(
     scores["entropy"] = map_entropy(maps)
     if prefix_share is not None:
         scores["prefix_share"] = np.asarray(prefix_share, np.float64)
+    return HeadTable(scores, labels)
+
+
+def with_foreground(free: HeadTable, maps: np.ndarray, cover: np.ndarray,
+                    feats: PatchFeatures, meta: dict | None = None) -> HeadTable:
+    """A new table: ``free`` (:func:`mask_free_scores`, left as it is) plus the scores that
+    depend on the foreground's per-token coverage ``cover`` (:func:`foreground_scores`,
+    sink heads, :func:`feature_correlations`)."""
+    fg = foreground_scores(maps, cover, feats.valid)
+    labels = {"fg_bg": fg.pop("_label"), **free.labels}
+    scores = {**{k: np.asarray(v, np.float64) for k, v in fg.items()}, **free.scores}
+    if "prefix_share" in scores:
         labels["fg_bg"] = fg_labels(scores)  # sink heads
     meta = dict(meta or {})
     meta["feature_r"] = feature_correlations(cover, feats)

@@ -7,12 +7,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
 
 from vitexplorer.gui import jobs
 from vitexplorer.gui.slot_controller import SlotController
-from vitexplorer.gui.state import Drawing, FinishedAnalysis
+from vitexplorer.gui.state import Drawing, FinishedAnalysis, HeadGroups
+
+if TYPE_CHECKING:
+    from vitexplorer.core.analysis import Analysis
+
+#: the head table's columns of head importance (ablation), whatever the mask
+IMPORTANCE = ("logprob_drop", "kl")
 
 
 class GroupsController(SlotController):
@@ -60,12 +67,23 @@ class GroupsController(SlotController):
         message = ("GrabCut and scoring heads…" if drawing else
                    "Scoring heads against the mask file…" if mask_file else
                    "Scoring heads…")
-        groups = self.slot.head_groups
         self.tasks.run(self._kind("groups"), jobs.groups_job, analysis,
                        self.state.mask, mask_file=mask_file, drawing=drawing,
-                       last_cut=groups.cut if groups is not None else None,
-                       on_done=self.slot.set_head_groups, on_error=self._scoring_failed,
-                       message=message)
+                       previous=self.slot.head_groups,
+                       on_done=lambda groups: self._scored(analysis, groups),
+                       on_error=self._scoring_failed, message=message)
+
+    def _scored(self, analysis: Analysis, groups: HeadGroups) -> None:
+        """New scores of ``analysis`` into the slot, with the head importance the slot
+        holds for it (computed before the scoring or while it ran): ablation does not
+        depend on the foreground mask."""
+        if self.slot.analysis is not analysis:
+            return  # another image or model meanwhile: its own scores come with it
+        current = self.slot.head_groups
+        if current is not None and current.importance_class is not None:
+            groups = _with_importance(groups, {k: current.table.scores[k] for k in IMPORTANCE},
+                                      current.importance_class)
+        self.slot.set_head_groups(groups)
 
     def _scoring_failed(self, exc: BaseException) -> bool:
         """A chosen mask file that cannot be used (unreadable, another size) is dropped with
@@ -124,18 +142,25 @@ class GroupsController(SlotController):
         """Ablate every head for the slot's image (top-1 class) in a worker."""
         if self.slot.analysis is None or self.slot.loaded is None:
             return
+        analysis = self.slot.analysis
         self.tasks.run(self._kind("importance"), jobs.importance_job,
-                       self.slot.analysis, on_done=self._importance_done,
+                       analysis, on_done=lambda result: self._importance_done(analysis, result),
                        on_progress=self.importance_progress.emit,
                        message="Ablating every head (importance)… Esc cancels")
 
-    def _importance_done(self, result: dict) -> None:
+    def _importance_done(self, analysis: Analysis, result: dict) -> None:
         groups = self.slot.head_groups
-        if groups is None:
-            return
-        table = groups.table
-        table.scores["logprob_drop"] = result["logprob_drop"]
-        table.scores["kl"] = result["kl"]
-        name = self.slot.analysis.class_name(result["target"])
-        self.slot.set_head_groups(replace(groups, importance_class=name))
+        if groups is None or self.slot.analysis is not analysis:
+            return  # another image or model meanwhile: not its importance
+        name = analysis.class_name(result["target"])
+        self.slot.set_head_groups(_with_importance(groups, {k: result[k] for k in IMPORTANCE},
+                                                   name))
         self.message.emit(f"Head importance computed for '{name}'.")
+
+
+def _with_importance(groups: HeadGroups, scores: dict, name: str) -> HeadGroups:
+    """``groups`` with the importance ``scores`` (per head, for class ``name``) added to a
+    copy of its table: the analysis keeps its tables per mask mode and they stay as
+    scored."""
+    table = replace(groups.table, scores={**groups.table.scores, **scores})
+    return replace(groups, table=table, importance_class=name)

@@ -112,7 +112,7 @@ def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, polic
 
 def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
                mask_file: str | None = None, drawing: Drawing | None = None,
-               last_cut: tuple[Drawing, Foreground] | None = None) -> HeadGroups:
+               previous: HeadGroups | None = None) -> HeadGroups:
     """Head table, clustering, per-layer divergence and the distance matrix as an image
     (coloured with the core's colormap tables, not matplotlib: a figure draw holds the
     interpreter lock for ~40 ms and would stall the event loop), plus the foreground
@@ -122,9 +122,12 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
     and batch do (one of the wrong size is skipped with a warning in the table's meta); a
     ``mask_file`` the user chose instead (one that does not fit is an error); else
     ``mask_mode``. A ``drawing`` (box, scribbles: GrabCut; edits of that mask) is laid
-    over it (:func:`vitexplorer.core.masks.drawn_foreground`); ``last_cut`` (the previous
-    result's ``cut``: the drawing without its edits and its GrabCut mask) is reused when
-    only the edits changed."""
+    over it (:func:`vitexplorer.core.masks.drawn_foreground`).
+
+    ``previous``, the groups of this same analysis scored against another mask, gives what
+    no mask changes: the clustering, divergence and matrix are taken from it, not computed
+    again (the mask-free head scores the analysis keeps itself), and its ``cut`` (the
+    drawing without its edits and its GrabCut mask) is reused when only the edits changed."""
     from vitexplorer.core.masks import drawn_foreground, mask_outline
     from vitexplorer.core.relations import cluster_heads, layer_divergence
     from vitexplorer.core.render import colorize
@@ -135,8 +138,8 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
         size, seeds = photo_size(analysis), replace(drawing, edits=())
         if not seeds:
             base = analysis.foreground(mask_mode, mask, mask_name=mask_name)
-        elif last_cut is not None and last_cut[0] == seeds:
-            base = last_cut[1]  # only the edits changed: GrabCut (~1 s) is not run again
+        elif previous is not None and previous.cut is not None and previous.cut[0] == seeds:
+            base = previous.cut[1]  # only the edits changed: GrabCut (~1 s) is not run again
         else:
             base = drawn_foreground(analysis.image, size, seeds.box, seeds.scribbles)
         cut = (seeds, base) if seeds else None
@@ -148,12 +151,16 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
     if warning is not None:  # on a copy: the analysis caches its tables per mask mode
         warnings = [w for w in (table.meta.get("mask_warning"), warning) if w]
         table = replace(table, meta={**table.meta, "mask_warning": "; ".join(warnings)})
-    maps = analysis.head_maps().numpy()
-    clustering = cluster_heads(maps)
-    divergence = layer_divergence(maps)
-    order = clustering.order
-    ordered = clustering.distances[np.ix_(order, order)]
-    matrix = colorize(1.0 - np.clip(ordered, 0, 1), "viridis")
+    if previous is not None:
+        clustering, divergence, matrix = (previous.clustering, previous.divergence,
+                                          previous.matrix)
+    else:
+        maps = analysis.head_maps().numpy()
+        clustering = cluster_heads(maps)
+        divergence = layer_divergence(maps)
+        order = clustering.order
+        ordered = clustering.distances[np.ix_(order, order)]
+        matrix = colorize(1.0 - np.clip(ordered, 0, 1), "viridis")
     name = fg.name if drawing else mask_name or mask_mode
     base_source = base.source if drawing else fg.source
     return HeadGroups(table, clustering, divergence, matrix, name, foreground=fg,
