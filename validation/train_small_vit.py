@@ -116,14 +116,31 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
 
 
-def train(steps: int, seed: int = 0, batch: int = 48) -> tuple[torch.nn.Module, float]:
-    """AdamW, one-cycle schedule (peak 2e-3); returns the model and its held-out accuracy."""
+PEAK_LR = 2e-3
+WARMUP = 0.1  # share of the steps the one-cycle schedule spends rising to PEAK_LR
+
+
+def one_cycle(opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
+    """The one-cycle schedule over ``steps`` steps (Smith & Topin, 2019), warm-up WARMUP.
+
+    torch's OneCycleLR ends the warm-up at step ``pct_start * total_steps - 1`` and divides
+    by that, so a warm-up of exactly one step (``steps`` = 10 here) divides by zero at the
+    first step (pytorch/pytorch#180187); that warm-up is made two steps long. A shorter one
+    is none (the rate starts near the peak and falls), a longer one is as asked."""
+    total = max(steps, 1)
+    pct = WARMUP if WARMUP * total != 1 else 2 / total
+    return torch.optim.lr_scheduler.OneCycleLR(opt, PEAK_LR, total_steps=total, pct_start=pct)
+
+
+def train(steps: int, seed: int = 0, batch: int = 48,
+          held_out: int = 300) -> tuple[torch.nn.Module, float]:
+    """AdamW, one-cycle schedule (peak PEAK_LR); returns the model and its accuracy on
+    ``held_out`` new images."""
     rng = np.random.default_rng(seed)
     texs = textures()
     model = build(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=max(steps, 1),
-                                                pct_start=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=PEAK_LR, weight_decay=0.05)
+    sched = one_cycle(opt, steps)
     model.train()
     for _ in range(steps):
         imgs, _masks, ys = zip(*(sample(rng, texs) for _ in range(batch)), strict=True)
@@ -135,7 +152,7 @@ def train(steps: int, seed: int = 0, batch: int = 48) -> tuple[torch.nn.Module, 
         sched.step()
     model.eval()
     test = np.random.default_rng(seed + 1000)
-    imgs, _masks, ys = zip(*(sample(test, texs) for _ in range(300)), strict=True)
+    imgs, _masks, ys = zip(*(sample(test, texs) for _ in range(held_out)), strict=True)
     with torch.no_grad():
         pred = model(to_tensor(np.stack(imgs))).argmax(1).numpy()
     return model, float((pred == np.array(ys)).mean())

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from validation.train_small_vit import SIZE, build, evaluate, independent, train
+from validation.train_small_vit import (
+    PEAK_LR,
+    SIZE,
+    build,
+    evaluate,
+    independent,
+    one_cycle,
+    train,
+)
 
 
 def test_scores_follow_the_raw_attention_and_the_control_has_no_confident_group():
@@ -34,3 +42,30 @@ def test_independent_measurements_on_a_hand_made_row():
     # the band and texture region: the 64 px square grown by BAND = 3 px is 67 x 67
     assert ind["band_lift"][1, 0] == 0 and np.isclose(ind["texture_mass"][1, 0], 1.0)
     assert np.isclose(ind["texture_region_lift"][1, 0], SIZE**2 / (SIZE**2 - 67**2))
+
+
+def test_one_cycle_schedule_for_every_short_run():
+    """Every step count trains (a one-step warm-up, 10 steps, divided by zero in torch's
+    OneCycleLR); the rate stays in (0, peak], and with a warm-up (10 steps or more) it
+    starts at peak / 25, rises to within 10% of the peak, then falls."""
+    for steps in range(1, 31):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=PEAK_LR)
+        sched = one_cycle(opt, steps)
+        lrs = []
+        for _ in range(steps):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        assert all(0 < lr <= PEAK_LR * (1 + 1e-9) for lr in lrs), (steps, lrs)
+        top = int(np.argmax(lrs))
+        if steps >= 10:
+            assert np.isclose(lrs[0], PEAK_LR / 25) and top > 0, (steps, lrs)
+            assert lrs[top] > 0.9 * PEAK_LR, (steps, lrs)
+        assert np.all(np.diff(lrs[top:]) <= 0), (steps, lrs)
+
+
+def test_train_runs_ten_steps():
+    torch.set_num_threads(1)
+    model, acc = train(steps=10, batch=2, held_out=6)
+    assert 0 <= acc <= 1 and round(acc * 6, 9).is_integer()
+    assert not model.training
