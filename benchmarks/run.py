@@ -423,7 +423,7 @@ def case_offline(repeats: int = 2) -> list[dict]:
     HF_HUB_OFFLINE=1 (imports and model build, no network at all), so the ratio is the
     wait the probe adds; the GUI row's reference is the issue's absolute target, 5 s.
     Skipped where the hub answers (it would download)."""
-    from vitexplorer.core.models import hub_reachable
+    from vitexplorer.core.hub import hub_reachable
 
     if hub_reachable()[0]:
         return [row("offline message (skipped: the hub is reachable here)", None, None, None)]

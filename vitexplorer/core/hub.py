@@ -71,6 +71,14 @@ def hub_reachable(timeout: float | None = None) -> tuple[bool, str]:
     return True, ""
 
 
+def hub_unreachable() -> str | None:
+    """Why a request to the hub would fail now (the probe's reason, :func:`hub_reachable`),
+    or None when it may succeed; also None when the hub is switched off (:func:`hub_offline`),
+    since the hub client then answers from its cache alone and sends no request."""
+    if hub_offline():
+        return None
+    reachable, why = hub_reachable()
+    return None if reachable else why
 
 
 def cached_models() -> set[str]:
@@ -117,10 +125,7 @@ def check_weights_obtainable(spec: str) -> None:
         checkpoints = torch_checkpoints()
         if cached or (checkpoints.is_dir() and any(checkpoints.iterdir())):
             return
-    if hub_offline():
-        why = "HF_HUB_OFFLINE is set"
-    else:
-        reachable, why = hub_reachable()
-        if reachable:
-            return
+    why = "HF_HUB_OFFLINE is set" if hub_offline() else hub_unreachable()
+    if why is None:
+        return
     raise WeightsUnavailableError(OFFLINE_HELP.format(spec=spec, reason=why), spec, why)

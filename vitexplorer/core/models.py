@@ -26,7 +26,7 @@ from vitexplorer.core.errors import (
     UnsupportedModelError,
     WeightsUnavailableError,
 )
-from vitexplorer.core.hub import OFFLINE_HELP, cached_models, hub_offline, hub_reachable
+from vitexplorer.core.hub import OFFLINE_HELP, cached_models, hub_offline, hub_unreachable
 
 #: timm modules whose models keep one global attention per block in ``blocks[i].attn``.
 SUPPORTED_MODULES = ("vision_transformer", "deit", "eva", "beit")
@@ -190,12 +190,10 @@ def _build(arch: str, kwargs: dict) -> nn.Module:
     cache), asked for once with a short timeout."""
     import timm
 
-    if arch.startswith("hf-hub:") and not is_cached(arch) and not hub_offline():
-        reachable, why = hub_reachable()
-        if not reachable:
-            raise ModelError(f"The configuration of '{arch}' is not in the local cache and "
-                             f"the hub cannot be reached ({why}); use a timm architecture "
-                             "name (vitexplorer models --architectures) with --weights random")
+    if arch.startswith("hf-hub:") and not is_cached(arch) and (why := hub_unreachable()):
+        raise ModelError(f"The configuration of '{arch}' is not in the local cache and "
+                         f"the hub cannot be reached ({why}); use a timm architecture "
+                         "name (vitexplorer models --architectures) with --weights random")
     try:
         return timm.create_model(arch, pretrained=False, **kwargs)
     except Exception as exc:  # the hub's errors, or a keyword this family lacks
@@ -218,10 +216,8 @@ def _pretrained(spec: str, kwargs: dict) -> nn.Module:
                 return timm.create_model(spec, pretrained=True, **kwargs)
         except Exception:  # a partial cache: go on as if nothing were cached
             pass
-    if not hub_offline():
-        reachable, why = hub_reachable()
-        if not reachable:
-            raise WeightsUnavailableError(OFFLINE_HELP.format(spec=spec, reason=why), spec, why)
+    if why := hub_unreachable():
+        raise WeightsUnavailableError(OFFLINE_HELP.format(spec=spec, reason=why), spec, why)
     try:
         return timm.create_model(spec, pretrained=True, **kwargs)
     except Exception as exc:  # the hub raises many types; sort them into two messages
