@@ -14,6 +14,7 @@ turns them into the per-token share the head scores use.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -109,6 +110,41 @@ def paint_strokes(target: np.ndarray, strokes: list[Stroke] | tuple[Stroke, ...]
     return out.astype(target.dtype)
 
 
+def _work_copy(image: np.ndarray, work_size: int) -> tuple[np.ndarray, float]:
+    """``image`` at most ``work_size`` pixels on its long side (area averaging), and the
+    scale applied: GrabCut's cost grows with the pixels, its mask needs no more."""
+    h, w = image.shape[:2]
+    scale = min(1.0, work_size / max(h, w))
+    if scale == 1:
+        return image, scale
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA), scale
+
+
+def _grabcut(small: np.ndarray, seed: np.ndarray, iterations: int, shape: tuple[int, int],
+             rect: tuple[int, int, int, int] | None = None,
+             correct: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """GrabCut (Rother et al. 2004) on the RGB work copy ``small`` from the labelling
+    ``seed`` (``cv2.GC_INIT_WITH_MASK``), or from ``rect`` (``cv2.GC_INIT_WITH_RECT``);
+    ``correct`` relabels the result for a second run that keeps the colour models. Returns
+    the foreground (uint8 0/1) at ``shape``, the original image's (nearest neighbour).
+    ``cv2.error`` (degenerate colour models) is left to the caller."""
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    bgr = np.ascontiguousarray(small[:, :, ::-1])
+    cv2.setRNGSeed(0)  # GrabCut's k-means draws from OpenCV's per-thread RNG: same mask per run
+    if rect is not None:
+        cv2.grabCut(bgr, seed, rect, bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
+    else:
+        cv2.grabCut(bgr, seed, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    if correct is not None:
+        seed = correct(seed)
+        cv2.grabCut(bgr, seed, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    out = np.isin(seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
+    if out.shape != tuple(shape):
+        out = cv2.resize(out, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return out
+
+
 def box_grabcut(image: np.ndarray, box: tuple[int, int, int, int], iterations: int = 5,
                 work_size: int = 320, strokes: list[Stroke] | tuple[Stroke, ...] = ()
                 ) -> tuple[np.ndarray, str | None]:
@@ -136,30 +172,23 @@ def box_grabcut(image: np.ndarray, box: tuple[int, int, int, int], iterations: i
     fallback = paint_strokes(filled, strokes)
     if min(x1 - x0, y1 - y0, w, h) < 8:
         return fallback, f"box {tuple(box)} is too small for GrabCut: the box is the foreground"
-    scale = min(1.0, work_size / max(h, w))
-    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                       interpolation=cv2.INTER_AREA) if scale < 1 else image
+    small, scale = _work_copy(image, work_size)
     sh, sw = small.shape[:2]
     rx0, ry0 = min(int(x0 * scale), sw - 2), min(int(y0 * scale), sh - 2)
     rect = (rx0, ry0, max(2, min(sw, round(x1 * scale)) - rx0),
             max(2, min(sh, round(y1 * scale)) - ry0))
-    seed = np.zeros((sh, sw), np.uint8)
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    bgr = np.ascontiguousarray(small[:, :, ::-1])
-    cv2.setRNGSeed(0)  # GrabCut's k-means draws from OpenCV's per-thread RNG: same mask per run
+
+    def corrected(seed: np.ndarray) -> np.ndarray:
+        return paint_strokes(seed, [s.scaled(scale, scale) for s in strokes],
+                             cv2.GC_FGD, cv2.GC_BGD)
+
     try:
-        cv2.grabCut(bgr, seed, rect, bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
-        if strokes:
-            seed = paint_strokes(seed, [s.scaled(scale, scale) for s in strokes],
-                                 cv2.GC_FGD, cv2.GC_BGD)
-            cv2.grabCut(bgr, seed, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        out = _grabcut(small, np.zeros((sh, sw), np.uint8), iterations, (h, w), rect,
+                       corrected if strokes else None)
     except cv2.error as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV error"
         return fallback, (f"GrabCut failed in box {tuple(box)} ({reason}): the box is the "
                           "foreground")
-    out = np.isin(seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
-    if scale < 1:
-        out = cv2.resize(out, (w, h), interpolation=cv2.INTER_NEAREST)
     # at full size, the strokes exactly as drawn (the work copy blurs them by its scale)
     out = paint_strokes(out.astype(bool) & fallback, strokes)
     if out.sum() < MIN_GRABCUT_SHARE * filled.sum():
@@ -293,10 +322,7 @@ def grabcut_mask(image: np.ndarray, rollout_map: np.ndarray, geometry: Geometry,
     only where the rollout is lowest. Runs on a copy at most ``work_size`` pixels wide.
     Returns the mask and None, or the rollout's 60%-mass region and a warning when GrabCut
     fails or keeps almost nothing (``MIN_GRABCUT_SHARE`` of the image)."""
-    h, w = image.shape[:2]
-    scale = min(1.0, work_size / max(h, w))
-    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                       interpolation=cv2.INTER_AREA) if scale < 1 else image
+    small, scale = _work_copy(image, work_size)
     geom = geometry.scaled(scale)
     geom = Geometry(small.shape[:2], geom.input_size, geom.grid, geom.box)
     fg = map_to_image(mass_region(rollout_map, 0.4).astype(np.float32), geom, "nearest") > 0.5
@@ -308,16 +334,10 @@ def grabcut_mask(image: np.ndarray, rollout_map: np.ndarray, geometry: Geometry,
     fallback = "the rollout's 60%-mass region is the foreground"
     if not fg.any() or (seed == cv2.GC_BGD).all():
         return rollout_mask(rollout_map, geometry), f"GrabCut had no seed: {fallback}"
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.setRNGSeed(0)  # as in box_grabcut
     try:
-        cv2.grabCut(np.ascontiguousarray(small[:, :, ::-1]), seed, None, bgd, fgd, iterations,
-                    cv2.GC_INIT_WITH_MASK)
+        out = _grabcut(small, seed, iterations, image.shape[:2])
     except cv2.error:  # degenerate colour models (flat images): fall back to the rollout
         return rollout_mask(rollout_map, geometry), f"GrabCut failed: {fallback}"
-    out = np.isin(seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
-    if scale < 1:
-        out = cv2.resize(out, (w, h), interpolation=cv2.INTER_NEAREST)
     if out.mean() < MIN_GRABCUT_SHARE:
         return rollout_mask(rollout_map, geometry), f"GrabCut found no object: {fallback}"
     return out.astype(bool), None
