@@ -31,6 +31,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from scipy.stats import rankdata
@@ -55,17 +56,32 @@ UNIFORM_ENTROPY = 0.95  # mean normalised row entropy >= 0.95: attends everywher
 MARGIN = 0.15  # a label is marginal when a score within 15% of its threshold flips it
 CONFOUND_R = 0.6  # two axes' per-patch features correlate this much: they share the mass
 
-#: the axes whose scores are mass on an image feature (a shuffled map is their null), with
-#: the z-score column of each of their labels
-CONTENT_Z = {"foreground": "fg_z", "background": "fg_z", "edge": "edge_z",
-             "texture": "texture_z", "colour": "colour_z"}
-#: every label with a shuffle z-score: its column and the sign that points its way (a
-#: local head's rows lie below their shuffled rows' distance, z < 0)
-LABEL_Z = {**{k: (v, 1.0) for k, v in CONTENT_Z.items()},
-           "background": ("fg_z", -1.0), "local": ("distance_z", -1.0),
-           "global": ("distance_z", 1.0)}
-AXIS_OF = {"foreground": "fg_bg", "background": "fg_bg", "sink": "fg_bg", "edge": "edge_texture",
-           "texture": "edge_texture", "colour": "colour", "local": "range", "global": "range"}
+
+class LabelNull(NamedTuple):
+    """A label that competes for the primary group: its axis, the column of its shuffle
+    z-score, the sign that points that z its way (background holds less mass on the object
+    than its shuffled map, a local head's rows reach less far than theirs: z < 0), and the
+    image feature whose mass it measures (None for local / global: distance, no feature)."""
+
+    axis: str
+    z: str
+    sign: float
+    feature: str | None
+
+
+#: every label with a shuffle null (:meth:`HeadTable.group`); those with a feature are the
+#: content labels (meta["feature_r"] holds their features' correlations)
+LABEL_NULLS = {
+    "foreground": LabelNull("fg_bg", "fg_z", 1.0, "cover"),
+    "background": LabelNull("fg_bg", "fg_z", -1.0, "cover"),
+    "edge": LabelNull("edge_texture", "edge_z", 1.0, "contour"),
+    "texture": LabelNull("edge_texture", "texture_z", 1.0, "texture"),
+    "colour": LabelNull("colour", "colour_z", 1.0, "colour"),
+    "local": LabelNull("range", "distance_z", -1.0, None),
+    "global": LabelNull("range", "distance_z", 1.0, None),
+}
+CONTENT_LABELS = frozenset(k for k, v in LABEL_NULLS.items() if v.feature is not None)
+
 
 # ---------------------------------------------------------------------------- the labels
 def fg_labels(s: dict) -> np.ndarray:
@@ -112,9 +128,6 @@ RULES = {
     "range": (range_labels, (("row_entropy", UNIFORM_ENTROPY), ("distance_ratio", LOCAL_RATIO),
                              ("distance_ratio", GLOBAL_RATIO))),
 }
-#: the image feature behind each content label (meta["feature_r"] holds their correlations)
-FEATURE_OF = {"foreground": "cover", "background": "cover", "edge": "contour",
-              "texture": "texture", "colour": "colour"}
 
 
 @dataclass
@@ -154,33 +167,33 @@ class HeadTable:
     def _content(self, layer: int, head: int) -> list[str]:
         """The head's non-null labels on the axes that measure mass on an image feature."""
         out = [str(self.labels[a][layer, head]) for a in ("fg_bg", "edge_texture", "colour")]
-        return [x for x in out if x in CONTENT_Z]
+        return [x for x in out if x in CONTENT_LABELS]
 
     def _candidates(self, layer: int, head: int) -> list[str]:
         """The head's content labels and its local / global label: those with a null."""
         rng = str(self.labels["range"][layer, head])
-        return self._content(layer, head) + ([rng] if rng in LABEL_Z else [])
+        return self._content(layer, head) + ([rng] if rng in LABEL_NULLS else [])
 
     def _beyond_null(self, label: str, layer: int, head: int) -> float:
-        """The label's shuffle z-score pointed its way (:data:`LABEL_Z`), or its
+        """The label's shuffle z-score pointed its way (:data:`LABEL_NULLS`), or its
         :meth:`strength` in a table without that z column (one built by hand, or read
         from a file written before it existed)."""
-        column, sign = LABEL_Z[label]
-        z = self.scores.get(column)
+        null = LABEL_NULLS[label]
+        z = self.scores.get(null.z)
         if z is None or not np.isfinite(z[layer, head]):
             return self.strength(label, layer, head)
-        return sign * float(z[layer, head])
+        return null.sign * float(z[layer, head])
 
     def confounded(self, label: str, layer: int, head: int) -> list[str]:
         """The head's other content labels whose image feature correlates with ``label``'s
         at ``|r| >= CONFOUND_R`` over this image's patches (``meta["feature_r"]``): the same
         mass explains both, so the image cannot tell them apart."""
         r = self.meta.get("feature_r", {})
-        f = FEATURE_OF.get(label)
-        if f is None:  # local / global: no image feature to share
+        f = LABEL_NULLS[label].feature if label in LABEL_NULLS else None
+        if f is None:  # local / global (or sink, none): no image feature to share
             return []
-        return [x for x in self._content(layer, head)
-                if x != label and abs(r.get(f"{f}|{FEATURE_OF[x]}", 0.0)) >= CONFOUND_R]
+        return [x for x in self._content(layer, head) if x != label
+                and abs(r.get(f"{f}|{LABEL_NULLS[x].feature}", 0.0)) >= CONFOUND_R]
 
     def group(self, layer: int, head: int) -> str:
         """The head's primary group (its frame colour).
@@ -188,7 +201,7 @@ class HeadTable:
         sink when the fg_bg axis says so. Otherwise, of the head's labels that hold
         (foreground, background, edge, texture, colour, local, global), the one whose score
         lies furthest beyond the same map shuffled over the image's patches (largest z of
-        :data:`LABEL_Z`: each axis in units of its own null spread, so unrelated axes
+        :data:`LABEL_NULLS`: each axis in units of its own null spread, so unrelated axes
         compare; local / global by the mean z of every query's row, the content labels by
         the class-token map's); when that label is confounded with another
         (:meth:`confounded`), the data cannot separate them and the one first in AXES order
@@ -202,7 +215,7 @@ class HeadTable:
             return "none"
         best = max(candidates, key=lambda x: self._beyond_null(x, layer, head))
         tied = [best, *self.confounded(best, layer, head)]
-        return min(tied, key=lambda x: AXES.index(AXIS_OF[x]))
+        return min(tied, key=lambda x: AXES.index(LABEL_NULLS[x].axis))
 
     def groups(self) -> np.ndarray:
         n_l, n_h = self.shape
