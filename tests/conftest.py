@@ -41,6 +41,14 @@ def small_model(name: str, **kwargs):
     return timm.create_model(name, pretrained=False, **kwargs).eval()
 
 
+@pytest.fixture(autouse=True)
+def _no_kept_grabcuts():
+    """Each test starts with no GrabCut result kept from another (tests count the runs)."""
+    from vitexplorer.core.masks import clear_grabcuts
+
+    clear_grabcuts()
+
+
 @pytest.fixture(scope="session")
 def tiny_loaded():
     """vit_tiny at 64 px with random weights, wrapped as the app loads it."""

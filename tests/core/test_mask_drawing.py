@@ -182,3 +182,43 @@ def test_a_second_mask_is_scored_as_if_it_were_the_first(tiny_loaded):
         np.testing.assert_array_equal(table.labels[k], fresh.labels[k], err_msg=k)
     assert table.meta["feature_r"] == fresh.meta["feature_r"]
     assert not np.array_equal(table.scores["fg_score"], a.head_table("rollout").scores["fg_score"])
+
+
+def test_grabcut_is_shared_by_pixels_box_and_strokes_and_kept_for_a_few(monkeypatch):
+    """One run per image content, box and strokes, whoever asks (another array with the
+    same pixels too, two threads at once too); one changed pixel, box or stroke is a new
+    run; only the newest GRABCUT_KEPT are kept. Fails when the key misses any of them
+    (a stale mask) or the image is known by its identity (a run per copy)."""
+    import threading
+    import time
+
+    from vitexplorer.core import masks
+
+    runs = []
+    monkeypatch.setattr(masks, "box_grabcut",  # slow enough for the threads to meet
+                        lambda *a, **k: runs.append(a[1]) or time.sleep(0.1)
+                        or box_grabcut(*a, **k))
+    img, obj, _blue = scene("distractor")
+    threads = [threading.Thread(target=masks.shared_box_grabcut, args=(img.copy(), BOX))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    first, warning = masks.shared_box_grabcut(img, BOX)
+    assert warning is None and iou(first, obj) > 0.5 and not first.flags.writeable
+    assert masks.shared_box_grabcut(img.copy(), BOX)[0] is first and len(runs) == 1
+    changed = img.copy()
+    changed[0, 0, 0] ^= 1
+    masks.shared_box_grabcut(changed, BOX)
+    masks.shared_box_grabcut(img, (24, 20, 140, 100))
+    stroke = Stroke(((115, 60),), 4, False)
+    scribbled, _ = masks.shared_box_grabcut(img, BOX, [stroke])
+    assert len(runs) == 4 and not (scribbled == first).all()
+    assert masks.shared_box_grabcut(img, BOX, (stroke,))[0] is scribbled and len(runs) == 4
+    monkeypatch.setattr(masks, "GRABCUT_KEPT", 2)
+    masks.shared_box_grabcut(img, (26, 20, 140, 100))  # keeps only it and the scribbled
+    masks.shared_box_grabcut(img, BOX, [stroke])
+    assert len(runs) == 5
+    again, _ = masks.shared_box_grabcut(img, BOX)  # forgotten: run again, same mask
+    assert len(runs) == 6 and again is not first and (again == first).all()

@@ -313,6 +313,37 @@ def test_the_compare_slot_scores_and_shows_the_same_drawing(qtbot, window, coins
                     and not window.tasks.is_running(), timeout=30000)
 
 
+def test_the_two_slots_share_one_grabcut_per_image_and_box(qtbot, window, coins,
+                                                           monkeypatch):
+    """Compare mode: the model-free GrabCut runs once for both models of an image (centre
+    box, then a drawn box), and again once the image changes. Fails (2, 4, 6 runs) when
+    every slot runs its own."""
+    from vitexplorer.core import masks
+
+    runs = []
+    real = masks.box_grabcut
+    monkeypatch.setattr(masks, "box_grabcut",
+                        lambda *a, **k: runs.append(a[1]) or real(*a, **k))
+    open_and_wait(qtbot, window, coins)
+    with qtbot.waitSignal(window.compare.compared, timeout=60000):
+        window.compare.load_model("vit_small_patch16_224", "random")
+    a, b = window.state.a, window.state.b
+    assert b.head_groups.table.meta["mask_source"] == "centre" and len(runs) == 1
+    assert (b.head_groups.foreground.mask == a.head_groups.foreground.mask).all()
+    drag(window, "box", [(20, 15), (100, 80)])
+    wait_scored(qtbot, window, "box")
+    qtbot.waitUntil(lambda: b.head_groups.table.meta["mask_source"] == "box"
+                    and not window.tasks.is_running(), timeout=30000)
+    assert len(runs) == 2 and runs[1] != runs[0]
+    other = coins.with_name("chelsea.png")
+    other.write_bytes((TEST_IMAGES / "chelsea.png").read_bytes())
+    with qtbot.waitSignal(window.compare.compared, timeout=60000):
+        open_and_wait(qtbot, window, other)
+    assert b.analysis.source == str(other) and b.head_groups.table.meta["mask_source"] == \
+        "centre"
+    assert len(runs) == 3
+
+
 def test_the_foreground_dropdown_names_the_mask_the_scores_use(qtbot, window, coins, tmp_path):
     from dataclasses import replace
 

@@ -357,7 +357,7 @@ class Analysis:
             warning = None
             if mode in ("box", "centre"):
                 rect = box if box is not None else masks.centre_box(self.image.shape[:2])
-                fg, warning = masks.box_grabcut(self.image, rect)
+                fg, warning = masks.shared_box_grabcut(self.image, rect)
             elif mode == "grabcut":
                 fg, warning = masks.grabcut_mask(self.image, self.map("rollout"), self.geometry)
             elif mode == "rollout":

@@ -14,6 +14,9 @@ turns them into the per-token share the head scores use.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
@@ -42,6 +45,8 @@ MASK_NAMES = {
 CENTRE_INSET = 0.1
 #: GrabCut "found nothing" below this share of its box (the object is not in it)
 MIN_GRABCUT_SHARE = 0.01
+#: :func:`shared_box_grabcut` keeps at most this many masks, and this many bytes of them
+GRABCUT_KEPT, GRABCUT_KEPT_BYTES = 8, 64 * 2**20
 
 
 @dataclass
@@ -197,6 +202,65 @@ def box_grabcut(image: np.ndarray, box: tuple[int, int, int, int], iterations: i
     return out, None
 
 
+class _GrabCuts:
+    """Box GrabCut results by (image pixels, box, strokes), the newest last; a caller
+    asking for one being computed waits for it instead of computing it twice."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.kept: OrderedDict[tuple, tuple[np.ndarray, str | None]] = OrderedDict()
+        self.running: dict[tuple, threading.Lock] = {}
+
+    def get(self, image: np.ndarray, box: tuple[int, int, int, int],
+            strokes: tuple[Stroke, ...]) -> tuple[np.ndarray, str | None]:
+        digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest()
+        key = (digest, image.shape, str(image.dtype), tuple(box), strokes)
+        with self.lock:
+            running = self.running.setdefault(key, threading.Lock())
+        with running:
+            with self.lock:
+                if key in self.kept:
+                    self.kept.move_to_end(key)
+                    return self.kept[key]
+            try:
+                mask, warning = box_grabcut(image, box, strokes=strokes)
+                mask.flags.writeable = False  # shared by every caller
+                with self.lock:
+                    self.kept[key] = mask, warning
+                    while len(self.kept) > 1 and (
+                            len(self.kept) > GRABCUT_KEPT or sum(
+                                m.nbytes for m, _ in self.kept.values()) > GRABCUT_KEPT_BYTES):
+                        self.kept.popitem(last=False)
+            finally:
+                with self.lock:
+                    self.running.pop(key, None)
+            return mask, warning
+
+    def clear(self) -> None:
+        with self.lock:
+            self.kept.clear()
+
+
+_grabcuts = _GrabCuts()
+
+
+def shared_box_grabcut(image: np.ndarray, box: tuple[int, int, int, int],
+                       strokes: list[Stroke] | tuple[Stroke, ...] = ()
+                       ) -> tuple[np.ndarray, str | None]:
+    """:func:`box_grabcut` (default settings), computed once per image, box and strokes:
+    the mask is a property of the pixels and the user's seeds, not of the model, so two
+    models analysing one image (the GUI's compare mode) or a box undone and redone share
+    one run (~0.6 s). The image is known by a digest of
+    its pixels, so another image, box or stroke is a new run; the last
+    :data:`GRABCUT_KEPT` results are kept (read-only arrays)."""
+    return _grabcuts.get(image, box, tuple(strokes))
+
+
+def clear_grabcuts() -> None:
+    """Forget the kept GrabCut results (tests counting GrabCut runs start from none)."""
+    _grabcuts.clear()
+
+
 def drawn_foreground(image: np.ndarray, photo_size: tuple[int, int],
                      box: tuple[int, int, int, int] | None = None,
                      scribbles: list[Stroke] | tuple[Stroke, ...] = (),
@@ -213,7 +277,7 @@ def drawn_foreground(image: np.ndarray, photo_size: tuple[int, int],
         box = centre_box(photo_size)
     if box is not None:
         rect = (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
-        mask, warning = box_grabcut(image, rect, strokes=[s.scaled(sx, sy) for s in scribbles])
+        mask, warning = shared_box_grabcut(image, rect, [s.scaled(sx, sy) for s in scribbles])
         source = "scribbles" if scribbles else "box"
         name = (f"GrabCut in the centre box {tuple(box)} with scribbles" if implied else
                 f"{MASK_NAMES[source]} {tuple(box)}")
