@@ -495,14 +495,27 @@ def compact(fig: Figure, ax, o: FigureOptions) -> None:
         fig.set_figheight(new)
 
 
+def _panel_ranges(maps: np.ndarray, scaling: str, percentile: float, shared: bool,
+                  fixed_range: tuple[float, float] | None
+                  ) -> tuple[list[list[tuple[float, float]]], Normalize]:
+    """The colour range of each map of ``maps`` ``[rows, cols, gh, gw]`` and the colour bar's
+    norm: with ``shared``, ``fixed_range`` or the ``scaling`` range over every map, the bar
+    in % of map mass; otherwise each map's own range, the bar 0-1 of it."""
+    if shared:
+        vr = fixed_range or display_range(maps, scaling, percentile)
+        return [[vr] * maps.shape[1]] * maps.shape[0], Normalize(vr[0] * 100, vr[1] * 100)
+    return ([[display_range(m, scaling, percentile) for m in row] for row in maps],
+            Normalize(0, 1))
+
+
 def _cells(analysis: Analysis, method: str, layers: Sequence[int], o: FigureOptions,
            opacity: float, scaling: str, fusion: str, discard: float, contour: float | None,
-           cell_px: int, percentile: float = 99.0, upsample: Upsample = "bilinear",
-           fixed_range: tuple[float, float] | None = None
+           cell_px: int, shared: bool, percentile: float = 99.0,
+           upsample: Upsample = "bilinear", fixed_range: tuple[float, float] | None = None
            ) -> tuple[list[list[np.ndarray]], Normalize]:
-    """Each head's overlay at ``cell_px`` on its longer side, on one shared (``fixed_range``
-    when given) or per-panel scale; the colour bar's norm (% of map mass, or 0-1 of each
-    panel's range)."""
+    """Each head's overlay at ``cell_px`` on its longer side, on one ``shared`` scale
+    (``fixed_range`` when given) or per-panel scales (:func:`_panel_ranges`), and the
+    colour bar's norm."""
     import cv2
 
     maps = np.stack([[analysis.map(method, li, h, fusion, discard)
@@ -512,13 +525,11 @@ def _cells(analysis: Analysis, method: str, layers: Sequence[int], o: FigureOpti
     geom = analysis.geometry.scaled(factor)
     small = cv2.resize(img, geom.image_size[::-1], interpolation=cv2.INTER_AREA) \
         if factor < 1 else img
-    shared = o.scale == "shared" or fixed_range is not None
-    vr = (fixed_range or display_range(maps, scaling, percentile)) if shared else None
+    ranges, norm = _panel_ranges(maps, scaling, percentile, shared, fixed_range)
     cells = [[overlay(small, m, geom, o.cmap, opacity, scaling, upsample, contour=contour,
-                      contour_color=CONTOUR_RGB,
-                      vrange=vr or display_range(m, scaling, percentile))
-              for m in row] for row in maps]
-    norm = Normalize(vr[0] * 100, vr[1] * 100) if shared else Normalize(0, 1)
+                      contour_color=CONTOUR_RGB, vrange=vr)
+              for m, vr in zip(row, row_ranges, strict=True)]
+             for row, row_ranges in zip(maps, ranges, strict=True)]
     return cells, norm
 
 
@@ -554,10 +565,10 @@ def grid_figure(
     if cmap is not None:
         o = replace(o, cmap=cmap)
     layers = list(range(analysis.num_layers)) if layer is None else [layer % analysis.num_layers]
-    cells, norm = _cells(analysis, method, layers, o, opacity, scaling, fusion, discard,
-                         contour, _cell_px(o, analysis.num_heads), percentile, upsample,
-                         fixed_range)
     shared = o.scale == "shared" or fixed_range is not None
+    cells, norm = _cells(analysis, method, layers, o, opacity, scaling, fusion, discard,
+                         contour, _cell_px(o, analysis.num_heads), shared, percentile,
+                         upsample, fixed_range)
     where = f"layer {layers[0]}" if layer is not None else "every layer"
     title = f"{analysis.model_label} · {METHOD_LABELS.get(method, method)} · {where}"
     scale_text = _scale_text(scaling, shared, percentile,
