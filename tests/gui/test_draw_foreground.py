@@ -70,6 +70,9 @@ def test_a_drawn_box_and_scribbles_seed_grabcut_in_photo_pixels(qtbot, window, c
     assert fg.any() and not fg[:14].any() and not fg[81:].any() and not fg[:, 101:].any()
     outline = window.mask_overlay.outline_path().boundingRect()
     assert outline.width() > 5 and outline.left() >= 19 and outline.right() <= 101
+    points = np.vstack(groups.outline)  # the worker's display pixels, drawn as they are
+    assert (outline.left(), outline.right(), outline.top(), outline.bottom()) == (
+        points[:, 0].min(), points[:, 0].max(), points[:, 1].min(), points[:, 1].max())
     assert "drawn box" in window.groups_panel.scored_with.text()
 
     seen = []
@@ -423,3 +426,13 @@ def test_the_dropdown_entry_says_what_was_drawn(base, edited, no_box, expected):
 
     assert in_use_text(base, "/x/m.png" if base == "file" else None, edited,
                        no_box) == expected
+
+
+def test_an_outline_array_becomes_a_polygon_point_for_point():
+    from vitexplorer.gui.mask_overlay import _polygon
+
+    points = np.random.default_rng(0).uniform(-5, 500, (1000, 2))
+    polygon = _polygon(points)
+    assert [(p.x(), p.y()) for p in polygon] == [tuple(p) for p in points.tolist()]
+    assert _polygon(points[::2]).size() == 500  # a strided view too
+    assert _polygon(np.empty((0, 2))).isEmpty()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import TEST_IMAGES
@@ -119,3 +120,27 @@ def test_a_new_analysis_is_scored_with_the_mask_mode_in_use(tiny_loaded, monkeyp
     assert calls == [] and done.head_groups.mask == "rollout"
     done = analyze_job(tiny_loaded, rgb, "coins", "stretch", "viridis")
     assert calls and done.head_groups.mask == "centre"
+
+
+@pytest.mark.parametrize(("display_max", "shape", "scale"), [
+    (100, (200, 400), (1 / 4, 1 / 4)),  # a quarter on both sides
+    (192, (303, 384), (192 / 384, 152 / 303)),  # rows rounded as resized() rounds them
+    (1000, (200, 400), (1, 1))])  # not reduced
+def test_the_outline_comes_in_display_pixels_through_pixel_centres(monkeypatch, display_max,
+                                                                   shape, scale):
+    """The worker gives the outline on the display copy the view draws on, through the
+    mask's pixel centres, so the GUI thread only copies it. Fails when it is left in the
+    mask's pixels (the GUI thread then scales every point)."""
+    from vitexplorer.gui import jobs
+
+    monkeypatch.setattr(jobs, "DISPLAY_MAX", display_max)
+    mask = np.zeros(shape, bool)
+    mask[20:40, 100:140] = True  # rows 20-39, columns 100-139
+    (square,) = jobs.display_outline(mask)
+    sx, sy = scale
+    assert square[:, 0].min() == pytest.approx(100.5 * sx)
+    assert square[:, 0].max() == pytest.approx(139.5 * sx)
+    assert square[:, 1].min() == pytest.approx(20.5 * sy)
+    assert square[:, 1].max() == pytest.approx(39.5 * sy)
+    display = jobs.resized(np.zeros((*shape, 3), np.uint8), display_max)[0]
+    assert display.shape[:2] == (round(shape[0] * sy), round(shape[1] * sx))

@@ -128,7 +128,7 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
     no mask changes: the clustering, divergence and matrix are taken from it, not computed
     again (the mask-free head scores the analysis keeps itself), and its ``cut`` (the
     drawing without its edits and its GrabCut mask) is reused when only the edits changed."""
-    from vitexplorer.core.masks import drawn_foreground, mask_outline
+    from vitexplorer.core.masks import drawn_foreground
     from vitexplorer.core.relations import cluster_heads, layer_divergence
     from vitexplorer.core.render import colorize
 
@@ -164,8 +164,24 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
     name = fg.name if drawing else mask_name or mask_mode
     base_source = base.source if drawing else fg.source
     return HeadGroups(table, clustering, divergence, matrix, name, foreground=fg,
-                      outline=mask_outline(fg.mask), cut=cut, base_source=base_source,
+                      outline=display_outline(fg.mask), cut=cut, base_source=base_source,
                       mask_file=mask_name if base_source == "file" else None)
+
+
+def display_outline(mask: np.ndarray) -> list[np.ndarray]:
+    """The border of ``mask`` (on ``analysis.image``) as ``(n, 2)`` float x, y through its
+    pixel centres on the display copy the view draws on (:func:`analyze_job`'s, longest side
+    ``DISPLAY_MAX``): the GUI thread copies them into polygons as they are (an edited mask's
+    border on a large photo has tens of thousands of points)."""
+    from vitexplorer.core.masks import mask_outline
+
+    h, w = mask.shape
+    scale = min(1.0, DISPLAY_MAX / max(h, w))
+    if scale < 1.0:  # the size resized() gives the display copy
+        scale_xy = np.array([max(1, round(w * scale)) / w, max(1, round(h * scale)) / h])
+    else:
+        scale_xy = np.ones(2)
+    return [(c + 0.5) * scale_xy for c in mask_outline(mask)]
 
 
 def photo_size(analysis: Analysis) -> tuple[int, int]:

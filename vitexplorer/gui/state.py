@@ -115,7 +115,7 @@ class HeadGroups:
     mask: str  # name of the foreground mask the table was scored with
     importance_class: str | None = None  # class the head importance was computed for
     foreground: Any = None  # the core.masks.Foreground scored against, on analysis.image
-    outline: list = field(default_factory=list)  # its border: (n, 2) x, y on analysis.image
+    outline: list = field(default_factory=list)  # its border: (n, 2) x, y on the display copy
     cut: tuple | None = None  # (Drawing without edits, its GrabCut Foreground), for reuse
     base_source: str = ""  # what made the mask before hand edits (core.masks.Foreground.source)
     mask_file: str | None = None  # the mask file that base is, chosen or found beside the image
