@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -232,18 +233,11 @@ class CompareController(QObject):
 
     def _frame_groups(self, finished: FinishedAnalysis) -> None:
         """B's grid framed in the colours of B's head groups, as A's grid is in A's."""
-        from PySide6.QtGui import QColor
-
-        from vitexplorer.core.constants import GROUP_COLOURS
-
         if finished.head_groups is None:
             return
         names = finished.head_groups.table.groups()
-        n_l, n_h = names.shape
-        cells = [(li, h) for li in range(n_l) for h in range(n_h)]
-        self.panel.grid.set_frames(
-            {c: QColor(GROUP_COLOURS[str(names[c])]) for c in cells if names[c] != "none"},
-            {c: f"B {c[0]}.{c[1]}: group {names[c]}" for c in cells})
+        self.panel.grid.set_groups(names, {(li, h): f"B {li}.{h}: group {g}"
+                                           for (li, h), g in np.ndenumerate(names)})
 
     def _b_head_clicked(self, layer: int, head: int) -> None:
         """A click on B's grid selects, in A, the head matched to that head of B."""

@@ -14,6 +14,7 @@ from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
+from vitexplorer.core.constants import GROUP_COLOURS
 from vitexplorer.gui.qimage import to_pixmap
 
 MARGIN, GAP, LABEL = 4, 3, 24
@@ -49,11 +50,14 @@ class HeadGrid(QWidget):
         self._cell = QSize(w, h)
         self.update()
 
-    def set_frames(self, colours: dict[tuple[int, int], QColor],
+    def set_groups(self, names: np.ndarray,
                    info: Callable[[int, int], str] | dict | None = None) -> None:
-        """Frame colours per cell, and the text of each cell's tooltip (group, score): a
-        dict by cell, or ``info(layer, head)`` asked for only when the tooltip shows."""
-        self._frames = dict(colours)
+        """Frame each cell in the colour of its head group (``names`` ``[L, H]``, from
+        ``HeadTable.groups()``; "none" is not framed), and the text of each cell's tooltip
+        (group, score): a dict by cell, or ``info(layer, head)`` asked for only when the
+        tooltip shows."""
+        self._frames = {(li, h): QColor(GROUP_COLOURS[str(g)])
+                        for (li, h), g in np.ndenumerate(names) if g != "none"}
         self._info = info
         self.update()
 

@@ -352,17 +352,9 @@ class MainWindow(TransferMixin, QMainWindow):
 
     def _show_groups(self, groups: HeadGroups) -> None:
         """Frames, tooltips, importance bars and grid order for a new head table."""
-        from PySide6.QtGui import QColor
-
-        from vitexplorer.core.constants import GROUP_COLOURS
-
         names = groups.table.groups()
-        n_l, n_h = names.shape
-        cells = [(li, h) for li in range(n_l) for h in range(n_h)]
-        colours = {c: QColor(GROUP_COLOURS[str(names[c])]) for c in cells
-                   if names[c] != "none"}
-        self.grid.set_frames(colours, lambda li, h: describe_head(groups, li, h,
-                                                                  str(names[li, h])))
+        self.grid.set_groups(names, lambda li, h: describe_head(groups, li, h,
+                                                                str(names[li, h])))
         drop = groups.table.scores.get("logprob_drop")
         self.grid.set_heat(None if drop is None else
                            np.clip(drop, 0, None) / max(float(drop.max()), 1e-9))
