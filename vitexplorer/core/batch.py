@@ -175,6 +175,19 @@ class BatchResult:
     seconds: float = 0.0
     log: ErrorLog | None = field(default=None, repr=False)
 
+    @classmethod
+    def logged(cls, out: Path, failed: list[tuple[str, str]]) -> BatchResult:
+        """A run's result that appends each failure to ``out/errors.csv`` as it happens
+        (:class:`ErrorLog`; :meth:`close` it), starting with ``failed`` (discovery's)."""
+        result = cls(log=ErrorLog(out / "errors.csv"))
+        for path, reason in failed:
+            result.fail(path, reason)
+        return result
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
     def fail(self, path: str, reason: str) -> None:
         """Record one failure (and append it to ``errors.csv`` at once)."""
         self.failed.append((path, reason))
@@ -553,10 +566,7 @@ def _run_locked(inputs, out: Path, loaded: LoadedModel, opts: BatchOptions, resu
     if n > 1:
         items = [it for it in items if shard_of(it, n) == k - 1]
     write_atomic(out / "run.json", json.dumps(run_record(loaded, opts, wh, inputs), indent=1))
-    log = ErrorLog(out / "errors.csv")
-    result = BatchResult(log=log)
-    for e in errors:
-        result.fail(*e)
+    result = BatchResult.logged(out, errors)
     todo = items_to_do(items, out, resume, overwrite, result)
     total = len(todo)
     _tick(progress, result, total)  # the count is known before the first image is done
@@ -597,7 +607,7 @@ def _run_locked(inputs, out: Path, loaded: LoadedModel, opts: BatchOptions, resu
         _drain(pending, result, progress, total, keep=0)
     finally:
         writer.shutdown(wait=True)
-        log.close()
+        result.close()
     summarize(out)
     result.seconds = time.perf_counter() - t0
     return result

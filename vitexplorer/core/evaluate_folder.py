@@ -27,7 +27,6 @@ from vitexplorer.core.analysis import Analysis
 from vitexplorer.core.batch import (
     BatchError,
     BatchResult,
-    ErrorLog,
     Item,
     RunLock,
     check_output,
@@ -122,10 +121,7 @@ def _run_locked(inputs: list[Path], out: Path, loaded: LoadedModel, opts: Evalua
     claim_run(out, opts.result_key(), wh, resume, overwrite)
     items, errors = discover(inputs, out)
     write_atomic(out / "run.json", json.dumps(_run_record(loaded, opts, wh, inputs), indent=1))
-    log = ErrorLog(out / "errors.csv")
-    result = BatchResult(log=log)
-    for e in errors:
-        result.fail(*e)
+    result = BatchResult.logged(out, errors)
     todo = items_to_do(items, out, resume, overwrite, result)
     try:
         for item in todo:
@@ -145,7 +141,7 @@ def _run_locked(inputs: list[Path], out: Path, loaded: LoadedModel, opts: Evalua
     except KeyboardInterrupt:
         result.interrupted = True
     finally:
-        log.close()
+        result.close()
     summarize_evaluation(out, opts.format, figure)
     return result
 
