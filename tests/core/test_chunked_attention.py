@@ -12,7 +12,8 @@ import torch
 
 from tests.conftest import small_model
 from vitexplorer.core import chunked_attention as ca
-from vitexplorer.core.capture import capture
+from vitexplorer.core.capture import TokenLayout, capture
+from vitexplorer.core.maps import patch_distances, range_means, range_sums
 from vitexplorer.core.stream import stream
 
 
@@ -38,11 +39,20 @@ def test_attention_is_sdpa_and_every_row_reaches_the_sink_once(kind):
         mask[..., 0] = True  # every row keeps a key
     elif kind == "scale":
         scale = 0.7
-    chunks = {}
-    out = ca.attention(q, k, v, lambda r0, p: chunks.setdefault(r0, p.clone()), mask, scale,
-                       rows=4)
+    chunks, scores = {}, {}
+
+    def sink(r0, p, s):
+        chunks[r0] = p.clone()
+        scores[r0] = None if s is None else s.clone()
+
+    out = ca.attention(q, k, v, sink, mask, scale, rows=4)
     ref_out, ref_p = _sdpa64(q, k, v, mask, scale)
     assert sorted(chunks) == [0, 4, 8]
+    for r0, s in scores.items():  # the scores the chunk is the softmax of; none with infinities
+        if kind == "bool":
+            assert s is None
+        else:
+            torch.testing.assert_close(s.softmax(-1), chunks[r0])
     torch.testing.assert_close(torch.cat([chunks[r] for r in sorted(chunks)], -2).double(),
                                ref_p, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(out.double(), ref_out, atol=1e-5, rtol=1e-5)
@@ -98,6 +108,29 @@ def test_streamed_reductions_equal_float64_definitions_across_chunks(name, kwarg
     np.testing.assert_allclose(s.entropy.numpy(), entropy, rtol=1e-5)
     np.testing.assert_allclose(s.distance_z.numpy(), z, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(s.logits, full.logits, atol=1e-4, rtol=1e-4)
+
+
+def test_entropy_from_the_scores_equals_the_float64_definition_on_peaked_rows():
+    """Rows sharp enough that float32 probabilities underflow to 0 (trained heads look like
+    this): the entropy read from the scores (no log of tiny probabilities) against float64."""
+    torch.manual_seed(5)
+    grid, n_prefix = (5, 6), 2
+    layout = TokenLayout(n_prefix, True, 1, 0, grid)
+    n = n_prefix + grid[0] * grid[1]
+    s = torch.randn(2, 3, n, n) * torch.tensor([1.0, 10.0, 60.0])[:, None, None]
+    # the prefix keys score as high as the row's best patch: they hold up to two thirds of
+    # the mass, and the patch share renormalised is still representable in float32
+    s[..., :n_prefix] = s[..., n_prefix:].amax(-1, keepdim=True)
+    p = s.softmax(-1)
+    assert (p == 0).any()  # the sharpest head underflows
+    dist = patch_distances(grid, (16, 16))
+    with_scores = [range_sums(p[..., r0:r0 + 7, :], r0, layout, dist, s[..., r0:r0 + 7, :])
+                   for r0 in range(0, n, 7)]
+    entropy = range_means(*(sum(x) for x in zip(*with_scores, strict=True)), 30)[1]
+    a = s.double().softmax(-1)[..., n_prefix:, n_prefix:]
+    a = a / a.sum(-1, keepdim=True)
+    want = -torch.special.xlogy(a, a).sum(-1).mean(-1) / math.log(30)
+    torch.testing.assert_close(entropy.double(), want, rtol=1e-5, atol=1e-6)
 
 
 def test_families_outside_the_list_keep_the_hook_path_with_the_same_results(monkeypatch):

@@ -8,7 +8,8 @@ fused branch, and its call of ``F.scaled_dot_product_attention`` inside a captur
 answered by :func:`attention`: for query rows ``r0:r1`` of all heads,
 ``P = softmax(q[r0:r1] k^T · scale + mask[r0:r1])`` (Vaswani et al. 2017, eq. 1, with
 torch's ``attn_mask`` semantics: a float mask is added, a bool mask keeps True entries),
-``out[r0:r1] = P v``, and ``sink(r0, P)``. Only a chunk of ``P`` ever exists
+``out[r0:r1] = P v``, and ``sink(r0, P, S)`` with ``S`` the scores ``P`` is the softmax of
+(None where a mask makes some of them infinite). Only a chunk of ``P`` ever exists
 (:data:`CHUNK_ELEMENTS`).
 
 The call is intercepted with a :class:`~torch.overrides.TorchFunctionMode` (thread-local:
@@ -47,9 +48,10 @@ CHUNKED_MODULES = {
 #: fewer chunks mean fewer thread barriers when other processes share the cores
 CHUNK_ELEMENTS = 2**20
 
-#: ``sink(r0, p)``: ``p`` ``[B, H, rows, N]`` are the probabilities of query rows
-#: ``r0 : r0 + rows`` of every head (valid during the call only: copy what is kept)
-ChunkSink = Callable[[int, torch.Tensor], None]
+#: ``sink(r0, p, s)``: ``p`` ``[B, H, rows, N]`` are the probabilities of query rows
+#: ``r0 : r0 + rows`` of every head and ``s`` the finite scores they are the softmax of, or
+#: None (valid during the call only: copy what is kept)
+ChunkSink = Callable[[int, torch.Tensor, torch.Tensor | None], None]
 
 
 def supports(model: nn.Module) -> bool:
@@ -63,12 +65,15 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sink: ChunkSink
               rows: int | None = None) -> torch.Tensor:
     """``softmax(q k^T · scale + attn_mask) v`` for ``q``, ``k``, ``v`` ``[B, H, N, d]``
     (``scale`` defaults to ``d^-1/2`` as in torch), ``rows`` query rows at a time (default:
-    :data:`CHUNK_ELEMENTS` per chunk), each chunk's probabilities given to ``sink``."""
+    :data:`CHUNK_ELEMENTS` per chunk), each chunk's probabilities and scores given to
+    ``sink`` (no scores when the mask holds infinities)."""
     b, h, n, d = q.shape
     if rows is None:
         rows = max(1, CHUNK_ELEMENTS // (b * h * k.shape[-2]))
     q = q * (d ** -0.5 if scale is None else scale)
     kt = k.transpose(-2, -1)
+    finite = attn_mask is None or (attn_mask.is_floating_point()
+                                   and bool(torch.isfinite(attn_mask).all()))
     # [B, N, H, d] memory: the caller's transpose(1, 2).reshape is then a view
     out = torch.empty(b, n, h, v.shape[-1], dtype=v.dtype, device=v.device).transpose(1, 2)
     for r0 in range(0, n, rows):
@@ -81,7 +86,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sink: ChunkSink
                 s += m
         p = s.softmax(-1)
         out[:, :, r0:r0 + rows] = torch.matmul(p, v)
-        sink(r0, p)
+        sink(r0, p, s if finite else None)
     return out
 
 
@@ -89,7 +94,7 @@ class _Intercept(TorchFunctionMode):
     """Answers ``F.scaled_dot_product_attention`` with :func:`attention` while ``block`` is
     set (by the attention modules' hooks); every other call passes through."""
 
-    def __init__(self, sink: Callable[[int, int, torch.Tensor], None]):
+    def __init__(self, sink: Callable[[int, int, torch.Tensor, torch.Tensor | None], None]):
         super().__init__()
         self.sink = sink
         self.block: int | None = None
@@ -107,14 +112,15 @@ class _Intercept(TorchFunctionMode):
                                "are not supported (is the model in eval mode?)")
         i = self.block
         self.answered = True
-        return attention(q, k, v, lambda r0, p: self.sink(i, r0, p),
+        return attention(q, k, v, lambda r0, p, s: self.sink(i, r0, p, s),
                          named.get("attn_mask"), named.get("scale"))
 
 
 @contextmanager
-def recording(model: nn.Module, sink: Callable[[int, int, torch.Tensor], None],
+def recording(model: nn.Module,
+              sink: Callable[[int, int, torch.Tensor, torch.Tensor | None], None],
               should_stop: StopCheck = None) -> Iterator[None]:
-    """Forwards inside the ``with`` give ``sink(block, r0, p)`` every chunk of every captured
+    """Forwards inside the ``with`` give ``sink(block, r0, p, s)`` every chunk of every captured
     block's attention (:func:`attention`); ``should_stop`` is polled after each block (True:
     :class:`Cancelled`). The fused branch is switched on for the captured modules and each
     module's ``fused_attn`` restored afterwards (as :func:`.capture.recording` does)."""

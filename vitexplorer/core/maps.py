@@ -104,13 +104,22 @@ def range_means(d: torch.Tensor, ent: torch.Tensor, z: torch.Tensor, n: int
     return d / n, ent / (n * math.log(n)), z / n
 
 
-def range_sums(chunk: torch.Tensor, first_row: int, layout: TokenLayout, dist: torch.Tensor
+def range_sums(chunk: torch.Tensor, first_row: int, layout: TokenLayout, dist: torch.Tensor,
+               logits: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The sums over query rows behind :func:`range_stats`, of the query rows
     ``first_row : first_row + rows`` in ``chunk`` ``[..., H, rows, N]`` (prefix rows are
     skipped): ``sum_i d_i``, ``sum_i H(A'_i)`` (natural log) and ``sum_i z_i``, ``[..., H]``
     each; summed over every chunk of a block and divided by the patch count (the entropy
-    also by ``log(n_patches)``) they are :func:`range_stats`."""
+    also by ``log(n_patches)``) they are :func:`range_stats`.
+
+    ``logits``: the finite scores ``S`` the chunk is the softmax of (the chunked attention
+    has them). Then ``log A_ij = S_ij - L_i`` with ``L_i = logsumexp_j S_ij``, so the
+    entropy needs no logarithm per element: ``sum_j A_ij log A_ij = sum_j A_ij S_ij - L_i
+    s_i`` over patch keys (``s_i`` their mass), and ``L_i = max_j S_ij - log max_j A_ij``
+    (softmax keeps the order; ``max_j A_ij >= 1/N``: no underflow). The per-element log
+    was two thirds of
+    this function's time."""
     import torch
 
     p = layout.num_prefix
@@ -129,5 +138,11 @@ def range_sums(chunk: torch.Tensor, first_row: int, layout: TokenLayout, dist: t
     var = (torch.linalg.vecdot(c, c) / (s * s) - 1.0 / n).clamp_min_(0.0) * spread
     sd = var.sqrt()
     z = torch.where(sd > 1e-6, (di - expect) / sd.clamp_min(1e-6), torch.zeros_like(sd))
-    neg_ent = c.clamp_min(1e-30).log_().mul_(c).sum(-1)
+    if logits is None:
+        neg_ent = c.clamp_min(1e-30).log_().mul_(c).sum(-1)
+    else:
+        # softmax is monotone: the largest probability sits at the largest score
+        lse = (logits[..., skip:, :].amax(-1)
+               - chunk[..., skip:, :].amax(-1).float().log())
+        neg_ent = torch.linalg.vecdot(c, logits[..., skip:, p:].float()) - lse * s
     return di.sum(-1), (torch.log(s) - neg_ent / s).sum(-1), z.sum(-1)

@@ -111,8 +111,9 @@ def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None
     out: dict[str, torch.Tensor] = {}
     calls: list[Call | None] = [None] * n_blocks
 
-    def sink(i: int, r0: int, p: torch.Tensor) -> None:
-        """Reduce query rows ``r0 : r0 + rows`` of block i's attention ``p`` [B, H, rows, N]."""
+    def sink(i: int, r0: int, p: torch.Tensor, scores: torch.Tensor | None = None) -> None:
+        """Reduce query rows ``r0 : r0 + rows`` of block i's attention ``p`` [B, H, rows, N]
+        (the softmax of ``scores`` where the chunked attention has them)."""
         b, h, rows, n = p.shape
         if not out:
             check_tokens(n, layout)
@@ -134,7 +135,7 @@ def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None
         out["fused"][:, i, r0:r0 + rows] = p.mean(1)
         if ranges:
             for key, total in zip(("distance", "entropy", "distance_z"),
-                                  range_sums(p, r0, layout, dist), strict=True):
+                                  range_sums(p, r0, layout, dist, scores), strict=True):
                 out[key][:, i] += total.cpu()
 
     with ExitStack() as stack:
