@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import timm
 import torch
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -31,6 +32,7 @@ from vitexplorer.core.analysis import Analysis  # noqa: E402
 from vitexplorer.core.capture import capture  # noqa: E402
 from vitexplorer.core.errors import ModelError  # noqa: E402
 from vitexplorer.core.images import load_image, preprocess  # noqa: E402
+from vitexplorer.core.masks import clear_grabcuts  # noqa: E402
 from vitexplorer.core.models import load_model, resolve_device  # noqa: E402
 from vitexplorer.core.stream import stream  # noqa: E402
 
@@ -105,7 +107,9 @@ def case_capture(repeats: int, device: str) -> list[dict]:
 
 def full_analysis(loaded, pre, x, mask=None) -> Analysis:
     """What a full view of one image computes: the capture, every map family, the scores
-    (against ``mask``, else the head table's default foreground: GrabCut in the centre box)."""
+    (against ``mask``, else the head table's default foreground: GrabCut in the centre box,
+    computed anew: the GrabCut kept for compare slots would otherwise answer every repeat)."""
+    clear_grabcuts()
     a = Analysis.from_stream(stream(loaded.model, x), 0, loaded, pre, "crop", "bench")
     a.head_maps()
     a.head_rollout_maps()
@@ -199,8 +203,11 @@ def case_batch(repeats: int, device: str, n_images: int) -> list[dict]:
         src = tmp / "in"
         src.mkdir()
         names = sorted(IMAGES.glob("*.png"))
-        for i in range(n_images):
-            shutil.copy(names[i % len(names)], src / f"{i:04d}.png")
+        for i in range(n_images):  # one pixel marked per copy: every file's pixels differ,
+            # as in a real folder (the shared GrabCut would answer a repeated image at once)
+            pixels = np.array(Image.open(names[i % len(names)]))
+            pixels.reshape(-1)[0] = (int(pixels.reshape(-1)[0]) + 1 + i) % 256
+            Image.fromarray(pixels).save(src / f"{i:04d}.png")
         pres = [preprocess(load_image(p), loaded.data_config, "crop", loaded.patch_size).pixels
                 for p in sorted(src.iterdir())]
         batches = [torch.from_numpy(np.stack(pres[i:i + 8])).to(loaded.device)
@@ -270,6 +277,7 @@ def rss(field):
         if line.startswith(field):
             return int(line.split()[1]) * 1024
 import numpy as np
+from PIL import Image
 from vitexplorer.core.models import load_model
 from vitexplorer.core.analysis import analyze
 import vitexplorer.core.heads, vitexplorer.core.masks  # code is not the analysis' cost
