@@ -20,6 +20,8 @@ from tests.conftest import REPO, TEST_IMAGES
 from vitexplorer.core.batch import (
     BatchError,
     BatchOptions,
+    Item,
+    _prefetch,
     batch_options,
     check_output,
     discover,
@@ -282,3 +284,28 @@ def test_box_in_original_pixels_and_mask_source_in_every_record(tmp_path, tiny):
     with pytest.raises(BatchError, match="mask folder"):
         run_batch([src], tmp_path / "o2", tiny, BatchOptions(**{**OPTS,
                                                                 "masks": str(tmp_path / "no")}))
+
+
+@pytest.mark.parametrize("in_step", [True, False])
+def test_prefetch_in_step_decodes_nothing_while_the_consumer_works(in_step):
+    """In step (a CPU forward), the next group is submitted only when the consumer asks for
+    its first item, so no decode runs during the consumer's forward; free-running keeps
+    ``ahead`` in flight. Every item comes back once, in order, either way."""
+    import threading
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def fn(item):
+        with lock:
+            started.append(item.path)
+        return item.path
+
+    items = [Item(i, Path(str(i))) for i in range(7)]
+    gen = _prefetch(items, fn, workers=2, ahead=3, in_step=in_step)
+    got = [next(gen) for _ in range(3)]  # the consumer has a full batch of 3 ...
+    assert [f.result() for _, f in got] == [0, 1, 2]
+    time.sleep(0.2)  # ... and runs its forward: what has been submitted meanwhile?
+    assert len(started) == (3 if in_step else 5)
+    rest = [f.result() for _, f in gen]
+    assert rest == [3, 4, 5, 6] and sorted(started) == list(range(7))
