@@ -130,6 +130,18 @@ def test_one_evaluate_run_per_folder(tmp_path, tiny_loaded):
     assert run_evaluate([images], out, tiny_loaded, opts).done == 1
 
 
+def test_evaluate_never_writes_among_its_inputs(tmp_path, tiny_loaded):
+    """As batch: an output folder that is or holds an input folder is refused (its results
+    would be mixed with the inputs and read back by a resumed run)."""
+    images = two_images(tmp_path / "img")
+    opts = EvaluateOptions(model="vit_tiny_patch16_224", weights="random",
+                           methods=("rollout",), faithfulness=False)
+    for out in (images, tmp_path):
+        with pytest.raises(BatchError, match="never written among the inputs"):
+            run_evaluate([images], out, tiny_loaded, opts)
+    assert sorted(p.name for p in images.iterdir()) == ["broken.jpg", "chelsea.jpg"]
+
+
 def test_summary_best_head_rows():
     """Best head per image = mean of per-image maxima; best single head = the argmax of
     per-head means (here different heads win on different images)."""

@@ -29,6 +29,7 @@ from vitexplorer.core.batch import (
     BatchResult,
     Item,
     RunLock,
+    check_inputs,
     check_output,
     claim_run,
     discover,
@@ -103,6 +104,7 @@ def run_evaluate(
     if bad:
         raise BatchError(f"evaluate supports the methods {', '.join(EVAL_METHODS)}, not "
                          f"{', '.join(bad)}")
+    check_inputs(inputs, out)
     check_output(out)
     lock = RunLock(out, "evaluate")
     try:
