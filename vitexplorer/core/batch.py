@@ -592,6 +592,12 @@ def _run_locked(inputs, out: Path, loaded: LoadedModel, opts: BatchOptions, resu
     try:
         batch: list[tuple[Item, Preprocessed, np.ndarray | None]] = []
         in_step = loaded.device.type == "cpu"
+
+        def forward(entries: list) -> list[Future]:
+            if in_step:  # the last batch's writes ran beside this one's decoding
+                _drain(pending, result, progress, total, keep=0)
+            return _run_one_batch(entries, loaded, opts, out, writer, save_figure)
+
         decoded = _prefetch(todo, lambda it: _decode_item(it, loaded, opts), opts.workers,
                             opts.batch_size if in_step else max(2 * opts.batch_size, 4),
                             in_step)
@@ -608,16 +614,14 @@ def _run_locked(inputs, out: Path, loaded: LoadedModel, opts: BatchOptions, resu
                 continue
             batch.append((item, pre, mask))
             if len(batch) == opts.batch_size:
-                if in_step:  # the last batch's writes ran beside this one's decoding
-                    _drain(pending, result, progress, total, keep=0)
-                pending += _run_one_batch(batch, loaded, opts, out, writer, save_figure)
+                pending += forward(batch)
                 batch = []
                 _drain(pending, result, progress, total, keep=opts.batch_size)
                 if should_stop is not None and should_stop():
                     result.interrupted = True
                     break
         if batch and not result.interrupted:
-            pending += _run_one_batch(batch, loaded, opts, out, writer, save_figure)
+            pending += forward(batch)
         _drain(pending, result, progress, total, keep=0)
     except KeyboardInterrupt:
         result.interrupted = True
