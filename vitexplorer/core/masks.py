@@ -258,7 +258,7 @@ def shared_box_grabcut(image: np.ndarray, box: tuple[int, int, int, int],
     """:func:`box_grabcut` (default settings), computed once per image, box and strokes:
     the mask is a property of the pixels and the user's seeds, not of the model, so two
     models analysing one image (the GUI's compare mode) or a box undone and redone share
-    one run (~0.6 s). The image is known by a digest of
+    one run (~0.4 s on one core). The image is known by a digest of
     its pixels, so another image, box or stroke is a new run; the last
     :data:`GRABCUT_KEPT` results are kept (read-only arrays)."""
     return _grabcuts.get(image, box, tuple(strokes))
