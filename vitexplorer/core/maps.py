@@ -118,8 +118,7 @@ def range_sums(chunk: torch.Tensor, first_row: int, layout: TokenLayout, dist: t
     entropy needs no logarithm per element: ``sum_j A_ij log A_ij = sum_j A_ij S_ij - L_i
     s_i`` over patch keys (``s_i`` their mass), and ``L_i = max_j S_ij - log max_j A_ij``
     (softmax keeps the order; ``max_j A_ij >= 1/N``: no underflow). The per-element log
-    was two thirds of
-    this function's time."""
+    was two thirds of this function's time."""
     import torch
 
     p = layout.num_prefix
