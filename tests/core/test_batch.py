@@ -305,7 +305,11 @@ def test_prefetch_in_step_decodes_nothing_while_the_consumer_works(in_step):
     gen = _prefetch(items, fn, workers=2, ahead=3, in_step=in_step)
     got = [next(gen) for _ in range(3)]  # the consumer has a full batch of 3 ...
     assert [f.result() for _, f in got] == [0, 1, 2]
-    time.sleep(0.2)  # ... and runs its forward: what has been submitted meanwhile?
+    # ... and runs its forward: what starts meanwhile? (free-running: two more, as soon as
+    # a worker is free; in step: nothing, however long it waits)
+    deadline = time.monotonic() + (0.3 if in_step else 20)
+    while len(started) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert len(started) == (3 if in_step else 5)
     rest = [f.result() for _, f in gen]
     assert rest == [3, 4, 5, 6] and sorted(started) == list(range(7))
