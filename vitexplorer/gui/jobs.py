@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vitexplorer.core.constants import MASS_SHARE
+from vitexplorer.core.images import display_size
 from vitexplorer.core.render import overlay
 from vitexplorer.gui.state import Drawing, FinishedAnalysis, HeadGroups
 
@@ -72,8 +73,8 @@ def resized(image: np.ndarray, longest: int) -> tuple[np.ndarray, float]:
     scale = min(1.0, longest / max(h, w))
     if scale >= 1.0:
         return image, 1.0
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+    dh, dw = display_size((h, w), longest)
+    return cv2.resize(image, (dw, dh), interpolation=cv2.INTER_AREA), scale
 
 
 def head_thumbnails(analysis: Analysis, method: str, cmap: str, fusion: str = "mean",
@@ -176,12 +177,8 @@ def display_outline(mask: np.ndarray) -> list[np.ndarray]:
     from vitexplorer.core.masks import mask_outline
 
     h, w = mask.shape
-    scale = min(1.0, DISPLAY_MAX / max(h, w))
-    if scale < 1.0:  # the size resized() gives the display copy
-        scale_xy = np.array([max(1, round(w * scale)) / w, max(1, round(h * scale)) / h])
-    else:
-        scale_xy = np.ones(2)
-    return [(c + 0.5) * scale_xy for c in mask_outline(mask)]
+    dh, dw = display_size((h, w), DISPLAY_MAX)  # the display copy's size (resized())
+    return [(c + 0.5) * np.array([dw / w, dh / h]) for c in mask_outline(mask)]
 
 
 def photo_size(analysis: Analysis) -> tuple[int, int]:
