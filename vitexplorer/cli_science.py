@@ -137,7 +137,7 @@ def _compare(args: argparse.Namespace, figure) -> int:
 
 def _evaluate(args: argparse.Namespace, figure) -> int:
     from vitexplorer.cli import with_progress
-    from vitexplorer.core.batch import check_output, parse_indices
+    from vitexplorer.core.batch import check_inputs, check_output, parse_indices
     from vitexplorer.core.evaluate_folder import EVAL_METHODS, EvaluateOptions, run_evaluate
     from vitexplorer.core.models import load_model
 
@@ -149,6 +149,7 @@ def _evaluate(args: argparse.Namespace, figure) -> int:
     if args.masks is not None and not args.masks.is_dir():
         print(f"vitexplorer: mask folder '{args.masks}' does not exist", file=sys.stderr)
         return EXIT_ERROR
+    check_inputs(args.inputs, args.output)  # as batch: before the model loads
     check_output(args.output)
     loaded = load_model(args.model, args.weights, args.device, args.input_size)
     try:

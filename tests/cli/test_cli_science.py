@@ -99,3 +99,18 @@ def test_science_figures_take_the_figure_options(tmp_path, images_dir, capsys):
     assert main(["compare", str(images_dir / "coins.png"), "-o", str(tmp_path / "c2"),
                  *TINY, "--model", "vit_tiny_patch16_224", "--width", "wide"]) == 2
     assert "wide" in capsys.readouterr().err and not (tmp_path / "c2").exists()
+
+
+def test_evaluate_refuses_an_output_among_its_inputs_before_loading(tmp_path, images_dir,
+                                                                    capsys):
+    """As batch: one line naming the folder, exit 1, before any model is loaded (the model
+    named here does not exist: its error would come first otherwise), nothing written."""
+    images = tmp_path / "img"
+    images.mkdir()
+    shutil.copy(images_dir / "coins.png", images / "coins.png")
+    for out in (images, tmp_path):
+        assert main(["evaluate", str(images), "-o", str(out), "--model", "no_such_model_xyz",
+                     "--weights", "random"]) == 1
+        err = capsys.readouterr().err
+        assert f"The output folder '{out}'" in err and "never written among the inputs" in err
+    assert sorted(p.name for p in images.iterdir()) == ["coins.png"]

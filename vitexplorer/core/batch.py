@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -351,6 +352,20 @@ class RunLock:
         self._fh.close()
 
 
+@contextmanager
+def output_lock(inputs: list[Path], out: Path, command: str) -> Iterator[None]:
+    """What a folder run (``command``: batch, evaluate) checks before it writes anything
+    (:func:`check_inputs`, :func:`check_output`), then its :class:`RunLock` on ``out``
+    for the ``with`` body."""
+    check_inputs(inputs, out)
+    check_output(out)
+    lock = RunLock(out, command)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class ErrorLog:
     """``errors.csv`` written row by row as failures happen (flushed), so a crash or a full
     disk later in the run keeps every error found so far."""
@@ -558,16 +573,11 @@ def run_batch(
     if unknown:
         raise BatchError(f"batch overlays support {', '.join(BATCH_METHODS)}, not "
                          f"{', '.join(unknown)} (the gradient methods need one backward each)")
-    check_inputs(inputs, out)
     if opts.masks is not None and not Path(opts.masks).is_dir():
         raise BatchError(f"mask folder '{opts.masks}' does not exist or is not a folder")
-    check_output(out)
-    lock = RunLock(out)
-    try:
+    with output_lock(inputs, out, "batch"):
         return _run_locked(inputs, out, loaded, opts, resume, overwrite, progress,
                            should_stop, save_figure, t0)
-    finally:
-        lock.release()
 
 
 def _run_locked(inputs, out: Path, loaded: LoadedModel, opts: BatchOptions, resume: bool,

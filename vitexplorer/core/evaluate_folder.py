@@ -28,12 +28,10 @@ from vitexplorer.core.batch import (
     BatchError,
     BatchResult,
     Item,
-    RunLock,
-    check_inputs,
-    check_output,
     claim_run,
     discover,
     items_to_do,
+    output_lock,
     result_paths,
     result_records,
     shard_of,
@@ -104,14 +102,9 @@ def run_evaluate(
     if bad:
         raise BatchError(f"evaluate supports the methods {', '.join(EVAL_METHODS)}, not "
                          f"{', '.join(bad)}")
-    check_inputs(inputs, out)
-    check_output(out)
-    lock = RunLock(out, "evaluate")
-    try:
+    with output_lock(inputs, out, "evaluate"):
         result = _run_locked(inputs, out, loaded, opts, resume, overwrite, progress,
                              should_stop, figure)
-    finally:
-        lock.release()
     result.seconds = time.perf_counter() - t0
     return result
 
