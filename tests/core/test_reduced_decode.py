@@ -171,3 +171,39 @@ def test_display_copy_from_a_reduced_decode_matches_the_full_one(tmp_path, orien
     ys, xs = np.mgrid[0:white.shape[0], 0:white.shape[1]] + 0.5
     cx, cy = (xs * white).sum() / white.sum(), (ys * white).sum() / white.sum()
     assert abs(cx - (x0 + x1) / 2 * 500 / w) < 0.2 and abs(cy - (y0 + y1) / 2 * 377 / h) < 0.2
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8])
+@pytest.mark.parametrize("grey", [False, True])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_opencv_reduced_decode_gives_pillows_pixels(tmp_path, monkeypatch, orientation, grey,
+                                                    factor):
+    # a reduced JPEG decode goes straight into an array by OpenCV; Pillow's draft decode of
+    # the same file (the fallback) must give the very same pixels, turned the same way
+    from vitexplorer.core import images
+
+    upright = photo(905, 1201)  # 8k + 1: padded blocks, moved by the orientation
+    path = tmp_path / "o.jpg"
+    save_oriented(upright[..., 0] if grey else upright, path, orientation)
+    need = lambda size: (size[0] // factor, size[1] // factor)  # noqa: E731
+    calls = []
+    real = images._reduced_jpeg
+    monkeypatch.setattr(images, "_reduced_jpeg",
+                        lambda *a: calls.append(real(*a)) or calls[-1])
+    fast = decode(path, need)
+    assert calls and calls[0] is not None  # OpenCV decoded it
+    monkeypatch.setattr(images, "_reduced_jpeg", lambda *a: None)
+    ref = decode(path, need)
+    assert fast.size == ref.size and fast.box == ref.box
+    assert fast.pixels.shape == ref.pixels.shape and fast.pixels.flags.c_contiguous
+    assert np.array_equal(fast.pixels, ref.pixels)
+
+
+def test_a_truncated_jpeg_still_names_its_fault_on_a_reduced_decode(tmp_path):
+    from vitexplorer.core.errors import ImageError
+
+    path = tmp_path / "cut.jpg"
+    save_oriented(photo(905, 1201), path, 6)
+    path.write_bytes(path.read_bytes()[:20_000])
+    with pytest.raises(ImageError, match="truncated"):
+        decode(path, lambda size: (size[0] // 4, size[1] // 4))

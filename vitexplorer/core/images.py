@@ -147,7 +147,7 @@ def _decode_open(im: Image.Image, need: SizeNeed | None,
     sw, sh = im.size  # as stored
     orientation = int(im.getexif().get(0x0112, 1) or 1) if im.format in ("JPEG", "MPO") else 1
     upright = (sw, sh) if orientation in _SIDEWAYS else (sh, sw)
-    factor, stored_box = 1, (0.0, 0.0, float(sw), float(sh))
+    factor, stored_box, mode = 1, (0.0, 0.0, float(sw), float(sh)), im.mode
     if need is not None and im.format in ("JPEG", "MPO"):
         nh, nw = need(upright)
         want = (max(1, nh), max(1, nw)) if orientation in _SIDEWAYS else (max(1, nw), max(1, nh))
@@ -155,11 +155,15 @@ def _decode_open(im: Image.Image, need: SizeNeed | None,
         if drafted is not None:
             stored_box = (0.0, 0.0, *drafted[1][2:])
             factor = im.decoderconfig[0] if im.decoderconfig else 1
-    im.load()
     if factor > 1:  # the orientation moves the encoder's block padding with the pixels
         box = _orient_box(stored_box, im.size, orientation)
         h, w = (sw, sh) if orientation in _SIDEWAYS else (sh, sw)
-        return Decoded(_to_rgb(_upright(im), background), (h, w), box)
+        rgb = _reduced_jpeg(im, mode, factor, orientation) if mode in ("RGB", "L") else None
+        if rgb is None:
+            im.load()
+            rgb = _to_rgb(_upright(im), background)
+        return Decoded(rgb, (h, w), box)
+    im.load()
     rgb = _to_rgb(_upright(im), background)
     h, w = rgb.shape[:2]
     if need is not None:
@@ -169,6 +173,41 @@ def _decode_open(im: Image.Image, need: SizeNeed | None,
             small = np.asarray(Image.fromarray(rgb).reduce(k)).copy()
             return Decoded(small, (h, w), (0.0, 0.0, w / k, h / k))
     return Decoded.full(rgb)
+
+
+#: OpenCV's flags for libjpeg's scaled decode by 1/k, to RGB, the EXIF orientation left to us
+_CV_REDUCED = {2: 16, 4: 32, 8: 64}
+_CV_RGB_AS_STORED = 256 | 128  # IMREAD_COLOR_RGB | IMREAD_IGNORE_ORIENTATION
+
+
+def _reduced_jpeg(im: Image.Image, mode: str, factor: int, orientation: int
+                  ) -> np.ndarray | None:
+    """The 1/``factor`` decode Pillow's draft would give, upright, straight into a NumPy
+    array by OpenCV (same libjpeg-turbo scaled IDCT, same pixels), or None where OpenCV
+    does not decode it (truncated data: Pillow then decodes and names the fault).
+
+    Why: Pillow holds RGB as 4 bytes a pixel, and copying that out into an array costs a
+    third of a 1/2 decode (a 4000 x 3000 photo: 50 -> 38 ms of one core).
+    """
+    import cv2
+
+    flag = _CV_REDUCED.get(factor)
+    if flag is None or im.filename is None:
+        return None
+    data = np.fromfile(im.filename, np.uint8)
+    try:
+        rgb = cv2.imdecode(data, flag | _CV_RGB_AS_STORED)
+    except cv2.error:
+        return None
+    if rgb is None or rgb.shape != (im.size[1], im.size[0], 3):  # im.size: the draft's
+        return None
+    # exif_transpose's turns; OpenCV's copies are 4-30x faster than NumPy's strided ones
+    turn = {2: lambda a: cv2.flip(a, 1), 3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
+            4: lambda a: cv2.flip(a, 0), 5: cv2.transpose,
+            6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+            7: lambda a: cv2.rotate(cv2.transpose(a), cv2.ROTATE_180),
+            8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE)}
+    return turn[orientation](rgb) if orientation in turn else rgb
 
 
 def _upright(im: Image.Image) -> Image.Image:
