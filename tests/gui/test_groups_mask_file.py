@@ -78,7 +78,7 @@ def test_a_typed_box_seeds_grabcut_on_the_display_copy(tmp_path, tiny_loaded):
     assert not fg[:, :20].any() and not fg[:, 100:].any()
 
 
-def test_edits_reuse_the_last_grabcut_of_the_same_box_and_scribbles(tiny_loaded, monkeypatch):
+def test_edits_reuse_the_grabcut_of_the_same_box_and_scribbles(tiny_loaded, monkeypatch):
     from dataclasses import replace
 
     from vitexplorer.core import masks
@@ -90,18 +90,21 @@ def test_edits_reuse_the_last_grabcut_of_the_same_box_and_scribbles(tiny_loaded,
     real = masks.box_grabcut
     monkeypatch.setattr(masks, "box_grabcut", lambda *a, **k: calls.append(1) or real(*a, **k))
     drawing = Drawing(box=(40, 30, 200, 160), scribbles=(Stroke(((60, 60),), 5, False),))
+    masks.clear_grabcuts()
     first = groups_job(a, "centre", drawing=drawing)
-    assert len(calls) == 1 and first.cut == (drawing, first.foreground)
+    assert len(calls) == 1 and not first.centre_box
     edited = replace(drawing, edits=(Stroke(((100, 100), (150, 100)), 6, False),))
     reused = groups_job(a, "centre", drawing=edited, previous=first)
     assert len(calls) == 1  # GrabCut not run again
-    masks.clear_grabcuts()  # nothing kept to share: GrabCut again
+    masks.clear_grabcuts()  # nothing kept to share: GrabCut again, the same mask
     anew = groups_job(a, "centre", drawing=edited)
     assert len(calls) == 2 and (reused.foreground.mask == anew.foreground.mask).all()
     assert reused.table.meta["mask"] == anew.table.meta["mask"]
     moved = replace(edited, box=(30, 30, 200, 160))  # another box: GrabCut again
     groups_job(a, "centre", drawing=moved, previous=first)
     assert len(calls) == 3
+    scribbled = groups_job(a, "centre", drawing=replace(drawing, box=None))
+    assert scribbled.centre_box and len(calls) == 4  # seeded in the centre box
 
 
 def test_a_new_analysis_is_scored_with_the_mask_mode_in_use(tiny_loaded, monkeypatch):

@@ -215,8 +215,7 @@ class GroupsPanel(QWidget):
         are off: that file wins over them (as in the CLI and batch)."""
         base = groups.base_source or groups.table.meta.get("mask_source", "")
         edited = groups.table.meta.get("mask_source") == "edited"
-        no_box = groups.cut is not None and groups.cut[0].box is None  # the centre box
-        text = in_use_text(base, groups.mask_file, edited, no_box)
+        text = in_use_text(base, groups.mask_file, edited, groups.centre_box)
         found_file = base == "file" and not self.state.mask_file
         with QSignalBlocker(self.mask):
             at = self.mask.findData(IN_USE)

@@ -127,23 +127,20 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
 
     ``previous``, the groups of this same analysis scored against another mask, gives what
     no mask changes: the clustering, divergence and matrix are taken from it, not computed
-    again (the mask-free head scores the analysis keeps itself), and its ``cut`` (the
-    drawing without its edits and its GrabCut mask) is reused when only the edits changed."""
+    again (the mask-free head scores the analysis keeps itself). A drawing whose box and
+    scribbles did not change (only its edits) finds its GrabCut in the core's shared cache
+    (:func:`vitexplorer.core.masks.shared_box_grabcut`)."""
     from vitexplorer.core.masks import drawn_foreground
     from vitexplorer.core.relations import cluster_heads, layer_divergence
     from vitexplorer.core.render import colorize
 
     mask, mask_name, warning = _mask_file(analysis, mask_file)
-    cut = None
     if drawing:
         size, seeds = photo_size(analysis), replace(drawing, edits=())
         if not seeds:
             base = analysis.foreground(mask_mode, mask, mask_name=mask_name)
-        elif previous is not None and previous.cut is not None and previous.cut[0] == seeds:
-            base = previous.cut[1]  # only the edits changed: GrabCut (~1 s) is not run again
         else:
             base = drawn_foreground(analysis.image, size, seeds.box, seeds.scribbles)
-        cut = (seeds, base) if seeds else None
         fg = drawn_foreground(analysis.image, size, edits=drawing.edits, base=base)
         table = analysis.head_table(mask=fg)
     else:
@@ -165,7 +162,8 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
     name = fg.name if drawing else mask_name or mask_mode
     base_source = base.source if drawing else fg.source
     return HeadGroups(table, clustering, divergence, matrix, name, foreground=fg,
-                      outline=display_outline(fg.mask), cut=cut, base_source=base_source,
+                      outline=display_outline(fg.mask), base_source=base_source,
+                      centre_box=bool(drawing and drawing.scribbles and drawing.box is None),
                       mask_file=mask_name if base_source == "file" else None)
 
 

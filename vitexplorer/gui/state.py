@@ -116,7 +116,7 @@ class HeadGroups:
     importance_class: str | None = None  # class the head importance was computed for
     foreground: Any = None  # the core.masks.Foreground scored against, on analysis.image
     outline: list = field(default_factory=list)  # its border: (n, 2) x, y on the display copy
-    cut: tuple | None = None  # (Drawing without edits, its GrabCut Foreground), for reuse
+    centre_box: bool = False  # drawn scribbles seeded GrabCut in the centre box (no box drawn)
     base_source: str = ""  # what made the mask before hand edits (core.masks.Foreground.source)
     mask_file: str | None = None  # the mask file that base is, chosen or found beside the image
 
