@@ -147,3 +147,24 @@ def test_the_outline_comes_in_display_pixels_through_pixel_centres(monkeypatch, 
     assert square[:, 1].max() == pytest.approx(39.5 * sy)
     display = jobs.resized(np.zeros((*shape, 3), np.uint8), display_max)[0]
     assert display.shape[:2] == (round(shape[0] * sy), round(shape[1] * sx))
+
+
+def test_a_superseded_scoring_stops_after_its_grabcut(tiny_loaded, monkeypatch):
+    """A drawing replaced while its job runs: the job stops once its GrabCut is done and
+    scores no heads (the newer job does). Fails when groups_job ignores should_stop."""
+    from vitexplorer.core.analysis import Analysis
+    from vitexplorer.core.errors import Cancelled
+    from vitexplorer.gui.state import Drawing
+
+    a = analyze(tiny_loaded, load_image(TEST_IMAGES / "coins.png"), "stretch")
+    tables = []
+    real = Analysis.head_table
+    monkeypatch.setattr(Analysis, "head_table",
+                        lambda self, *k, **kw: tables.append(1) or real(self, *k, **kw))
+    with pytest.raises(Cancelled):
+        groups_job(a, "centre", drawing=Drawing(box=(40, 30, 200, 160)),
+                   should_stop=lambda: True)
+    assert not tables
+    done = groups_job(a, "centre", drawing=Drawing(box=(40, 30, 200, 160)),
+                      should_stop=lambda: False)
+    assert tables and done.table.meta["mask_source"] == "box"

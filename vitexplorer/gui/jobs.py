@@ -129,10 +129,17 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
     no mask changes: the clustering, divergence and matrix are taken from it, not computed
     again (the mask-free head scores the analysis keeps itself). A drawing whose box and
     scribbles did not change (only its edits) finds its GrabCut in the core's shared cache
-    (:func:`vitexplorer.core.masks.shared_box_grabcut`)."""
+    (:func:`vitexplorer.core.masks.shared_box_grabcut`). A superseded job (``should_stop``:
+    the user drew again meanwhile) stops between its stages instead of scoring a mask
+    nobody will see."""
+    from vitexplorer.core.errors import Cancelled
     from vitexplorer.core.masks import drawn_foreground
     from vitexplorer.core.relations import cluster_heads, layer_divergence
     from vitexplorer.core.render import colorize
+
+    def stage() -> None:  # superseded (another edit meanwhile): stop between the stages
+        if should_stop is not None and should_stop():
+            raise Cancelled("cancelled")
 
     mask, mask_name, warning = _mask_file(analysis, mask_file)
     if drawing:
@@ -141,14 +148,17 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
             base = analysis.foreground(mask_mode, mask, mask_name=mask_name)
         else:
             base = drawn_foreground(analysis.image, size, seeds.box, seeds.scribbles)
+        stage()
         fg = drawn_foreground(analysis.image, size, edits=drawing.edits, base=base)
         table = analysis.head_table(mask=fg)
     else:
         fg = analysis.foreground(mask_mode, mask, mask_name=mask_name)
+        stage()
         table = analysis.head_table(mask_mode, mask, mask_name)
     if warning is not None:  # on a copy: the analysis caches its tables per mask mode
         warnings = [w for w in (table.meta.get("mask_warning"), warning) if w]
         table = replace(table, meta={**table.meta, "mask_warning": "; ".join(warnings)})
+    stage()
     if previous is not None:
         clustering, divergence, matrix = (previous.clustering, previous.divergence,
                                           previous.matrix)
