@@ -281,6 +281,12 @@ def test_box_in_original_pixels_and_mask_source_in_every_record(tmp_path, tiny):
     run_batch([src], out, tiny, BatchOptions(**{**OPTS, "box": (40, 30, 200, 160)}))
     rec = json.loads((out / "in" / "x.png.json").read_text())
     assert rec["mask_source"] == "box" and "mask_warning" in rec
+    assert rec["mask"].endswith("(40, 30, 200, 160)")
+    # scored on a half-size copy (192 px overlays): still named in the original's pixels
+    run_batch([src], tmp_path / "half", tiny,
+              BatchOptions(**{**OPTS, "box": (40, 30, 200, 160), "overlay_size": 192}))
+    rec = json.loads((tmp_path / "half" / "in" / "x.png.json").read_text())
+    assert rec["mask"].endswith("(40, 30, 200, 160)") and "(20, 15" not in rec["mask"]
     with pytest.raises(BatchError, match="mask folder"):
         run_batch([src], tmp_path / "o2", tiny, BatchOptions(**{**OPTS,
                                                                 "masks": str(tmp_path / "no")}))

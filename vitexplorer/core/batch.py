@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -61,7 +61,7 @@ from vitexplorer.core.images import (
     preprocess,
     resize_target,
 )
-from vitexplorer.core.masks import find_mask_file, load_mask
+from vitexplorer.core.masks import MASK_NAMES, find_mask_file, load_mask
 from vitexplorer.core.models import LoadedModel
 from vitexplorer.core.render import IMAGE_FORMATS, encode, overlay, stamp
 from vitexplorer.core.stream import stream
@@ -701,6 +701,10 @@ def _write_results(item: Item, a: Analysis, mask, opts: BatchOptions, out: Path,
             x0, y0, x1, y1 = opts.box
             box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
         table = a.head_table(opts.mask_mode, mask, "mask file", box) if opts.scores else None
+        if table is not None and box is not None and box != tuple(opts.box):
+            # named as the user gave it, not in the pixels of the smaller copy scored on
+            table = replace(table, meta={**table.meta, "mask": f"{MASK_NAMES['box']} "
+                                                               f"{tuple(opts.box)}"})
         if "overlay" in opts.outputs:
             _write_overlays(a, base, opts, layers, heads, save_figure)
         if "grid" in opts.outputs:

@@ -173,6 +173,8 @@ def box_grabcut(image: np.ndarray, box: tuple[int, int, int, int],
     Returns the mask and None, or, when GrabCut fails (degenerate colour models) or keeps
     less than ``MIN_GRABCUT_SHARE`` of the box, the box itself (with the strokes painted on
     it) and a warning saying so: never an empty mask that would make every head "mixed".
+    The warning does not repeat the box: ``image`` may be a display copy, whose pixels are
+    not the ones the user named the box in (the mask's name gives it in photo pixels).
     A box outside the image is a ValueError.
     """
     h, w = image.shape[:2]
@@ -184,7 +186,7 @@ def box_grabcut(image: np.ndarray, box: tuple[int, int, int, int],
     filled[y0:y1, x0:x1] = True
     fallback = paint_strokes(filled, strokes)
     if min(x1 - x0, y1 - y0, w, h) < 8:
-        return fallback, f"box {tuple(box)} is too small for GrabCut: the box is the foreground"
+        return fallback, "the box is too small for GrabCut: the box is the foreground"
     small, scale = _work_copy(image, work_size)
     sh, sw = small.shape[:2]
     rx0, ry0 = min(int(x0 * scale), sw - 2), min(int(y0 * scale), sh - 2)
@@ -205,7 +207,7 @@ def box_grabcut(image: np.ndarray, box: tuple[int, int, int, int],
     # at full size, the strokes exactly as drawn (the work copy blurs them by its scale)
     out = paint_strokes(out.astype(bool) & fallback, strokes)
     if out.sum() < MIN_GRABCUT_SHARE * filled.sum():
-        return fallback, (f"GrabCut found no object in box {tuple(box)} ({out.mean():.1%} of "
+        return fallback, (f"GrabCut found no object in the box (it kept {out.mean():.1%} of "
                           "the image): the box is the foreground")
     return out, None
 
