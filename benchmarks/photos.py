@@ -30,7 +30,8 @@ from benchmarks.run import (
     plain,
     row,
 )
-from vitexplorer.core.batch import BatchOptions, Item, _decode_item, run_batch
+from vitexplorer.core.batch import BatchOptions, _decode_item, run_batch
+from vitexplorer.core.discovery import Item
 from vitexplorer.core.images import preprocess
 from vitexplorer.core.masks import box_grabcut, centre_box
 from vitexplorer.core.models import load_model

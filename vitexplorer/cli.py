@@ -491,15 +491,9 @@ def _positive(text: str) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from vitexplorer.core.batch import (
-        BATCH_METHODS,
-        OUTPUTS,
-        batch_options,
-        check_inputs,
-        check_output,
-        run_batch,
-    )
+    from vitexplorer.core.batch import BATCH_METHODS, OUTPUTS, batch_options, run_batch
     from vitexplorer.core.errors import UsageError
+    from vitexplorer.core.run_folder import check_inputs, check_output
 
     methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
     bad = [m for m in methods if m not in BATCH_METHODS]
@@ -596,7 +590,7 @@ def with_progress(quiet: bool, unit: str, work):
 
 
 def _summarize(args: argparse.Namespace) -> int:
-    from vitexplorer.core.batch import summarize
+    from vitexplorer.core.run_folder import summarize
 
     if not args.output.is_dir():
         print(f"vitexplorer: '{args.output}' is not a folder", file=sys.stderr)

@@ -87,12 +87,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace, figure) -> int:
-    from vitexplorer.core.batch import check_output, discover
     from vitexplorer.core.compare import compare_models
     from vitexplorer.core.constants import DEFAULT_MODEL
+    from vitexplorer.core.discovery import discover
     from vitexplorer.core.figures import save_figure
     from vitexplorer.core.files import write_atomic
     from vitexplorer.core.models import load_model
+    from vitexplorer.core.run_folder import check_output
     from vitexplorer.core.science_figures import comparison_figure
 
     models = args.model or [DEFAULT_MODEL]
@@ -137,9 +138,10 @@ def _compare(args: argparse.Namespace, figure) -> int:
 
 def _evaluate(args: argparse.Namespace, figure) -> int:
     from vitexplorer.cli import with_progress
-    from vitexplorer.core.batch import check_inputs, check_output, parse_indices
+    from vitexplorer.core.batch import parse_indices
     from vitexplorer.core.evaluate_folder import EVAL_METHODS, EvaluateOptions, run_evaluate
     from vitexplorer.core.models import load_model
+    from vitexplorer.core.run_folder import check_inputs, check_output
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if any(m not in EVAL_METHODS for m in methods) or args.steps < 2:

@@ -18,17 +18,14 @@ from PIL import Image
 
 from tests.conftest import REPO, TEST_IMAGES
 from vitexplorer.core.batch import (
-    BatchError,
     BatchOptions,
-    Item,
     _prefetch,
     batch_options,
-    check_output,
-    discover,
     parse_indices,
     run_batch,
-    summarize,
 )
+from vitexplorer.core.discovery import Item, discover
+from vitexplorer.core.run_folder import BatchError, check_output, summarize
 
 OPTS = dict(model="vit_tiny_patch16_224", weights="random", batch_size=3, workers=2,
             outputs=("overlay", "maps", "json"))

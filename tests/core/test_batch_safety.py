@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from vitexplorer.core import batch as batch_mod
-from vitexplorer.core.batch import BatchError, BatchOptions, RunLock, run_batch
+from vitexplorer.core.batch import BatchOptions, run_batch
+from vitexplorer.core.run_folder import BatchError, RunLock
 
 OPTS = dict(model="vit_tiny_patch16_224", weights="random", batch_size=2, workers=1,
             outputs=("overlay", "json"))

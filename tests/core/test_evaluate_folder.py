@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from tests.conftest import TEST_IMAGES
-from vitexplorer.core.batch import BatchError, RunLock
 from vitexplorer.core.evaluate import load_label_mask
 from vitexplorer.core.evaluate_folder import EvaluateOptions, run_evaluate, summary_rows
+from vitexplorer.core.run_folder import BatchError, RunLock
 
 
 def folder(root: Path) -> tuple[Path, Path]:

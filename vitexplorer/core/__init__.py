@@ -7,7 +7,8 @@ The modules form five layers; a module imports only from its own layer or the on
 (the ``layers`` contract in ``pyproject.toml`` enforces it, and lists every module; the
 README's Layout table follows it, checked by ``tests/test_layout.py``):
 
-- output: ``batch`` (folders of images to files), ``figures`` (matplotlib figures),
+- output: ``batch`` (folders of images to files), ``run_folder`` (a folder run's output
+  folder: checks, lock, resume, error log, summary), ``figures`` (matplotlib figures),
   ``evaluate_folder`` (``vitexplorer evaluate``), ``science_figures`` (its and the
   comparison's figures);
 - science: ``analysis`` (the one object every view and export reads: maps, head table,
@@ -19,7 +20,8 @@ README's Layout table follows it, checked by ``tests/test_layout.py``):
   that it never reads a score);
 - engine: ``models``, ``images``, ``capture`` (full attention), ``stream`` (the capture the
   app runs), ``rollout``, ``maps`` (map statistics), ``render`` (colormaps and overlays),
-  ``checks`` (user options checked against a model before any work);
+  ``checks`` (user options checked against a model before any work), ``discovery`` (the
+  image files of a folder run);
 - base: ``constants``, ``files`` (atomic writes, output checks), ``hub`` (the hub's cache
   and reachability), and below them ``errors``, importable without torch.
 

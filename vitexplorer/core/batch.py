@@ -1,6 +1,9 @@
-"""Folder runner: discovery, decode prefetch, batched capture, atomic writes, resume, errors.
+"""Folder runner: its options, decode prefetch, batched capture, each image's results.
 
-Used by ``vitexplorer batch`` and the GUI's batch dialog (the same code). Guarantees:
+Used by ``vitexplorer batch`` and the GUI's batch dialog (the same code). The inputs are
+found by :mod:`vitexplorer.core.discovery`; the output folder is checked, locked, claimed
+or resumed, its errors logged and its results summarized by
+:mod:`vitexplorer.core.run_folder`. Guarantees:
 
 - writes only under the output folder, each file atomically (temporary name + rename),
   one unique output name per input (mirrored roots are disambiguated), and never reads its
@@ -22,20 +25,13 @@ Used by ``vitexplorer batch`` and the GUI's batch dialog (the same code). Guaran
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import io
 import json
-import os
 import platform
-import socket
-import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -44,15 +40,10 @@ import torch
 
 from vitexplorer import __version__
 from vitexplorer.core.analysis import Analysis
-from vitexplorer.core.constants import (
-    DEFAULT_CMAP,
-    DEFAULT_MODEL,
-    DEFAULT_OPACITY,
-    IMAGE_SUFFIXES,
-)
-from vitexplorer.core.errors import ImageError, VitexplorerError, file_kind
+from vitexplorer.core.constants import DEFAULT_CMAP, DEFAULT_MODEL, DEFAULT_OPACITY
+from vitexplorer.core.discovery import Item, discover, shard_of
+from vitexplorer.core.errors import ImageError, VitexplorerError
 from vitexplorer.core.files import write_atomic
-from vitexplorer.core.heads import HeadTable
 from vitexplorer.core.images import (
     Geometry,
     Preprocessed,
@@ -64,6 +55,15 @@ from vitexplorer.core.images import (
 from vitexplorer.core.masks import MASK_NAMES, find_mask_file, load_mask
 from vitexplorer.core.models import LoadedModel
 from vitexplorer.core.render import IMAGE_FORMATS, encode, overlay, stamp
+from vitexplorer.core.run_folder import (
+    BatchError,
+    BatchResult,
+    claim_run,
+    items_to_do,
+    output_lock,
+    result_paths,
+    summarize,
+)
 from vitexplorer.core.stream import stream
 
 OUTPUTS = ("overlay", "grid", "maps", "json")
@@ -71,14 +71,6 @@ FORMATS = ("png", "jpg", "webp", "svg", "pdf")
 #: default long side of overlays and grids: a screen or a printed page, not the camera's pixels
 OVERLAY_SIZE = 1600
 BATCH_METHODS = ("head", "head-rollout", "rollout")
-#: ISO-BMFF brands of AVIF/HEIF stills and sequences (Pillow decodes AVIF)
-AVIF_BRANDS = (b"avif", b"avis")
-IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
-                    b"II*\x00", b"MM\x00*", b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
-
-
-class BatchError(VitexplorerError):
-    """The run cannot start (bad output folder, options that clash with a previous run)."""
 
 
 @dataclass
@@ -159,337 +151,6 @@ def batch_options(loaded: LoadedModel, methods: tuple[str, ...] = ("rollout",),
         methods=tuple(methods), layers=parse_indices(layers, len(blocks), names[0]),
         heads=parse_indices(heads, blocks[0].attn.num_heads, names[1]),
         outputs=tuple(dict.fromkeys((*outputs, "json"))), **options)
-
-
-@dataclass
-class Item:
-    """One discovered input file and where its results go (relative to the output)."""
-
-    path: Path
-    rel: Path  # output stem, mirroring the input tree
-
-
-@dataclass
-class BatchResult:
-    done: int = 0
-    skipped: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    interrupted: bool = False
-    seconds: float = 0.0
-    log: ErrorLog | None = field(default=None, repr=False)
-
-    @classmethod
-    def logged(cls, out: Path, failed: list[tuple[str, str]]) -> BatchResult:
-        """A run's result that appends each failure to ``out/errors.csv`` as it happens
-        (:class:`ErrorLog`; :meth:`close` it), starting with ``failed`` (discovery's)."""
-        result = cls(log=ErrorLog(out / "errors.csv"))
-        for path, reason in failed:
-            result.fail(path, reason)
-        return result
-
-    def close(self) -> None:
-        if self.log is not None:
-            self.log.close()
-
-    def fail(self, path: str, reason: str) -> None:
-        """Record one failure (and append it to ``errors.csv`` at once)."""
-        self.failed.append((path, reason))
-        if self.log is not None:
-            self.log.add((path, reason))
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.interrupted
-
-
-# ---------------------------------------------------------------------------- discovery
-def looks_like_image(path: Path) -> bool:
-    """By content (magic bytes), not only by extension; unreadable files count as images
-    so that they are reported, not silently skipped."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-    except OSError:
-        return path.suffix.lower() in IMAGE_SUFFIXES
-    if not head:
-        return path.suffix.lower() in IMAGE_SUFFIXES
-    if head.startswith(IMAGE_SIGNATURES):
-        return True
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return True
-    if head[4:8] == b"ftyp" and head[8:12] in AVIF_BRANDS:
-        return True
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def discover(inputs: list[Path], out: Path) -> tuple[list[Item], list[tuple[str, str]]]:
-    """Image files under ``inputs`` (folders recursively; hidden files and ``out`` skipped),
-    in a stable order, each with a unique output stem that mirrors its input tree.
-    Only regular files are candidates. Returns the items and (path, reason) for inputs
-    that cannot be used (missing, broken links, FIFOs and devices, unreadable folders)."""
-    out_resolved = out.resolve()
-    items: list[Item] = []
-    errors: list[tuple[str, str]] = []
-    used: set[str] = set()
-
-    def prefix_for(p: Path) -> str:
-        # the resolved name: '..' or '.' never becomes a path component that leaves ``out``
-        base = p.resolve().name or "input"
-        name, n = base, 1
-        while name in used:  # x/imgs, y/imgs, z/imgs-2 -> imgs, imgs-2, imgs-2-2
-            n += 1
-            name = f"{base}-{n}"
-        used.add(name)
-        return name
-
-    def unusable(p: Path) -> str | None:
-        """Why ``p`` is no candidate, or None for a regular file."""
-        try:
-            st = p.stat()
-        except (OSError, RuntimeError) as exc:
-            if p.is_symlink():
-                return "broken or looping symbolic link"
-            return getattr(exc, "strerror", None) or str(exc)
-        if not stat.S_ISREG(st.st_mode):
-            return f"not a regular file ({file_kind(st.st_mode)}); skipped"
-        return None
-
-    def unreadable(exc: OSError) -> None:
-        errors.append((str(exc.filename), f"cannot read this folder: {exc.strerror or exc}"))
-
-    for inp in inputs:
-        if not os.path.lexists(inp):
-            errors.append((str(inp), "no such file or folder"))
-            continue
-        if inp.is_dir():
-            root = prefix_for(inp)
-            for dirpath, dirnames, filenames in os.walk(inp, onerror=unreadable,
-                                                        followlinks=False):
-                d = Path(dirpath)
-                dirnames[:] = sorted(x for x in dirnames if not x.startswith(".")
-                                     and (d / x).resolve() != out_resolved)
-                stems = {Path(f).stem for f in filenames}
-                for f in sorted(filenames):
-                    p = d / f
-                    if f.startswith("."):
-                        continue
-                    if p.stem.endswith("_mask") and p.stem[:-5] in stems:
-                        continue  # the foreground mask of a sibling image, not an input
-                    why = unusable(p)
-                    if why is not None:
-                        errors.append((str(p), why))
-                        continue
-                    if looks_like_image(p):
-                        items.append(Item(p, Path(root) / p.relative_to(inp)))
-        else:
-            why = unusable(inp)
-            if why is None:
-                items.append(Item(inp, Path(prefix_for(inp))))
-            else:
-                errors.append((str(inp), why))
-    return items, errors
-
-
-def check_inputs(inputs: list[Path], out: Path) -> None:
-    """Refuse an output folder that is an input or holds one: its results would be mixed
-    with the inputs and read back as inputs by the next ``--resume``."""
-    out_resolved = out.resolve()
-    for inp in inputs:
-        r = inp.resolve()
-        if r == out_resolved or out_resolved in r.parents:
-            what = "is" if r == out_resolved else "holds"
-            raise BatchError(f"The output folder '{out}' {what} the input '{inp}'; outputs "
-                             "are never written among the inputs: choose another folder")
-
-
-def shard_of(item: Item, n: int) -> int:
-    """Stable shard index (0..n-1) of an item, from a hash of its output path."""
-    digest = hashlib.sha1(str(item.rel).encode("utf-8", "surrogateescape")).digest()
-    return int.from_bytes(digest[:8], "big") % n
-
-
-# ------------------------------------------------------------------------------ writing
-def check_output(out: Path) -> None:
-    """Fail before any work when the output folder cannot be written."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".write-test.", dir=out)
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as exc:
-        raise BatchError(f"Cannot write to the output folder '{out}': "
-                         f"{exc.strerror or exc}") from exc
-
-
-class RunLock:
-    """An exclusive ``flock`` on ``OUT/.vitexplorer.lock``, held for the whole run, so two
-    runs (batch or evaluate: ``command``) never process one folder at once; the file names
-    the holder for the message. Released by the kernel when the process ends, even on
-    SIGKILL."""
-
-    NAME = ".vitexplorer.lock"
-
-    def __init__(self, out: Path, command: str = "batch") -> None:
-        import fcntl
-
-        path = out / self.NAME
-        self._fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
-        try:
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._fh.seek(0)
-            holder = self._fh.read().strip() or "another process"
-            self._fh.close()
-            raise BatchError(f"'{out}' is in use by another run ({holder}); wait for "
-                             "it to finish or choose another output folder") from None
-        self._fh.seek(0)
-        self._fh.truncate()
-        self._fh.write(f"{command}: pid {os.getpid()} on {socket.gethostname()}, started "
-                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
-        self._fh.flush()
-
-    def release(self) -> None:
-        self._fh.close()
-
-
-@contextmanager
-def output_lock(inputs: list[Path], out: Path, command: str) -> Iterator[None]:
-    """What a folder run (``command``: batch, evaluate) checks before it writes anything
-    (:func:`check_inputs`, :func:`check_output`), then its :class:`RunLock` on ``out``
-    for the ``with`` body."""
-    check_inputs(inputs, out)
-    check_output(out)
-    lock = RunLock(out, command)
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-class ErrorLog:
-    """``errors.csv`` written row by row as failures happen (flushed), so a crash or a full
-    disk later in the run keeps every error found so far."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lost = False
-        try:
-            self._fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            self._csv = csv.writer(self._fh)
-        except OSError:
-            self._fh = None
-            self.lost = True
-        self.add(("file", "reason"))
-
-    def add(self, row: tuple[str, str]) -> None:
-        if self._fh is None:
-            return
-        try:
-            self._csv.writerow(row)
-            self._fh.flush()
-        except OSError:
-            self.lost = True
-
-    def close(self) -> None:
-        if self._fh is not None:
-            try:
-                self._fh.close()
-            except OSError:
-                self.lost = True
-
-
-def _previous_run(run_file: Path) -> dict:
-    try:
-        data = json.loads(run_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BatchError(f"'{run_file}' cannot be read ({exc}); remove it or choose another "
-                         "output folder") from exc
-    if not isinstance(data, dict):
-        raise BatchError(f"'{run_file}' is not a vitexplorer run record; choose another "
-                         "output folder")
-    return data
-
-
-def result_records(out: Path) -> Iterator[tuple[Path, dict]]:
-    """Each per-image result under ``out`` as (its JSON file, its record), in a stable
-    order; ``run.json``, hidden files and files that are no JSON object are passed over."""
-    for p in sorted(out.rglob("*.json")):
-        if p.name == "run.json" or p.name.startswith("."):
-            continue
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict):
-            yield p, data
-
-
-def claim_run(out: Path, key: dict, wh: str, resume: bool, overwrite: bool) -> None:
-    """Make ``out`` this run's folder (batch and evaluate). A run recorded there already
-    (``run.json``) is continued on ``resume`` only when its options ``key`` and weights hash
-    ``wh`` match; ``overwrite`` replaces another run whole (:func:`clear_run`: a run owns
-    its folder). Temporaries of a killed run go. A BatchError says what to do otherwise."""
-    run_file = out / "run.json"
-    if run_file.exists():
-        previous = _previous_run(run_file)
-        same = previous.get("options") == key and previous.get("weights_sha256") == wh
-        if overwrite and not same:
-            clear_run(out)
-        elif not overwrite and not resume:
-            raise BatchError(f"'{out}' already holds a run; use --resume to continue it or "
-                             "--overwrite to replace its results")
-        elif not overwrite and not same:
-            raise BatchError(f"'{out}' holds a run with other options or weights "
-                             f"(model {previous.get('model')}); resume it with the same "
-                             "command, use --overwrite to replace that run, or choose "
-                             "another output folder")
-    for stale in out.rglob(".*.part"):  # temporaries of a killed run: never results
-        stale.unlink(missing_ok=True)
-
-
-def items_to_do(items: list[Item], out: Path, resume: bool, overwrite: bool,
-                result: BatchResult) -> list[Item]:
-    """The items still to process: one whose result (its JSON) exists is skipped on
-    ``resume``, redone on ``overwrite``, and a failure otherwise (nothing is overwritten
-    unasked)."""
-    todo = []
-    for it in items:
-        if result_paths(out, it)["json"].exists():
-            if resume:
-                result.skipped += 1
-                continue
-            if not overwrite:
-                result.fail(str(it.path), "a result exists already (use --resume or "
-                                          "--overwrite)")
-                continue
-        todo.append(it)
-    return todo
-
-
-def clear_run(out: Path) -> int:
-    """Delete everything an earlier run wrote in ``out`` (per-image JSON, maps, overlays,
-    grids named after each JSON, and the folder files); files it did not write stay.
-    Returns the number of images whose results were removed."""
-    n = 0
-    for p, data in result_records(out):
-        if "source" not in data or "output" not in data:
-            continue
-        stem = p.name[: -len(".json")]
-        for q in p.parent.iterdir():
-            if q.name.startswith(f"{stem}__") or q.name == f"{stem}.npz":
-                q.unlink(missing_ok=True)
-        p.unlink(missing_ok=True)
-        n += 1
-    for name in ("summary.csv", "head_profile.csv", "head_profile.png", "errors.csv",
-                 "run.json"):
-        (out / name).unlink(missing_ok=True)
-    return n
-
-
-def result_paths(out: Path, item: Item) -> dict[str, Path]:
-    base = out / item.rel
-    return {"json": base.with_name(base.name + ".json"),
-            "maps": base.with_name(base.name + ".npz")}
 
 
 # ------------------------------------------------------------------------------ running
@@ -779,36 +440,3 @@ def run_record(loaded: LoadedModel, opts: BatchOptions, wh: str, inputs: list[Pa
                          "fpng": fpng.__version__, "opencv": cv2.__version__},
             "device": opts.device, "batch_size": opts.batch_size}
 
-
-# --------------------------------------------------------------------------- summarize
-def load_tables(out: Path) -> list[tuple[str, HeadTable]]:
-    """Every per-image head table under ``out`` (from the JSON files)."""
-    return [(data.get("output", str(p)), HeadTable.from_rows(data["heads"]))
-            for p, data in result_records(out) if data.get("heads")]
-
-
-def summarize(out: Path) -> int:
-    """(Re)build ``summary.csv`` and the head profile (CSV + figure) from the JSON files,
-    so resumed runs and shards merge into one profile. Returns the number of images."""
-    from vitexplorer.core.profile import aggregate
-
-    tables = load_tables(out)
-    if not tables:
-        return 0
-    buf = io.StringIO()
-    writer = None
-    for name, table in tables:
-        for row in table.rows():
-            if writer is None:
-                writer = csv.DictWriter(buf, fieldnames=["image", *row])
-                writer.writeheader()
-            writer.writerow({"image": name, **row})
-    write_atomic(out / "summary.csv", buf.getvalue())
-    shapes = {t.shape for _, t in tables}
-    if len(shapes) == 1:
-        profile = aggregate([t for _, t in tables])
-        write_atomic(out / "head_profile.csv", profile.to_csv())
-        from vitexplorer.core.figures import profile_figure, save_figure
-
-        save_figure(profile_figure(profile), out / "head_profile.png")
-    return len(tables)

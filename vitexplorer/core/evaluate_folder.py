@@ -24,19 +24,8 @@ import torch
 
 from vitexplorer import __version__
 from vitexplorer.core.analysis import Analysis
-from vitexplorer.core.batch import (
-    BatchError,
-    BatchResult,
-    Item,
-    claim_run,
-    discover,
-    items_to_do,
-    output_lock,
-    result_paths,
-    result_records,
-    shard_of,
-)
 from vitexplorer.core.constants import CLASS_METHODS, MASS_SHARE
+from vitexplorer.core.discovery import Item, discover, shard_of
 from vitexplorer.core.errors import ImageError
 from vitexplorer.core.evaluate import (
     CURVES,
@@ -50,6 +39,15 @@ from vitexplorer.core.files import write_atomic
 from vitexplorer.core.images import load_image, preprocess
 from vitexplorer.core.masks import find_mask_file
 from vitexplorer.core.models import LoadedModel
+from vitexplorer.core.run_folder import (
+    BatchError,
+    BatchResult,
+    claim_run,
+    items_to_do,
+    output_lock,
+    result_paths,
+    result_records,
+)
 from vitexplorer.core.stream import stream
 
 if TYPE_CHECKING:
