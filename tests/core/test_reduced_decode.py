@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -207,3 +209,34 @@ def test_a_truncated_jpeg_still_names_its_fault_on_a_reduced_decode(tmp_path):
     path.write_bytes(path.read_bytes()[:20_000])
     with pytest.raises(ImageError, match="truncated"):
         decode(path, lambda size: (size[0] // 4, size[1] // 4))
+
+
+def exif_orientation(tiff_type: int, count: int, value: bytes) -> bytes:
+    """An EXIF block whose only tag is an orientation of any TIFF type (little-endian)."""
+    head = struct.pack("<HHI", 0x0112, tiff_type, count)
+    if len(value) > 4:  # stored after the IFD (8 + 2 + 12 + 4 bytes in), by its offset
+        return (b"Exif\0\0II*\0" + struct.pack("<IH", 8, 1) + head + struct.pack("<II", 26, 0)
+                + value)
+    entry = head + value.ljust(4, b"\0")
+    return b"Exif\0\0II*\0" + struct.pack("<IH", 8, 1) + entry + struct.pack("<I", 0)
+
+
+@pytest.mark.parametrize("tiff_type, count, value", [
+    (2, 2, b"6\0"), (2, 4, b"abc\0"), (7, 1, b"\x06"), (5, 1, struct.pack("<II", 6, 0))],
+    ids=["text-6", "text-abc", "undefined-byte", "rational-6-over-0"])
+def test_an_orientation_exif_transpose_ignores_leaves_the_image_as_stored(
+        tmp_path, monkeypatch, tiff_type, count, value):
+    # Pillow shows these as stored; the reduced decode (OpenCV's turn, the box) must agree,
+    # and none of them is a reason to refuse the image
+    from vitexplorer.core import images
+
+    path = tmp_path / "o.jpg"
+    Image.fromarray(photo(61, 97)).save(path, quality=92,
+                                        exif=exif_orientation(tiff_type, count, value))
+    assert decode(path).pixels.shape[:2] == (61, 97)
+    need = lambda size: (size[0] // 2, size[1] // 2)  # noqa: E731
+    fast = decode(path, need)
+    monkeypatch.setattr(images, "_reduced_jpeg", lambda *a: None)
+    ref = decode(path, need)
+    assert fast.size == ref.size == (61, 97) and fast.box == ref.box
+    assert np.array_equal(fast.pixels, ref.pixels)

@@ -140,12 +140,23 @@ def check_size(source: str | Path, size: tuple[int, int]) -> None:
 
 
 _SIDEWAYS = (5, 6, 7, 8)  # EXIF orientations stored rotated by 90 degrees
+#: the EXIF orientations :func:`ImageOps.exif_transpose` turns (a dict: it looks them up so)
+_TURNED = dict.fromkeys(range(2, 9))
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation that :func:`_upright` (``exif_transpose``) applies to ``im``:
+    1 unless the tag is one of 2-8 as ``exif_transpose`` looks it up. Why: a tag of another
+    type (text "6", undefined bytes, 6/0) is not an error, and the geometry and OpenCV's
+    turn must be the one Pillow's pixels get."""
+    value = im.getexif().get(0x0112, 1)
+    return int(value) if value in _TURNED else 1
 
 
 def _decode_open(im: Image.Image, need: SizeNeed | None,
                  background: tuple[int, int, int]) -> Decoded:
     sw, sh = im.size  # as stored
-    orientation = int(im.getexif().get(0x0112, 1) or 1) if im.format in ("JPEG", "MPO") else 1
+    orientation = _orientation(im) if im.format in ("JPEG", "MPO") else 1
     upright = (sw, sh) if orientation in _SIDEWAYS else (sh, sw)
     factor, stored_box, mode = 1, (0.0, 0.0, float(sw), float(sh)), im.mode
     if need is not None and im.format in ("JPEG", "MPO"):
