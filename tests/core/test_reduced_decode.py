@@ -240,3 +240,29 @@ def test_an_orientation_exif_transpose_ignores_leaves_the_image_as_stored(
     ref = decode(path, need)
     assert fast.size == ref.size == (61, 97) and fast.box == ref.box
     assert np.array_equal(fast.pixels, ref.pixels)
+
+
+@pytest.mark.parametrize("save", [{}, {"restart_marker_blocks": 4}, {"progressive": True}],
+                         ids=["baseline", "restarts", "progressive"])
+def test_corrupt_scan_data_fails_on_a_reduced_decode_as_on_a_full_one(tmp_path, monkeypatch,
+                                                                       save):
+    # OpenCV stops reading a single-scan JPEG at its last row: a marker libjpeg rejects after
+    # it went unseen, and the reduced decode returned pixels where Pillow names the fault
+    from vitexplorer.core import images
+    from vitexplorer.core.errors import ImageError
+
+    path = tmp_path / "c.jpg"
+    Image.fromarray(photo(203, 301)).save(path, quality=90, **save)
+    need = lambda size: (size[0] // 2, size[1] // 2)  # noqa: E731
+    calls = []
+    real = images._reduced_jpeg
+    monkeypatch.setattr(images, "_reduced_jpeg", lambda *a: calls.append(real(*a)) or calls[-1])
+    decode(path, need)
+    assert calls[-1] is not None  # intact: OpenCV decodes it
+    data = path.read_bytes()  # the last scan's last bytes: "Unsupported marker type 0x7c"
+    path.write_bytes(data[:-6] + b"\xff\x7c" + data[-4:])
+    with pytest.raises(ImageError, match="broken data stream") as full:
+        decode(path)
+    with pytest.raises(ImageError) as reduced:
+        decode(path, need)
+    assert str(reduced.value) == str(full.value)
