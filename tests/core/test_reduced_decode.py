@@ -266,3 +266,22 @@ def test_corrupt_scan_data_fails_on_a_reduced_decode_as_on_a_full_one(tmp_path, 
     with pytest.raises(ImageError) as reduced:
         decode(path, need)
     assert str(reduced.value) == str(full.value)
+
+
+def test_a_jpeg_with_a_large_tail_is_not_read_whole_for_a_reduced_decode(tmp_path,
+                                                                         monkeypatch):
+    # OpenCV decodes from the whole file in memory; megabytes after the EOI (a video, junk)
+    # are Pillow's to skip: it reads up to the EOI
+    from vitexplorer.core import images
+
+    path = tmp_path / "tail.jpg"
+    Image.fromarray(photo(61, 97)).save(path, quality=90)
+    path.write_bytes(path.read_bytes() + bytes(2**20 + 8 * 61 * 97))
+    need = lambda size: (size[0] // 2, size[1] // 2)  # noqa: E731
+    calls = []
+    real = images._reduced_jpeg
+    monkeypatch.setattr(images, "_reduced_jpeg", lambda *a: calls.append(real(*a)) or calls[-1])
+    got = decode(path, need)
+    assert calls == [None]
+    monkeypatch.setattr(images, "_reduced_jpeg", lambda *a: None)
+    assert np.array_equal(got.pixels, decode(path, need).pixels)
