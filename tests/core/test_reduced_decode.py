@@ -285,3 +285,21 @@ def test_a_jpeg_with_a_large_tail_is_not_read_whole_for_a_reduced_decode(tmp_pat
     assert calls == [None]
     monkeypatch.setattr(images, "_reduced_jpeg", lambda *a: None)
     assert np.array_equal(got.pixels, decode(path, need).pixels)
+
+
+def test_an_arithmetic_coded_jpeg_is_refused_alike_at_every_size(monkeypatch):
+    # libjpeg cannot suspend its arithmetic decoder and Pillow feeds it by 64 KB blocks:
+    # Pillow fails on this 80 KB file (tests/data/README.md) where OpenCV, given the whole
+    # file, decodes it: a reduced decode showed a photo the full decode refused
+    from vitexplorer.core import images
+    from vitexplorer.core.errors import ImageError
+
+    path = TEST_IMAGES / "arithmetic.jpg"
+    calls = []
+    real = images._reduced_jpeg
+    monkeypatch.setattr(images, "_reduced_jpeg", lambda *a: calls.append(real(*a)) or calls[-1])
+    with pytest.raises(ImageError, match="arithmetic-coded") as full:
+        decode(path)
+    with pytest.raises(ImageError) as reduced:
+        decode(path, lambda size: (size[0] // 2, size[1] // 2))
+    assert calls == [None] and str(reduced.value) == str(full.value)

@@ -116,6 +116,9 @@ def decode(
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason.lower():
             reason = f"the file is truncated ({reason})"
+        elif "broken data stream" in reason and _arithmetic_jpeg(path):
+            reason = ("an arithmetic-coded JPEG, which Pillow cannot decode beyond 64 KB "
+                      "(convert it to the usual Huffman coding: jpegtran -copy all)")
         raise ImageError(path, reason) from exc
     except (ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(path, f"corrupt image data ({exc})") from exc
@@ -215,7 +218,7 @@ def _reduced_jpeg(im: Image.Image, mode: str, factor: int, orientation: int
             im.size[0] * im.size[1]) + 2**20:
         return None
     data = np.fromfile(im.filename, np.uint8)
-    if not im.info.get("progressive") and not _scan_ends_clean(data):
+    if not _opencv_agrees(data, bool(im.info.get("progressive"))):
         return None
     try:
         rgb = cv2.imdecode(data, flag | _CV_RGB_AS_STORED)
@@ -232,31 +235,57 @@ def _reduced_jpeg(im: Image.Image, mode: str, factor: int, orientation: int
     return turn[orientation](rgb) if orientation in turn else rgb
 
 
-def _scan_ends_clean(data: np.ndarray) -> bool:
-    """Whether the first scan of the JPEG ``data`` runs to an EOI with no other marker on
-    the way than restarts (RSTn).
+#: SOF markers of arithmetic-coded JPEGs (sequential, progressive, lossless; the rest Huffman)
+_ARITHMETIC_SOF = (0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
 
-    Why: OpenCV stops reading a single-scan JPEG at its last row, so a marker libjpeg
-    rejects after it (corrupt data: "Unsupported marker type") is never read and OpenCV
-    returns pixels where Pillow, which reads on to the EOI, fails ("broken data stream").
-    A progressive JPEG is read whole before its first row: OpenCV fails on it as Pillow
-    does. Anything else (a sequential file of several scans too) is left to Pillow.
-    """
-    i, n = 2, data.size
-    while i + 4 <= n and data[i] == 0xFF:  # the segments before the first scan
-        marker = data[i + 1]
+
+def _first_scan(data: np.ndarray) -> tuple[int, int]:
+    """(SOF marker, offset of the first scan's entropy-coded data) of the JPEG ``data``;
+    (0, 0) where the segments before a scan do not parse."""
+    i, n, sof = 2, data.size, 0
+    while i + 4 <= n and data[i] == 0xFF:
+        marker = int(data[i + 1])
         if marker == 0xFF:  # a fill byte
             i += 1
             continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # not DHT, JPG, DAC
+            sof = marker
         i += 2 + (int(data[i + 2]) << 8 | int(data[i + 3]))
         if marker == 0xDA:
-            break
-    else:
+            return sof, i
+    return 0, 0
+
+
+def _opencv_agrees(data: np.ndarray, progressive: bool) -> bool:
+    """Whether OpenCV decodes the JPEG ``data`` only where Pillow does.
+
+    Not where the data is arithmetic-coded: libjpeg cannot suspend its arithmetic decoder,
+    and Pillow feeds it by blocks, so Pillow fails on one over a block ("broken data
+    stream") that OpenCV decodes. Not where the first scan meets a marker other than
+    restarts (RSTn) before the EOI of a single-scan file: OpenCV stops reading at the last
+    row, so a marker libjpeg rejects after it (corrupt data: "Unsupported marker type")
+    went unread and OpenCV returned pixels where Pillow, which reads on to the EOI, fails.
+    A progressive JPEG is read whole before its first row: OpenCV fails on it as Pillow
+    does. Anything else (a sequential file of several scans too) is left to Pillow.
+    """
+    sof, start = _first_scan(data)
+    if not start or sof in _ARITHMETIC_SOF:
         return False
-    scan = data[i:]
+    if progressive:
+        return True
+    scan = data[start:]
     after = scan[np.flatnonzero(scan[:-1] == 0xFF) + 1]  # 0: a stuffed 0xFF byte
     markers = after[(after != 0) & (after != 0xFF) & ((after & 0xF8) != 0xD0)]
     return markers.size > 0 and markers[0] == 0xD9
+
+
+def _arithmetic_jpeg(path: Path) -> bool:
+    """Whether ``path`` holds an arithmetic-coded JPEG (read for an error message)."""
+    try:
+        head = np.fromfile(path, np.uint8, count=4 << 20)
+    except OSError:
+        return False
+    return head[:2].tobytes() == b"\xff\xd8" and _first_scan(head)[0] in _ARITHMETIC_SOF
 
 
 def _upright(im: Image.Image) -> Image.Image:
