@@ -29,3 +29,24 @@ def test_a_large_photo_is_shown_small_and_exported_in_full(qtbot, window, tmp_pa
     shown = drawn[0].axes[0].images[0].get_array()
     assert np.asarray(shown).shape[:2] == (3000, 2000)
 
+
+
+def test_exporting_a_photo_that_went_bad_since_it_was_opened_is_a_message(qtbot, window,
+                                                                         tmp_path, monkeypatch):
+    # an export decodes the photo again in full: a file cut short since it was opened is an
+    # ImageError, shown in the banner as other export failures are, not an "Unexpected
+    # error" with a traceback
+    from vitexplorer.gui import main_window
+
+    dialogs = []
+    monkeypatch.setattr(main_window, "show_error", lambda *a, **k: dialogs.append(a))
+    photo = tmp_path / "big.jpg"
+    Image.open(TEST_IMAGES / "horse.png").convert("RGB").resize((2400, 1600)).save(photo)
+    open_and_wait(qtbot, window, photo)
+    photo.write_bytes(photo.read_bytes()[:5000])
+    window.export("view", str(tmp_path / "v.png"))
+    qtbot.waitUntil(lambda: not window.tasks.is_running(), timeout=60000)
+    assert not dialogs
+    assert "Could not export" in window.banner.label.text()
+    assert "big.jpg" in window.banner.label.text() and "truncated" in window.banner.label.text()
+    assert not (tmp_path / "v.png").exists()

@@ -78,7 +78,9 @@ class TransferMixin:
                        message="Rendering the preview…")
 
     def _export_failed(self, exc: BaseException) -> bool:
-        if isinstance(exc, OSError | ValueError | OutputError):
+        """Expected failures go to the banner; an ImageError: an export decodes the photo
+        again in full, and it changed or went since it was opened."""
+        if isinstance(exc, OSError | ValueError | OutputError | ImageError):
             self.banner.show_message(f"Could not export: {exc}")
             return True
         return False
