@@ -303,3 +303,19 @@ def test_an_arithmetic_coded_jpeg_is_refused_alike_at_every_size(monkeypatch):
     with pytest.raises(ImageError) as reduced:
         decode(path, lambda size: (size[0] // 2, size[1] // 2))
     assert calls == [None] and str(reduced.value) == str(full.value)
+
+
+def test_an_opencv_without_rgb_decoding_leaves_the_decode_to_pillow(tmp_path, monkeypatch):
+    # OpenCV before 4.11 has no IMREAD_COLOR_RGB: given the bit anyway it would decode BGR
+    import cv2
+
+    upright = photo(905, 1201)
+    path = tmp_path / "o.jpg"
+    save_oriented(upright, path, 1)
+    need = lambda size: (size[0] // 2, size[1] // 2)  # noqa: E731
+    fast = decode(path, need)
+    monkeypatch.delattr(cv2, "IMREAD_COLOR_RGB")
+    calls = []
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: calls.append(1))
+    old = decode(path, need)
+    assert not calls and np.array_equal(old.pixels, fast.pixels)

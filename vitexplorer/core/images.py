@@ -189,9 +189,9 @@ def _decode_open(im: Image.Image, need: SizeNeed | None,
     return Decoded.full(rgb)
 
 
-#: OpenCV's flags for libjpeg's scaled decode by 1/k, to RGB, the EXIF orientation left to us
+#: OpenCV's flags (IMREAD_REDUCED_GRAYSCALE_k: the scale bits alone) for libjpeg's scaled
+#: decode by 1/k
 _CV_REDUCED = {2: 16, 4: 32, 8: 64}
-_CV_RGB_AS_STORED = 256 | 128  # IMREAD_COLOR_RGB | IMREAD_IGNORE_ORIENTATION
 #: twice the most a JPEG holds a pixel (colour noise at quality 100, 4:4:4: 4.1 bytes)
 _JPEG_MAX_BYTES_PER_PIXEL = 8
 
@@ -209,7 +209,10 @@ def _reduced_jpeg(im: Image.Image, mode: str, factor: int, orientation: int
     import cv2
 
     flag = _CV_REDUCED.get(factor)
-    if flag is None or im.filename is None:
+    # RGB straight from the decoder (OpenCV 4.11+; older ones would ignore the bit and give
+    # BGR): without it Pillow decodes
+    rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)
+    if flag is None or rgb_flag is None or im.filename is None:
         return None
     # OpenCV needs the whole file in memory, Pillow reads up to the EOI: a file far larger
     # than any JPEG of its pixels (a video or junk after the EOI) is left to Pillow
@@ -221,7 +224,7 @@ def _reduced_jpeg(im: Image.Image, mode: str, factor: int, orientation: int
     if not _opencv_agrees(data, bool(im.info.get("progressive"))):
         return None
     try:
-        rgb = cv2.imdecode(data, flag | _CV_RGB_AS_STORED)
+        rgb = cv2.imdecode(data, flag | rgb_flag | cv2.IMREAD_IGNORE_ORIENTATION)
     except cv2.error:
         return None
     if rgb is None or rgb.shape != (im.size[1], im.size[0], 3):  # im.size: the draft's
