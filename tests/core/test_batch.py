@@ -284,6 +284,11 @@ def test_box_in_original_pixels_and_mask_source_in_every_record(tmp_path, tiny):
               BatchOptions(**{**OPTS, "box": (40, 30, 200, 160), "overlay_size": 192}))
     rec = json.loads((tmp_path / "half" / "in" / "x.png.json").read_text())
     assert rec["mask"].endswith("(40, 30, 200, 160)") and "(20, 15" not in rec["mask"]
+    # a box off this image is named as given, on the image's own size, not the copy's
+    res = run_batch([src], tmp_path / "off", tiny,
+                    BatchOptions(**{**OPTS, "box": (500, 0, 600, 100), "overlay_size": 192}))
+    assert res.failed == [(str(src / "x.png"),
+                           "the box (500, 0, 600, 100) does not overlap the 384x303 image")]
     with pytest.raises(BatchError, match="mask folder"):
         run_batch([src], tmp_path / "o2", tiny, BatchOptions(**{**OPTS,
                                                                 "masks": str(tmp_path / "no")}))

@@ -357,9 +357,12 @@ def _write_results(item: Item, a: Analysis, mask, opts: BatchOptions, out: Path,
         heads = opts.heads if opts.heads is not None else tuple(range(a.num_heads))
         box = None
         if opts.box is not None and mask is None:  # original pixels -> the analysis's image
-            sy = a.image.shape[0] / original.image_size[0]
-            sx = a.image.shape[1] / original.image_size[1]
-            x0, y0, x1, y1 = opts.box
+            (h, w), (x0, y0, x1, y1) = original.image_size, opts.box
+            if opts.scores and (min(x1, w) <= max(x0, 0) or min(y1, h) <= max(y0, 0)):
+                # said here, in the pixels the box was given in (not the smaller copy's)
+                return str(item.path), (f"the box {tuple(opts.box)} does not overlap the "
+                                        f"{w}x{h} image")
+            sy, sx = a.image.shape[0] / h, a.image.shape[1] / w
             box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
         table = a.head_table(opts.mask_mode, mask, "mask file", box) if opts.scores else None
         if table is not None and box is not None and box != tuple(opts.box):
