@@ -306,7 +306,7 @@ def test_an_arithmetic_coded_jpeg_is_refused_alike_at_every_size(monkeypatch):
 
 
 def test_an_opencv_without_rgb_decoding_leaves_the_decode_to_pillow(tmp_path, monkeypatch):
-    # OpenCV before 4.11 has no IMREAD_COLOR_RGB: given the bit anyway it would decode BGR
+    # OpenCV before 4.11 has no IMREAD_COLOR_RGB: given the bit anyway, 4.10 decodes grey
     import cv2
 
     upright = photo(905, 1201)

@@ -209,8 +209,8 @@ def _reduced_jpeg(im: Image.Image, mode: str, factor: int, orientation: int
     import cv2
 
     flag = _CV_REDUCED.get(factor)
-    # RGB straight from the decoder (OpenCV 4.11+; older ones would ignore the bit and give
-    # BGR): without it Pillow decodes
+    # RGB straight from the decoder (OpenCV 4.11+; 4.10 ignores the bit and, the scale bits
+    # being IMREAD_REDUCED_GRAYSCALE_k, gives grey): without it Pillow decodes
     rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)
     if flag is None or rgb_flag is None or im.filename is None:
         return None
