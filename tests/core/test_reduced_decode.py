@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -20,6 +21,10 @@ from vitexplorer.core.images import (
 
 CFG = {"input_size": (3, 224, 224), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
        "interpolation": "bicubic", "crop_pct": 0.875, "crop_mode": "center"}
+#: OpenCV decodes reduced JPEGs only with IMREAD_COLOR_RGB (4.11+; pyproject allows 4.8):
+#: before it Pillow decodes them all, and the tests of OpenCV's path have nothing to test
+opencv_path = pytest.mark.skipif(not hasattr(cv2, "IMREAD_COLOR_RGB"),
+                                 reason="OpenCV before 4.11: Pillow decodes every JPEG")
 # the inverse of what exif_transpose applies for each orientation (to store the pixels)
 TRANSPOSE = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
@@ -175,6 +180,7 @@ def test_display_copy_from_a_reduced_decode_matches_the_full_one(tmp_path, orien
     assert abs(cx - (x0 + x1) / 2 * 500 / w) < 0.2 and abs(cy - (y0 + y1) / 2 * 377 / h) < 0.2
 
 
+@opencv_path
 @pytest.mark.parametrize("factor", [2, 4, 8])
 @pytest.mark.parametrize("grey", [False, True])
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -242,6 +248,7 @@ def test_an_orientation_exif_transpose_ignores_leaves_the_image_as_stored(
     assert np.array_equal(fast.pixels, ref.pixels)
 
 
+@opencv_path
 @pytest.mark.parametrize("save", [{}, {"restart_marker_blocks": 4}, {"progressive": True}],
                          ids=["baseline", "restarts", "progressive"])
 def test_corrupt_scan_data_fails_on_a_reduced_decode_as_on_a_full_one(tmp_path, monkeypatch,
@@ -307,14 +314,12 @@ def test_an_arithmetic_coded_jpeg_is_refused_alike_at_every_size(monkeypatch):
 
 def test_an_opencv_without_rgb_decoding_leaves_the_decode_to_pillow(tmp_path, monkeypatch):
     # OpenCV before 4.11 has no IMREAD_COLOR_RGB: given the bit anyway, 4.10 decodes grey
-    import cv2
-
     upright = photo(905, 1201)
     path = tmp_path / "o.jpg"
     save_oriented(upright, path, 1)
     need = lambda size: (size[0] // 2, size[1] // 2)  # noqa: E731
     fast = decode(path, need)
-    monkeypatch.delattr(cv2, "IMREAD_COLOR_RGB")
+    monkeypatch.delattr(cv2, "IMREAD_COLOR_RGB", raising=False)
     calls = []
     monkeypatch.setattr(cv2, "imdecode", lambda *a: calls.append(1))
     old = decode(path, need)
