@@ -168,3 +168,25 @@ def test_a_superseded_scoring_stops_after_its_grabcut(tiny_loaded, monkeypatch):
     done = groups_job(a, "centre", drawing=Drawing(box=(40, 30, 200, 160)),
                       should_stop=lambda: False)
     assert tables and done.table.meta["mask_source"] == "box"
+
+
+def test_a_superseded_analysis_scores_no_heads(tiny_loaded, monkeypatch):
+    """Another image opened once the forward is done: the analysis job stops after its
+    foreground instead of scoring heads. Fails when analyze_job keeps should_stop from
+    its groups."""
+    from vitexplorer.core.analysis import Analysis
+    from vitexplorer.core.errors import Cancelled
+    from vitexplorer.gui.jobs import analyze_job
+
+    opened = []  # set once the foreground is made: the user opened another image
+    real_fg, real_table = Analysis.foreground, Analysis.head_table
+    monkeypatch.setattr(Analysis, "foreground",
+                        lambda self, *k, **kw: opened.append(1) or real_fg(self, *k, **kw))
+    tables = []
+    monkeypatch.setattr(Analysis, "head_table",
+                        lambda self, *k, **kw: tables.append(1) or real_table(self, *k, **kw))
+    rgb = load_image(TEST_IMAGES / "coins.png")
+    with pytest.raises(Cancelled):
+        analyze_job(tiny_loaded, rgb, "coins", "stretch", "viridis", "centre",
+                    should_stop=lambda: bool(opened))
+    assert opened and not tables

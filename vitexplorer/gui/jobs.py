@@ -97,7 +97,8 @@ def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, polic
                 cmap: str, mask_mode: str = "centre", should_stop=None) -> FinishedAnalysis:
     """Forward + the maps every view needs at once (head maps, rollouts, thumbnails), and
     the head groups against the ``mask_mode`` foreground (a drawing or chosen mask file is
-    scored after, by the groups controller)."""
+    scored after, by the groups controller). Superseded (another image opened), it stops
+    between stages there too: the centre GrabCut alone is ~0.4 s."""
     from vitexplorer.core.analysis import analyze
 
     # a file is decoded only as large as the view shows it (JPEG draft: a 24 MP photo in
@@ -108,7 +109,7 @@ def analyze_job(loaded: LoadedModel, image: str | np.ndarray, source: str, polic
     analysis.head_rollout_maps()
     display, scale = resized(analysis.image, DISPLAY_MAX)
     return FinishedAnalysis(analysis, display, scale, head_thumbnails(analysis, "head", cmap),
-                            groups_job(analysis, mask_mode))
+                            groups_job(analysis, mask_mode, should_stop))
 
 
 def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
