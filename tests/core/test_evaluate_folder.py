@@ -48,6 +48,25 @@ def test_palette_mask_classes_and_void(tmp_path):
     assert fg.sum() == 60 * 40 and not void.any()
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_label_mask_is_turned_by_its_exif_and_bounded_before_decoding(tmp_path, monkeypatch):
+    from vitexplorer.core.errors import ImageError
+
+    idx = np.zeros((60, 80), np.uint8)
+    idx[:20, :40] = 8  # the object in the top-left corner, upright
+    pal = Image.fromarray(idx, "P").transpose(Image.Transpose.ROTATE_90)  # stored sideways
+    pal.putpalette([0, 0, 0, 128, 0, 0] * 128)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a viewer turns it 90 degrees clockwise
+    pal.save(tmp_path / "m.png", exif=exif.tobytes())
+    fg, _ = load_label_mask(tmp_path / "m.png", (60, 80))
+    assert fg[:20, :40].all() and fg.sum() == 20 * 40
+    for bound in (3000, 1000):  # over the bomb bound (Pillow warns), over twice (it raises)
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", bound)
+        with pytest.raises(ImageError, match="too large"):
+            load_label_mask(tmp_path / "m.png", (60, 80))
+
+
 def test_evaluate_folder_outputs_errors_and_resume(tmp_path, tiny_loaded):
     images, masks = folder(tmp_path)
     out = tmp_path / "out"
