@@ -30,7 +30,6 @@ def test_a_large_photo_is_shown_small_and_exported_in_full(qtbot, window, tmp_pa
     assert np.asarray(shown).shape[:2] == (3000, 2000)
 
 
-
 def test_exporting_a_photo_that_went_bad_since_it_was_opened_is_a_message(qtbot, window,
                                                                          tmp_path, monkeypatch):
     # an export decodes the photo again in full: a file cut short since it was opened is an
@@ -50,3 +49,15 @@ def test_exporting_a_photo_that_went_bad_since_it_was_opened_is_a_message(qtbot,
     assert "Could not export" in window.banner.label.text()
     assert "big.jpg" in window.banner.label.text() and "truncated" in window.banner.label.text()
     assert not (tmp_path / "v.png").exists()
+    # a preview that fails (it draws from the view's copy, so make it): the banner says
+    # what could not be done
+    from vitexplorer.gui import jobs
+
+    def broken(*a, **k):
+        raise ValueError("no figure")
+
+    monkeypatch.setattr(jobs, "preview_job", broken)
+    window.preview_export(type("Dialog", (), {"show_preview": print})(), "view", None)
+    qtbot.waitUntil(lambda: not window.tasks.is_running(), timeout=60000)
+    assert window.banner.label.text().startswith("Could not render the preview: ")
+    assert not dialogs

@@ -74,14 +74,16 @@ class TransferMixin:
             return
         self.tasks.run("export-preview", jobs.preview_job, analysis, kind,
                        vars(self.state.options).copy(), figure_options, PREVIEW_PX,
-                       on_done=dialog.show_preview, on_error=self._export_failed,
+                       on_done=dialog.show_preview,
+                       on_error=lambda exc: self._export_failed(exc, "render the preview"),
                        message="Rendering the preview…")
 
-    def _export_failed(self, exc: BaseException) -> bool:
-        """Expected failures go to the banner; an ImageError: an export decodes the photo
-        again in full, and it changed or went since it was opened."""
+    def _export_failed(self, exc: BaseException, what: str = "export") -> bool:
+        """Expected failures go to the banner, saying ``what`` could not be done; an
+        ImageError: an export decodes the photo again in full, and it changed or went since
+        it was opened."""
         if isinstance(exc, OSError | ValueError | OutputError | ImageError):
-            self.banner.show_message(f"Could not export: {exc}")
+            self.banner.show_message(f"Could not {what}: {exc}")
             return True
         return False
 
@@ -94,7 +96,8 @@ class TransferMixin:
             return
         self.tasks.run("copy", jobs.copy_job, analysis, vars(self.state.options).copy(),
                        getattr(self, "_figure_options", None), on_done=self._copied,
-                       on_error=self._export_failed, message="Copying the figure…")
+                       on_error=lambda exc: self._export_failed(exc, "copy the figure"),
+                       message="Copying the figure…")
 
     def _copied(self, data: dict[str, bytes]) -> None:
         md = QMimeData()
