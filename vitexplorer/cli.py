@@ -200,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "colour bar and caption (default: the bare overlay; random weights are "
                     "marked either way)")
     ba.add_argument("--batch-size", type=_at_least_one, default=8)
-    ba.add_argument("--workers", type=_at_least_one, default=2, help="decoding threads")
+    ba.add_argument("--workers", type=_at_least_one, default=None,
+                    help="decoding threads (default: one per core; writers: half as many, "
+                         "at least 2)")
     ba.add_argument("--masks", type=Path, help="folder of foreground masks (same stem)")
     ba.add_argument("--box", type=_box, metavar="x0,y0,x1,y1",
                     help="GrabCut box for images without a mask (original pixels)")

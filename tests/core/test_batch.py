@@ -321,3 +321,25 @@ def test_prefetch_in_step_decodes_nothing_while_the_consumer_works(in_step):
     assert len(started) == (3 if in_step else 5)
     rest = [f.result() for _, f in gen]
     assert rest == [3, 4, 5, 6] and sorted(started) == list(range(7))
+
+
+def test_decoders_and_writers_follow_the_cores_the_run_may_use(tmp_path, tiny, monkeypatch):
+    # a 16-core share of a bigger machine: by default 16 decoders and 8 writers, stated in
+    # run.json; an explicit --workers wins; SVG figures keep one writer (matplotlib)
+    from vitexplorer.core import batch
+
+    monkeypatch.setattr(batch.os, "sched_getaffinity", lambda pid: set(range(16)),
+                        raising=False)
+    used = []
+    real = batch._prefetch
+    monkeypatch.setattr(batch, "_prefetch",
+                        lambda items, fn, workers, *a: used.append(workers) or
+                        real(items, fn, workers, *a))
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(TEST_IMAGES / "coins.png", src / "x.png")
+    run_batch([src], tmp_path / "out", tiny, BatchOptions(**{**OPTS, "workers": None}))
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["threads"] == {"decode": 16, "write": 8} and used == [16]
+    assert batch.threads(BatchOptions(workers=3)) == (3, 2)
+    assert batch.threads(BatchOptions(format="svg")) == (16, 1)
