@@ -48,7 +48,6 @@ def test_palette_mask_classes_and_void(tmp_path):
     assert fg.sum() == 60 * 40 and not void.any()
 
 
-@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_label_mask_is_turned_by_its_exif_and_bounded_before_decoding(tmp_path, monkeypatch):
     from vitexplorer.core.errors import ImageError
 

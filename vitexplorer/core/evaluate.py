@@ -24,7 +24,7 @@ import torch
 
 from vitexplorer.core.constants import MASS_SHARE
 from vitexplorer.core.errors import ImageError
-from vitexplorer.core.images import Geometry, check_size, grid_coverage
+from vitexplorer.core.images import Geometry, grid_coverage, opened_image
 from vitexplorer.core.maps import mass_region
 
 #: the four curves each method gets (see :class:`Curves`)
@@ -39,28 +39,21 @@ def load_label_mask(path: str | Path, image_shape: tuple[int, int]
     Palette PNGs (PASCAL VOC ``SegmentationClass``/``SegmentationObject``) are read as class
     indices: foreground = any index 1..254, void = 255 (the boundary band VOC leaves
     unlabelled, excluded from the Jaccard index as in VOC's own evaluation). Any other mode
-    is a binary mask: pixels brighter than mid-grey are foreground, no void. The image's
-    bounds (:func:`~vitexplorer.core.images.check_size`) hold before any pixel is decoded,
-    and the EXIF orientation is applied, as to the image the mask belongs to.
+    is a binary mask: pixels brighter than mid-grey are foreground, no void. The file is
+    opened and checked as an image is (:func:`~vitexplorer.core.images.opened_image`), and
+    its EXIF orientation applied, as to the image the mask belongs to.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
 
-    try:
-        with Image.open(path) as im:
-            check_size(path, im.size)
-            im.load()
-            im = ImageOps.exif_transpose(im)  # a palette stays a palette
-            if im.mode == "P":
-                idx = np.asarray(im)
-                fg, void = (idx > 0) & (idx < 255), idx == 255
-            else:
-                grey = np.asarray(im.convert("L"))
-                fg, void = grey > 127, np.zeros(grey.shape, bool)
-    except Image.DecompressionBombError as exc:
-        raise ImageError(path, f"too large to decode safely (over "
-                               f"{Image.MAX_IMAGE_PIXELS:,} pixels)") from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageError(path, f"cannot read the mask ({exc})") from exc
+    with opened_image(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)  # a palette stays a palette
+        if im.mode == "P":
+            idx = np.asarray(im)
+            fg, void = (idx > 0) & (idx < 255), idx == 255
+        else:
+            grey = np.asarray(im.convert("L"))
+            fg, void = grey > 127, np.zeros(grey.shape, bool)
     if fg.shape != tuple(image_shape):
         raise ImageError(path, f"mask is {fg.shape[1]}x{fg.shape[0]} but the image is "
                                f"{image_shape[1]}x{image_shape[0]}")

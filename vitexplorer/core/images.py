@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import stat
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -85,6 +86,19 @@ def decode(
     1/8); other formats are decoded in full and box-reduced (``Image.reduce``) at once, so
     what follows works on the small copy.
     """
+    with opened_image(path) as im:
+        out = _decode_open(im, need, background)
+    if out.pixels.shape[0] < 1 or out.pixels.shape[1] < 1:
+        raise ImageError(path, "the image has no pixels")
+    return out
+
+
+@contextmanager
+def opened_image(path: str | Path) -> Iterator[Image.Image]:
+    """``path`` opened by Pillow at its first frame, its size within :func:`check_size`'s
+    bounds, for the ``with`` body to decode; every failure there or here (a folder, a FIFO,
+    an empty, truncated, corrupt or unknown file, a decompression bomb) is an
+    :class:`ImageError` naming the file and the reason. Images and mask files open alike."""
     path = Path(path)
     if path.is_dir():
         raise ImageError(path, "it is a folder, not a file")
@@ -94,8 +108,7 @@ def decode(
         raise ImageError(path, exc.strerror or str(exc)) from exc
     if not stat.S_ISREG(st.st_mode):  # a FIFO would block the decoder forever
         raise ImageError(path, f"not a regular file ({file_kind(st.st_mode)})")
-    size = st.st_size
-    if size == 0:
+    if st.st_size == 0:
         raise ImageError(path, "the file is empty")
     try:
         with warnings.catch_warnings():
@@ -103,7 +116,7 @@ def decode(
             with Image.open(path) as im:
                 im.seek(0)
                 check_size(path, im.size)
-                out = _decode_open(im, need, background)
+                yield im
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(
             path, f"too large to decode safely (over {Image.MAX_IMAGE_PIXELS:,} pixels)"
@@ -122,9 +135,6 @@ def decode(
         raise ImageError(path, reason) from exc
     except (ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(path, f"corrupt image data ({exc})") from exc
-    if out.pixels.shape[0] < 1 or out.pixels.shape[1] < 1:
-        raise ImageError(path, "the image has no pixels")
-    return out
 
 
 def check_size(source: str | Path, size: tuple[int, int]) -> None:
