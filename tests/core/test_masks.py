@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import TEST_IMAGES
 from vitexplorer.core.analysis import analyze
+from vitexplorer.core.images import load_image
 from vitexplorer.core.masks import MASK_NAMES, box_grabcut, centre_box, parse_box
 
 
@@ -68,3 +70,22 @@ def test_tables_record_their_mask_source(tiny_loaded):
     assert "GrabCut" in failed.meta["mask_warning"]
     x0, y0, x1, y1 = centre_box((64, 64))  # the fallback: the centre box itself
     assert flat.foreground().mask.sum() == (x1 - x0) * (y1 - y0)
+
+
+def test_an_analysis_takes_a_box_in_the_photos_pixels(tiny_loaded):
+    # an analysis of a half-size display copy: the box is given, checked and named in the
+    # photo's pixels, and GrabCut runs on the copy inside the halved box
+    from vitexplorer.core.errors import UsageError
+
+    photo = load_image(TEST_IMAGES / "coins.png")  # 384 x 303
+    a = analyze(tiny_loaded, photo, "stretch")
+    small = analyze(tiny_loaded, photo, "stretch", display_side=192)
+    assert small.image.shape[:2] == (152, 192) and small.photo_size == (303, 384)
+    fg = small.foreground(box=(40, 30, 200, 160))
+    assert fg.name.endswith("(40, 30, 200, 160)") and fg.source == "box"
+    m = fg.mask
+    assert m.shape == (152, 192) and m.any()
+    assert not m[:14].any() and not m[81:].any() and not m[:, :19].any() and not m[:, 101:].any()
+    assert a.foreground(box=(40, 30, 200, 160)).mask.shape == (303, 384)
+    with pytest.raises(UsageError, match=r"\(500, 0, 600, 100\) does not overlap the 384x303"):
+        small.foreground(box=(500, 0, 600, 100))

@@ -436,3 +436,17 @@ def test_an_outline_array_becomes_a_polygon_point_for_point():
     assert [(p.x(), p.y()) for p in polygon] == [tuple(p) for p in points.tolist()]
     assert _polygon(points[::2]).size() == 500  # a strided view too
     assert _polygon(np.empty((0, 2))).isEmpty()
+
+
+def test_a_typed_box_that_misses_the_photo_is_a_line_not_a_dialog(qtbot, window, coins,
+                                                                  monkeypatch):
+    from vitexplorer.gui import main_window
+
+    dialogs = []
+    monkeypatch.setattr(main_window, "show_error", lambda *a, **k: dialogs.append(a))
+    open_and_wait(qtbot, window, coins)  # 384 x 303, shown from a half-size copy
+    window.groups_panel.box.setText("500,0,600,100")
+    window.groups_panel.box.returnPressed.emit()
+    qtbot.waitUntil(lambda: "does not overlap" in window.status_text.text(), timeout=10000)
+    assert "(500, 0, 600, 100)" in window.status_text.text()  # the photo's pixels
+    assert "384x303" in window.status_text.text() and not dialogs

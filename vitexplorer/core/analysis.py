@@ -115,6 +115,11 @@ class Analysis:
         return preview.png_bytes(preview.head_grid(self))
 
     @property
+    def photo_size(self) -> tuple[int, int]:
+        """(rows, cols) of the photo itself; ``image`` may be a smaller display copy."""
+        return (self.original or self.geometry).image_size
+
+    @property
     def num_layers(self) -> int:
         return self.rows.shape[0]
 
@@ -345,29 +350,34 @@ class Analysis:
                    mask_name: str | None = None) -> masks.Foreground:
         """The foreground on the original image and what made it (:mod:`~.core.masks`):
         the given ``mask`` (a file: named ``mask_name``), else GrabCut in ``box`` (pixels of
-        this analysis's image), else by ``mode``: ``centre`` (model-free: GrabCut in the
-        centre box), ``rollout`` / ``grabcut`` (from the model's own rollout). A failed or
-        empty GrabCut falls back to its box (or the rollout region) with a warning."""
+        the photo, :attr:`photo_size`, as the user gives it:
+        :func:`~.core.masks.drawn_foreground`), else by ``mode``: ``centre`` (model-free:
+        GrabCut in the centre box), ``rollout`` / ``grabcut`` (from the model's own
+        rollout). A failed or empty GrabCut falls back to its box (or the rollout region)
+        with a warning."""
         if mask is not None:
             return masks.Foreground(mask, "file", mask_name or "given mask")
-        if box is not None:
-            mode = "box"
-        key = ("mask", mode, tuple(box) if box is not None else None)
-        if key not in self._cache:
+        key = ("mask", mode if box is None else "box", tuple(box) if box is not None else None)
+        if key in self._cache:
+            return self._cache[key]
+        if box is not None:  # in the photo's pixels, and named so
+            fg = masks.drawn_foreground(self.image, self.photo_size, box)
+        else:
             warning = None
             if mode in ("box", "centre"):
-                rect = box if box is not None else masks.centre_box(self.image.shape[:2])
-                fg, warning = masks.shared_box_grabcut(self.image, rect)
+                found, warning = masks.shared_box_grabcut(
+                    self.image, masks.centre_box(self.image.shape[:2]))
             elif mode == "grabcut":
-                fg, warning = masks.grabcut_mask(self.image, self.map("rollout"), self.geometry)
+                found, warning = masks.grabcut_mask(self.image, self.map("rollout"),
+                                                    self.geometry)
             elif mode == "rollout":
-                fg = masks.rollout_mask(self.map("rollout"), self.geometry)
+                found = masks.rollout_mask(self.map("rollout"), self.geometry)
             else:
                 raise ValueError(f"unknown mask mode {mode!r}: use centre, rollout, grabcut, "
                                  "a box or a mask file")
-            name = masks.MASK_NAMES[mode] + (f" {tuple(box)}" if box is not None else "")
-            self._cache[key] = masks.Foreground(fg, mode, name, warning)
-        return self._cache[key]
+            fg = masks.Foreground(found, mode, masks.MASK_NAMES[mode], warning)
+        self._cache[key] = fg
+        return fg
 
     def foreground_mask(self, mode: str = "centre", mask: np.ndarray | None = None
                         ) -> np.ndarray:

@@ -32,7 +32,7 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -53,7 +53,7 @@ from vitexplorer.core.images import (
     preprocess,
     resize_target,
 )
-from vitexplorer.core.masks import MASK_NAMES, find_mask_file, load_mask
+from vitexplorer.core.masks import find_mask_file, load_mask
 from vitexplorer.core.models import LoadedModel
 from vitexplorer.core.render import IMAGE_FORMATS, encode, overlay, stamp
 from vitexplorer.core.run_folder import (
@@ -353,20 +353,8 @@ def _write_results(item: Item, a: Analysis, mask, opts: BatchOptions, out: Path,
         base = out / item.rel
         layers = opts.layers if opts.layers is not None else (a.num_layers - 1,)
         heads = opts.heads if opts.heads is not None else tuple(range(a.num_heads))
-        box = None
-        if opts.box is not None and mask is None:  # original pixels -> the analysis's image
-            (h, w), (x0, y0, x1, y1) = original.image_size, opts.box
-            if opts.scores and (min(x1, w) <= max(x0, 0) or min(y1, h) <= max(y0, 0)):
-                # said here, in the pixels the box was given in (not the smaller copy's)
-                return str(item.path), (f"the box {tuple(opts.box)} does not overlap the "
-                                        f"{w}x{h} image")
-            sy, sx = a.image.shape[0] / h, a.image.shape[1] / w
-            box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
+        box = opts.box if mask is None else None  # original pixels, as the user gave it
         table = a.head_table(opts.mask_mode, mask, "mask file", box) if opts.scores else None
-        if table is not None and box is not None and box != tuple(opts.box):
-            # named as the user gave it, not in the pixels of the smaller copy scored on
-            table = replace(table, meta={**table.meta, "mask": f"{MASK_NAMES['box']} "
-                                                               f"{tuple(opts.box)}"})
         if "overlay" in opts.outputs:
             _write_overlays(a, base, opts, layers, heads, save_figure)
         if "grid" in opts.outputs:
@@ -396,6 +384,8 @@ def _write_results(item: Item, a: Analysis, mask, opts: BatchOptions, out: Path,
                   "heads": table.rows() if table else []}
         write_atomic(result_paths(out, item)["json"], json.dumps(record, indent=1))
         return str(item.path), None
+    except VitexplorerError as exc:  # this image's expected failure (a box that misses it)
+        return str(item.path), str(exc)
     except Exception as exc:
         return str(item.path), f"could not write results: {type(exc).__name__}: {exc}"
 

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from vitexplorer.core.constants import MASS_SHARE
-from vitexplorer.core.errors import ImageError, OutputError
+from vitexplorer.core.errors import ImageError, OutputError, UsageError
 from vitexplorer.core.files import write_atomic
 from vitexplorer.core.images import Geometry, load_image, map_to_image
 from vitexplorer.core.maps import mass_region
@@ -280,8 +280,13 @@ def drawn_foreground(image: np.ndarray, photo_size: tuple[int, int],
     ``image``, a copy of it (the GUI's display copy). ``box``, ``scribbles`` and ``edits``
     are in photo pixels. A box (the centre box when only scribbles are given) seeds
     :func:`box_grabcut` with the scribbles; without either, ``base`` (the mask in use) is
-    the starting point. ``edits`` then add to (foreground) or erase from the mask."""
+    the starting point. ``edits`` then add to (foreground) or erase from the mask. A box
+    that misses the photo is a :class:`UsageError` in the pixels it was given in."""
     sy, sx = (n / o for n, o in zip(image.shape[:2], photo_size, strict=True))
+    if box is not None:
+        (h, w), (x0, y0, x1, y1) = photo_size, box
+        if min(x1, w) <= max(x0, 0) or min(y1, h) <= max(y0, 0):
+            raise UsageError(f"the box {tuple(box)} does not overlap the {w}x{h} image")
     implied = box is None and bool(scribbles)  # named so: the user drew no box
     if implied:
         box = centre_box(photo_size)

@@ -87,12 +87,16 @@ class GroupsController(SlotController):
 
     def _scoring_failed(self, exc: BaseException) -> bool:
         """A chosen mask file that cannot be used (unreadable, another size) is dropped with
-        a line saying why, and the heads are scored without it; not a dialog per edit."""
-        from vitexplorer.core.errors import ImageError
+        a line saying why, and the heads are scored without it; a typed box that misses the
+        photo is a line too: not a dialog per edit."""
+        from vitexplorer.core.errors import ImageError, UsageError
 
         if isinstance(exc, ImageError) and self.state.mask_file:
             self.message.emit(f"Mask file not used: {exc}")
             self.state.history.drop_mask_file()  # Undo does not bring it back
+            return True
+        if isinstance(exc, UsageError):
+            self.message.emit(f"Heads not scored: {exc}")
             return True
         return False
 
@@ -126,7 +130,7 @@ class GroupsController(SlotController):
             self.message.emit(f"Mask not saved: {path.name} kept.")
             return
         self.tasks.run(self._kind("save-mask"), jobs.save_mask_job, groups.foreground,
-                       str(path), jobs.photo_size(self.slot.analysis), exists,
+                       str(path), self.slot.analysis.photo_size, exists,
                        on_done=lambda p: self.message.emit(f"Mask saved to {p}."),
                        on_error=self._save_failed, message=f"Saving {path.name}…")
 

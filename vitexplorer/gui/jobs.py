@@ -144,7 +144,7 @@ def groups_job(analysis: Analysis, mask_mode: str, should_stop=None,
 
     mask, mask_name, warning = _mask_file(analysis, mask_file)
     if drawing:
-        size, seeds = photo_size(analysis), replace(drawing, edits=())
+        size, seeds = analysis.photo_size, replace(drawing, edits=())
         if not seeds:
             base = analysis.foreground(mask_mode, mask, mask_name=mask_name)
         else:
@@ -190,11 +190,6 @@ def display_outline(mask: np.ndarray) -> list[np.ndarray]:
     return [(c + 0.5) * np.array([dw / w, dh / h]) for c in mask_outline(mask)]
 
 
-def photo_size(analysis: Analysis) -> tuple[int, int]:
-    """(rows, cols) of the photo itself; ``analysis.image`` may be a smaller display copy."""
-    return (analysis.original or analysis.geometry).image_size
-
-
 def _mask_file(analysis: Analysis, mask_file: str | None
                ) -> tuple[np.ndarray | None, str | None, str | None]:
     """The chosen mask file (an error when it does not fit), else ``IMAGE_mask.png`` next
@@ -203,7 +198,7 @@ def _mask_file(analysis: Analysis, mask_file: str | None
     from vitexplorer.core.errors import ImageError
     from vitexplorer.core.masks import find_mask_file, fitted_mask
 
-    size = photo_size(analysis)
+    size = analysis.photo_size
     if mask_file is not None:
         return fitted_mask(mask_file, size, analysis.image.shape[:2]), mask_file, None
     if analysis.source and Path(analysis.source).is_file():

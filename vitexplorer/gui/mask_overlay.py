@@ -18,7 +18,6 @@ from shiboken6 import VoidPtr
 
 from vitexplorer.core.masks import Stroke, centre_box
 from vitexplorer.gui.image_view import ImageView
-from vitexplorer.gui.jobs import photo_size
 from vitexplorer.gui.state import Drawing, HeadGroups, ModelSlot, ViewState
 
 #: outline yellow on a dark halo (the 60%-mass contour is cyan, the patch marker magenta)
@@ -89,7 +88,7 @@ class MaskOverlay(QObject):
         f = self.slot.finished
         if f is None or f.analysis.source != self.state.source:
             return None
-        (ph, pw), (dh, dw) = photo_size(f.analysis), f.display.shape[:2]
+        (ph, pw), (dh, dw) = f.analysis.photo_size, f.display.shape[:2]
         return pw / dw, ph / dh
 
     def to_photo(self, p: QPointF) -> tuple[float, float]:
@@ -141,7 +140,7 @@ class MaskOverlay(QObject):
             fx, fy = scale
             shown = drawing.box
             if shown is None and drawing.scribbles:  # GrabCut starts from the centre box
-                shown = centre_box(photo_size(self.slot.finished.analysis))
+                shown = centre_box(self.slot.finished.analysis.photo_size)
             self._box.setPen(_pen(BOX, 2, True, Qt.PenStyle.DashLine if drawing.box else
                                   Qt.PenStyle.DotLine))
             if shown is not None:
@@ -210,7 +209,7 @@ class MaskOverlay(QObject):
         self.state.update(drawing=drawing)
 
     def _commit_box(self, a, b, drawing: Drawing) -> None:
-        (ph, pw) = photo_size(self.slot.finished.analysis)
+        (ph, pw) = self.slot.finished.analysis.photo_size
         (ax, ay), (bx, by) = self.to_photo(QPointF(*a)), self.to_photo(QPointF(*b))
         x0, x1 = sorted((max(0, min(pw, round(ax))), max(0, min(pw, round(bx)))))
         y0, y1 = sorted((max(0, min(ph, round(ay))), max(0, min(ph, round(by)))))
