@@ -324,3 +324,30 @@ def test_an_opencv_without_rgb_decoding_leaves_the_decode_to_pillow(tmp_path, mo
     monkeypatch.setattr(cv2, "imdecode", lambda *a: calls.append(1))
     old = decode(path, need)
     assert not calls and np.array_equal(old.pixels, fast.pixels)
+
+
+@opencv_path
+def test_a_reduced_decode_reads_the_file_pillow_opened(tmp_path, monkeypatch):
+    # a file put in the path's place after Pillow opened it (a sync tool, an editor's
+    # save) must not be decoded under the first one's header and geometry
+    from vitexplorer.core import images
+
+    path, other = tmp_path / "p.jpg", tmp_path / "other.jpg"
+    Image.fromarray(photo(240, 320)).save(path, quality=90)
+    Image.fromarray(255 - photo(240, 320)).save(other, quality=90)
+    need = lambda size: (size[0] // 4, size[1] // 4)  # noqa: E731
+    expected = decode(path, need).pixels
+    real = images.check_size
+
+    def swapped(source, size):  # runs inside opened_image, once Pillow holds the file
+        other.replace(path)
+        real(source, size)
+
+    calls = []
+    monkeypatch.setattr(images, "check_size", swapped)
+    real_reduced = images._reduced_jpeg
+    monkeypatch.setattr(images, "_reduced_jpeg",
+                        lambda *a: calls.append(real_reduced(*a)) or calls[-1])
+    got = decode(path, need).pixels
+    assert calls and calls[0] is not None  # OpenCV's path decoded it
+    assert np.array_equal(got, expected)

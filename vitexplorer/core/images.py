@@ -9,6 +9,7 @@ the geometry stays the one of the original pixels.
 from __future__ import annotations
 
 import math
+import os
 import stat
 import warnings
 from collections.abc import Callable, Iterator
@@ -222,16 +223,10 @@ def _reduced_jpeg(im: Image.Image, mode: str, factor: int, orientation: int
     # RGB straight from the decoder (OpenCV 4.11+; 4.10 ignores the bit and, the scale bits
     # being IMREAD_REDUCED_GRAYSCALE_k, gives grey): without it Pillow decodes
     rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)
-    if flag is None or rgb_flag is None or im.filename is None:
+    if flag is None or rgb_flag is None:
         return None
-    # OpenCV needs the whole file in memory, Pillow reads up to the EOI: a file far larger
-    # than any JPEG of its pixels (a video or junk after the EOI) is left to Pillow
-    # (400 MB after a 4000 x 3000 photo: 2.2 s and 870 MB, against Pillow's 0.07 s)
-    if Path(im.filename).stat().st_size > _JPEG_MAX_BYTES_PER_PIXEL * factor**2 * (
-            im.size[0] * im.size[1]) + 2**20:
-        return None
-    data = np.fromfile(im.filename, np.uint8)
-    if not _opencv_agrees(data, bool(im.info.get("progressive"))):
+    data = _file_bytes(im, _JPEG_MAX_BYTES_PER_PIXEL * factor**2 * im.size[0] * im.size[1])
+    if data is None or not _opencv_agrees(data, bool(im.info.get("progressive"))):
         return None
     try:
         rgb = cv2.imdecode(data, flag | rgb_flag | cv2.IMREAD_IGNORE_ORIENTATION)
@@ -246,6 +241,32 @@ def _reduced_jpeg(im: Image.Image, mode: str, factor: int, orientation: int
             7: lambda a: cv2.rotate(cv2.transpose(a), cv2.ROTATE_180),
             8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE)}
     return turn[orientation](rgb) if orientation in turn else rgb
+
+
+def _file_bytes(im: Image.Image, limit: int) -> np.ndarray | None:
+    """The bytes of the file Pillow holds open for ``im``, read from that open file (not
+    reopened by name, where another file may stand by now), or None when it is not a file
+    or holds over ``limit`` bytes plus 1 MB. Why the bound: OpenCV needs the whole file in
+    memory, Pillow reads up to the EOI, and a file far larger than any JPEG of its pixels
+    (a video or junk after the EOI) is left to Pillow (400 MB after a 4000 x 3000 photo:
+    2.2 s and 870 MB, against Pillow's 0.07 s)."""
+    fp = getattr(im, "fp", None)
+    try:
+        size = os.fstat(fp.fileno()).st_size
+    except (AttributeError, OSError, ValueError):  # not a file on disk (or closed)
+        return None
+    if size > limit + 2**20:
+        return None
+    data = np.empty(size, np.uint8)
+    where = fp.tell()
+    try:
+        fp.seek(0)
+        got = fp.readinto(data)
+    except OSError:
+        return None
+    finally:
+        fp.seek(where)
+    return data if got == size else None
 
 
 #: SOF markers of arithmetic-coded JPEGs (sequential, progressive, lossless; the rest Huffman)
