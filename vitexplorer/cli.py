@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                     getattr(args, "weights", None))
     from vitexplorer.core.errors import UsageError, VitexplorerError
 
+    _name_warnings()
     try:
         if args.command == "export":
             return _export(args)
@@ -286,6 +287,26 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def _name_warnings() -> None:
+    """Warnings raised while an image file is read (Pillow's on broken EXIF data) name the
+    file and show for every file, not once a run; every warning is written above the
+    progress bar instead of through it."""
+    import warnings
+
+    from tqdm import tqdm
+
+    from vitexplorer.core.images import reading_now
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        source = reading_now()
+        text = (f"vitexplorer: warning: {source}: {message}" if source is not None else
+                warnings.formatwarning(message, category, filename, lineno, line).rstrip())
+        tqdm.write(text, file=sys.stderr)
+
+    warnings.showwarning = show
+    warnings.filterwarnings("always", category=UserWarning, module=r"PIL\.")
 
 
 def _gui(path: str | None, model: str | None, weights: str | None) -> int:

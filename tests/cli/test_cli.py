@@ -175,3 +175,26 @@ def test_batch_exit_status_and_summarize(tmp_path, images_dir, capsys):
     assert main(["batch", str(src), "-o", str(tmp_path / "o3"), *TINY, "--heads", "1,3"]) == 2
     assert "--heads 3: not an index from 0 to 2" in capsys.readouterr().err  # 3 heads
 
+
+
+def test_pillows_warnings_name_each_file_they_come_from(tmp_path, capsys):
+    # Pillow warns on broken EXIF data without naming the file; in a batch over thousands
+    # of photos the user must know which ones, each of them (not only the first)
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010E] = 6, "x" * 40
+    for name in ("first.jpg", "second.jpg"):
+        Image.fromarray(pixels).save(src / name, exif=exif.tobytes()[:-30])  # cut short
+    Image.fromarray(pixels).save(src / "fine.jpg")
+    args = ["batch", str(src), "-o", str(tmp_path / "out"), *TINY, "-q", "--no-scores",
+            "--outputs", "json"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    named = [line for line in err.splitlines() if line.startswith("vitexplorer: warning: ")]
+    assert sorted(Path(line.split(": ")[2]).name for line in named) == ["first.jpg",
+                                                                        "second.jpg"]
+    assert all("Truncated File Read" in line for line in named)

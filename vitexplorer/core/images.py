@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -94,6 +95,17 @@ def decode(
     return out
 
 
+#: per thread, the image file being opened and decoded (:func:`reading_now`)
+_reading = threading.local()
+
+
+def reading_now() -> Path | None:
+    """The image file this thread is opening or decoding (:func:`opened_image`), else None.
+    Why: Pillow's warnings (broken EXIF, a truncated tag) name no file; a handler of
+    ``warnings.showwarning`` runs in the warning's thread and can name it."""
+    return getattr(_reading, "path", None)
+
+
 @contextmanager
 def opened_image(path: str | Path) -> Iterator[Image.Image]:
     """``path`` opened by Pillow at its first frame, its size within :func:`check_size`'s
@@ -111,6 +123,7 @@ def opened_image(path: str | Path) -> Iterator[Image.Image]:
         raise ImageError(path, f"not a regular file ({file_kind(st.st_mode)})")
     if st.st_size == 0:
         raise ImageError(path, "the file is empty")
+    _reading.path = path
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -136,6 +149,8 @@ def opened_image(path: str | Path) -> Iterator[Image.Image]:
         raise ImageError(path, reason) from exc
     except (ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(path, f"corrupt image data ({exc})") from exc
+    finally:
+        _reading.path = None
 
 
 def check_size(source: str | Path, size: tuple[int, int]) -> None:
