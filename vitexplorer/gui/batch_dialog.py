@@ -1,7 +1,8 @@
 """File > Batch process: the same runner as ``vitexplorer batch``, in a worker thread.
 
 Progress is read by polling a plain dict that the worker updates (no object crosses threads
-through a signal); Cancel stops the run after the current batch.
+through a signal); Cancel (or Esc) stops the run after the current batch, and Run comes back
+once that batch is written: two runs never write one folder at once.
 """
 
 from __future__ import annotations
@@ -150,6 +151,8 @@ class BatchDialog(QDialog):
         self.open_button.clicked.connect(self._open_output)
         close.clicked.connect(self.close)
         self._state: dict = {}
+        self._stopping = False  # cancelled, its worker still finishing the current batch
+        tasks.worker_finished.connect(self._worker_ended)
         self._timer = QTimer(self)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self._poll)
@@ -231,11 +234,29 @@ class BatchDialog(QDialog):
         # stop after the current batch: the runner polls should_stop between batches
         self.tasks.cancel("batch")
         self._poll()
+        self._timer.stop()
+        self._stopping = True
+        self.cancel_button.setEnabled(False)
+        self.status.setText("Stopping after the current batch…")
+
+    def _worker_ended(self, kind: str) -> None:
+        """The cancelled run's worker has written its last batch: Run again (Resume)."""
+        if kind != "batch" or not self._stopping or self.tasks.is_running("batch"):
+            return
+        self._stopping = False
+        self._poll()
         self._reset()
         s = self._state
         self.status.setText(f"Cancelled after {s.get('done', 0)} of {s.get('total', '?')} "
-                            "images: the current batch finishes, finished images are kept; "
-                            "run again with Resume to continue.")
+                            "images: finished images are kept; run again with Resume to "
+                            "continue.")
+
+    def reject(self) -> None:
+        """Esc during a run cancels it here, where its end is shown; otherwise closes."""
+        if self.tasks.is_running("batch"):
+            self.cancel()
+        else:
+            super().reject()
 
     def _poll(self) -> None:
         s = self._state

@@ -77,12 +77,20 @@ class EvaluateDialog(QDialog):
         form.addRow(self.resume)
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel run")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self._stopping = False  # cancelled, its worker still finishing the current image
+        tasks.worker_finished.connect(self._worker_ended)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button, 1)
+        buttons.addWidget(self.cancel_button)
         self.progress = QProgressBar()
         self.summary = QTextBrowser()
         self.summary.setMinimumSize(560, 200)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
-        lay.addWidget(self.run_button)
+        lay.addLayout(buttons)
         lay.addWidget(self.progress)
         lay.addWidget(self.summary, 1)
 
@@ -105,6 +113,7 @@ class EvaluateDialog(QDialog):
                                steps=self.steps.value(),
                                faithfulness=self.faithful.isChecked())
         self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
         self.summary.setPlainText("Running…")
         self.tasks.run("evaluate", evaluate_job, loaded, folder, out, opts,
                        self.resume.isChecked(), on_done=self._done, on_error=self._failed,
@@ -115,9 +124,32 @@ class EvaluateDialog(QDialog):
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
 
+    def cancel(self) -> None:
+        """Stop after the current image; Run comes back once the worker has ended."""
+        self.tasks.cancel("evaluate")
+        self._stopping = True
+        self.cancel_button.setEnabled(False)
+        self.summary.setPlainText("Stopping after the current image…")
+
+    def _worker_ended(self, kind: str) -> None:
+        if kind != "evaluate" or not self._stopping or self.tasks.is_running("evaluate"):
+            return
+        self._stopping = False
+        self.run_button.setEnabled(True)
+        self.summary.setPlainText("Cancelled: the images done are kept in the output "
+                                  "folder; run again with Resume to continue.")
+
+    def reject(self) -> None:
+        """Esc during a run cancels it here, where its end is shown; otherwise closes."""
+        if self.tasks.is_running("evaluate"):
+            self.cancel()
+        else:
+            super().reject()
+
     def _done(self, outcome) -> None:
         result, summary = outcome
         self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
         lines = [f"{result.done} images done, {result.skipped} already done, "
                  f"{len(result.failed)} failed" + (" (see errors.csv)" if result.failed
                                                     else "") + "."]
@@ -126,6 +158,7 @@ class EvaluateDialog(QDialog):
 
     def _failed(self, exc: BaseException) -> bool:
         self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
         if isinstance(exc, VitexplorerError):
             self.summary.setPlainText(str(exc))
             return True

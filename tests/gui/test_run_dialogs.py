@@ -1,0 +1,71 @@
+"""Batch and evaluate dialogs while their run is going: Esc cancels it where the user sees
+it (the dialog stays, Run comes back once the cancelled worker has ended), never hides a
+run that then ends unseen."""
+
+from __future__ import annotations
+
+import shutil
+
+from PySide6.QtCore import Qt
+
+from tests.conftest import TEST_IMAGES
+
+
+def photos(tmp_path, n=6):
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(n):
+        shutil.copy(TEST_IMAGES / "coins.png", src / f"c{i}.png")
+    return src
+
+
+def test_escape_during_a_batch_cancels_it_in_view_and_resume_finishes(qtbot, window,
+                                                                       tmp_path):
+    from vitexplorer.gui.batch_dialog import BatchDialog
+
+    dlg = BatchDialog(window.state.a.loaded, window.tasks, window.state.options,
+                      str(tmp_path / "results"), window)
+    qtbot.addWidget(dlg)
+    dlg.open()  # window-modal, as File > Batch / Evaluate open it
+    dlg.add_input(str(photos(tmp_path)))
+    dlg.batch_size.setValue(1)
+    dlg.start()
+    assert window.tasks.is_running("batch")
+    qtbot.keyClick(dlg, Qt.Key.Key_Escape)
+    assert dlg.isVisible(), "Esc must not hide a running batch"
+    assert not window.tasks.is_running("batch"), "Esc cancels the run"
+    assert not dlg.run_button.isEnabled(), "no second run while the first one still writes"
+    assert "Stopping" in dlg.status.text()
+    qtbot.waitUntil(dlg.run_button.isEnabled, timeout=60000)
+    assert "Cancelled" in dlg.status.text() and "Resume" in dlg.status.text()
+    assert not dlg.cancel_button.isEnabled()
+    dlg.start()  # resume: the images the cancelled run finished are skipped
+    qtbot.waitUntil(dlg.open_button.isEnabled, timeout=120000)
+    assert "images done" in dlg.status.text() and "0 failed" in dlg.status.text()
+    qtbot.keyClick(dlg, Qt.Key.Key_Escape)
+    assert not dlg.isVisible(), "without a run Esc closes the dialog"
+
+
+def test_escape_during_an_evaluation_cancels_it_in_view(qtbot, window, tmp_path):
+    from vitexplorer.gui.evaluate_dialog import EvaluateDialog
+
+    dlg = EvaluateDialog(window.state.a.loaded, window.tasks, window)
+    qtbot.addWidget(dlg)
+    dlg.open()  # window-modal, as File > Batch / Evaluate open it
+    dlg.folder.setText(str(photos(tmp_path, 3)))
+    dlg.output.setText(str(tmp_path / "out"))
+    dlg.steps.setValue(2)
+    dlg.start()
+    assert window.tasks.is_running("evaluate") and dlg.cancel_button.isEnabled()
+    qtbot.keyClick(dlg, Qt.Key.Key_Escape)
+    assert dlg.isVisible() and not window.tasks.is_running("evaluate")
+    assert not dlg.run_button.isEnabled() and not dlg.cancel_button.isEnabled()
+    qtbot.waitUntil(dlg.run_button.isEnabled, timeout=60000)
+    assert "Cancelled" in dlg.summary.toPlainText()
+    dlg.resume.setChecked(True)
+    with qtbot.waitSignal(dlg.finished_run, timeout=120000) as got:
+        dlg.start()
+    result = got.args[0]
+    assert result.done + result.skipped == 3 and not result.failed
+    qtbot.keyClick(dlg, Qt.Key.Key_Escape)
+    assert not dlg.isVisible()
