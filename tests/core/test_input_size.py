@@ -42,3 +42,12 @@ def test_large_grids_keep_the_fused_attention_in_float16(tiny_loaded, monkeypatc
     np.testing.assert_allclose(half.map("rollout"), exact.map("rollout"), atol=2e-4)
     np.testing.assert_allclose(half.head_rollout_maps().numpy(),
                                exact.head_rollout_maps().numpy(), atol=2e-4)
+
+
+def test_an_input_of_one_patch_is_refused_naming_the_size():
+    """A 1 x 1 token grid makes every map one value and the entropies 0/0 (NaN in the heads
+    JSON); the smallest input that holds a map is two patches per side."""
+    with pytest.raises(ModelError, match=r"input size 16x16 holds one 16x16 patch.* at least 32"):
+        load_model("vit_tiny_patch16_224", "random", input_size=16, depth=1)
+    assert load_model("vit_tiny_patch16_224", "random", input_size=32,
+                      depth=1).model.patch_embed.grid_size == (2, 2)

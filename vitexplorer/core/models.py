@@ -168,9 +168,10 @@ def load_model(
 
 
 def check_input_size(model: nn.Module) -> None:
-    """Raise :class:`ModelError` unless the input size is a whole number of patches: the
+    """Raise :class:`ModelError` unless the input size is a whole number of patches (the
     patch embedding would drop the remainder, and maps would be placed on pixels the model
-    never saw."""
+    never saw) and at least two per side (one patch is a map of one value, whose entropy
+    normalised by log(1) is 0/0)."""
     img_size = getattr(model.patch_embed, "img_size", None)
     ps = model.patch_embed.patch_size
     if img_size is None:
@@ -178,7 +179,10 @@ def check_input_size(model: nn.Module) -> None:
     (h, w), (ph, pw) = (_pair(img_size), _pair(ps))
     if h % ph or w % pw:
         raise ModelError(f"input size {h}x{w} is not a whole number of {ph}x{pw} patches; "
-                         f"use a multiple of {ph} (e.g. {max(ph, round(h / ph) * ph)})")
+                         f"use a multiple of {ph} (e.g. {max(2 * ph, round(h / ph) * ph)})")
+    if h < 2 * ph or w < 2 * pw:
+        raise ModelError(f"input size {h}x{w} holds one {ph}x{pw} patch per side, a map of one "
+                         f"value; use at least {2 * max(ph, pw)} (two patches per side)")
 
 
 def _pair(v) -> tuple[int, int]:
