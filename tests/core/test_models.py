@@ -111,6 +111,20 @@ def test_unsupported_architecture_on_load():
         load_model("swin_tiny_patch4_window7_224", "random")
 
 
+def test_differential_attention_is_not_offered_nor_loaded():
+    """Differential attention (Ye et al. 2024, timm's DiffAttention) softmaxes two maps per
+    head and uses their difference: the dropout hook saw 2 x H distributions, shown as H
+    heads' maps that the model never uses."""
+    from vitexplorer.core.models import check_supported
+
+    assert not any(n.startswith("vit_dwee") for n in supported_models(pretrained=False))
+    with pytest.raises(UnsupportedModelError, match="differential attention"):
+        load_model("vit_dwee_patch16_reg1_gap_256", "random", input_size=32, depth=1)
+    renamed = timm.create_model("vit_tiny_patch16_224", attn_layer="diff", img_size=32, depth=1)
+    with pytest.raises(UnsupportedModelError, match="differential attention"):
+        check_supported(renamed)
+
+
 def _run(code: str, env_extra: dict) -> subprocess.CompletedProcess:
     env = {**os.environ, **env_extra}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -407,8 +407,16 @@ def check_supported(model: nn.Module, name: str = "") -> None:
                  hasattr(b.attn, "fused_attn") for b in blocks):
         why = ("its blocks do not hold a global multi-head attention in 'blocks[i].attn' "
                "(windowed or pooled attention, as in Swin, cannot be shown as one map per head)")
+    elif any(_differential(b.attn) for b in blocks):
+        why = ("its blocks use differential attention (Ye et al. 2024): each head is the "
+               "difference of two softmax maps, signed, not one distribution over tokens")
     if why:
         raise UnsupportedModelError(f"Model '{name}' is not supported, because {why}.")
+
+
+def _differential(attn: nn.Module) -> bool:
+    """timm's ``DiffAttention`` (by name: older timm versions lack the class)."""
+    return any(c.__name__ == "DiffAttention" for c in type(attn).__mro__)
 
 
 def class_names_for(model: nn.Module) -> list[str] | None:
@@ -440,6 +448,7 @@ EXCLUDED_PATTERNS = {
     "*xp_*": "its blocks use an experimental attention layout",
     "*relpos*": "its attention adds relative position biases outside attn's softmax input",
     "*_sw_*": "its blocks use windowed (local) attention",
+    "vit_d[lpw]*": "differential attention: each head is the difference of two softmax maps",
 }
 #: why whole timm modules are not offered (the rest: "no global attention in its blocks")
 EXCLUDED_MODULES = {
