@@ -24,6 +24,8 @@ FAMILIES = {
     "vit_base_patch16_clip_224": ({"depth": 3}, 1, True, 0, 0),
     "vit_medium_patch16_gap_256": ({"depth": 3}, 0, False, 0, 0),
     "vit_base_patch16_siglip_224": ({"depth": 3}, 0, False, 0, 0),
+    # EVA with registers: timm keeps their count in reg_token alone (no num_reg_tokens)
+    "vit_small_patch16_dinov3": ({"depth": 3, "img_size": 64}, 5, True, 4, 0),
 }
 
 

@@ -726,3 +726,12 @@ def test_help_lists_every_shortcut(qtbot, window):
     assert [a.text() for a in help_menu.actions()][:2] == ["&Keyboard Shortcuts",
                                                          "&Documentation (README)"]
     assert readme_url().toString().endswith("README.md")
+
+
+def test_model_info_counts_registers_where_timm_keeps_no_count():
+    """EVA models with registers (DINOv3) have no num_reg_tokens: the info showed 0."""
+    from vitexplorer.core.models import load_model
+    from vitexplorer.gui.dialogs import model_info_text
+
+    loaded = load_model("vit_small_patch16_dinov3", "random", input_size=32, depth=1)
+    assert "Prefix tokens: 5 (class: yes, distillation: 0, registers: 4)" in model_info_text(loaded)

@@ -90,7 +90,8 @@ def token_layout(model: nn.Module, input_hw: tuple[int, int]) -> TokenLayout:
     num_prefix = int(getattr(model, "num_prefix_tokens", 1))
     has_cls = getattr(model, "cls_token", None) is not None
     num_distill = 1 if getattr(model, "dist_token", None) is not None else 0
-    num_reg = int(getattr(model, "num_reg_tokens", 0) or 0)
+    # the rest are registers (EVA keeps their count in reg_token alone, no num_reg_tokens)
+    num_reg = num_prefix - int(has_cls) - num_distill
     pe = model.patch_embed
     if getattr(model, "dynamic_img_size", False) and hasattr(pe, "dynamic_feat_size"):
         grid = tuple(pe.dynamic_feat_size(input_hw))

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vitexplorer.core.capture import token_layout
 from vitexplorer.core.constants import DEFAULT_CMAP, FORMATS
 
 PREVIEW_PX = 420  # longest side of the export dialog's preview
@@ -201,9 +202,9 @@ def model_info_text(loaded) -> str:
     m = loaded.model
     blocks = len(m.blocks)
     heads = m.blocks[0].attn.num_heads
-    grid = tuple(m.patch_embed.grid_size)
-    n_prefix = getattr(m, "num_prefix_tokens", 1)
     cfg = loaded.data_config
+    layout = token_layout(m, tuple(cfg["input_size"][1:]))
+    grid = layout.grid
     return (f"<b>{loaded.label}</b><br>"
             f"Architecture: {loaded.architecture}<br>"
             f"Weights: {loaded.weights}<br>"
@@ -212,9 +213,9 @@ def model_info_text(loaded) -> str:
             f"Patch size: {loaded.patch_size[0]} x {loaded.patch_size[1]}<br>"
             f"Token grid: {grid[0]} x {grid[1]} at {cfg['input_size'][1]} x "
             f"{cfg['input_size'][2]} px<br>"
-            f"Prefix tokens: {n_prefix} (class: "
-            f"{'yes' if getattr(m, 'cls_token', None) is not None else 'no'}, registers: "
-            f"{getattr(m, 'num_reg_tokens', 0) or 0})<br>"
+            f"Prefix tokens: {layout.num_prefix} (class: "
+            f"{'yes' if layout.has_class_token else 'no'}, distillation: {layout.num_distill}, "
+            f"registers: {layout.num_registers})<br>"
             f"Preprocessing: {cfg.get('interpolation')}, crop {cfg.get('crop_pct')}, "
             f"mean {tuple(round(v, 3) for v in cfg['mean'])}<br>"
             f"Device: {loaded.device}")
