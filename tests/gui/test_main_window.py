@@ -653,6 +653,29 @@ def test_input_size_rebuilds_the_model_with_a_finer_grid(qtbot, window, chelsea)
     assert window.maps.last_frame.grid_map.shape == (6, 6)
 
 
+def test_a_cancelled_input_size_change_goes_back_to_the_size_of_the_maps_shown(
+        qtbot, window, chelsea):
+    """Esc while the model is rebuilt, or while the rebuilt model analyses: the control,
+    the slot's model (Model Info, exports of a new image) and the maps agree again."""
+    from PySide6.QtCore import QTimer
+
+    a = open_and_wait(qtbot, window, chelsea)
+    window.controls.input_size.setValue(96)
+    assert window.tasks.is_running("model-A")
+    window.cancel()  # while the model is rebuilt
+    qtbot.waitUntil(lambda: window.state.input_size is None, timeout=60000)
+    assert window.controls.input_size.value() == 0 and window.state.a.loaded is a.loaded
+    cancel_then = window.state.a.loaded_changed.connect(
+        lambda _l: QTimer.singleShot(0, window.cancel))
+    window.controls.input_size.setValue(96)  # cancelled while the rebuilt model analyses
+    qtbot.waitUntil(lambda: window.state.input_size is None, timeout=60000)
+    window.state.a.loaded_changed.disconnect(cancel_then)
+    assert window.controls.input_size.value() == 0
+    assert window.state.a.loaded is a.loaded and window.state.a.analysis is a
+    assert not window.tasks.is_running()
+    assert "input size" in window.status_text.text().lower()
+
+
 def test_head_importance_counts_heads_ranks_them_and_names_the_class(qtbot, window, chelsea):
     a = open_and_wait(qtbot, window, chelsea)
     bars = []

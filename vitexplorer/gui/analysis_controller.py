@@ -42,6 +42,8 @@ class AnalysisController(QObject):
     raw_image = Signal(object)
     #: a new analysis is in the slot
     analysis_shown = Signal()
+    #: this slot's maps set the input size back when a rebuild for another is cancelled
+    owns_input_size = True
 
     def __init__(self, state: ViewState, slot: ModelSlot, tasks: TaskRunner,
                  model_kwargs: dict | None = None, parent: QObject | None = None) -> None:
@@ -52,13 +54,17 @@ class AnalysisController(QObject):
         self.model_kwargs = model_kwargs or {}
         self.folder: list[Path] = []
         self._pending: tuple[str | np.ndarray, str] | None = None
+        self._built_size = state.input_size  # the input size the slot's model is built for
+        self._shown_size = state.input_size  # ... and the analysis shown was made at
         state.changed.connect(self._state_changed)
+        tasks.worker_finished.connect(self._worker_ended)
 
     def _state_changed(self, names: frozenset[str]) -> None:
         current = self._current_image()
         loaded = self.slot.loaded
         if "input_size" in names and loaded is not None:
-            self.load_model(loaded.spec, loaded.weights)  # rebuilt, then the image again
+            if self.state.input_size != self._built_size:
+                self.load_model(loaded.spec, loaded.weights)  # rebuilt, then the image again
         elif "policy" in names and current is not None and loaded is not None:
             self.analyze(*current)  # the image fitted another way: a new forward
 
@@ -69,14 +75,16 @@ class AnalysisController(QObject):
     def load_model(self, spec: str, weights: str = "pretrained") -> None:
         label = spec if weights == "pretrained" else f"{spec} ({Path(weights).name})"
         kwargs = dict(self.model_kwargs)
-        if self.state.input_size:
-            kwargs["input_size"] = self.state.input_size
-            label += f" at {self.state.input_size} px"
+        size = self.state.input_size
+        if size:
+            kwargs["input_size"] = size
+            label += f" at {size} px"
         self.tasks.run(self._kind("model"), jobs.load_model_job, spec, weights,
-                       kwargs, on_done=self._model_loaded,
+                       kwargs, on_done=lambda loaded: self._model_loaded(loaded, size),
                        on_error=self._model_error, message=f"Loading {label}…")
 
-    def _model_loaded(self, loaded: LoadedModel) -> None:
+    def _model_loaded(self, loaded: LoadedModel, size: int | None) -> None:
+        self._built_size = size
         self.slot.set_loaded(loaded)
         self.message.emit(f"Model ready: {loaded.label}")
         source = self._pending or self._current_image()
@@ -88,6 +96,25 @@ class AnalysisController(QObject):
             return False
         self.model_failed.emit(exc)
         return True
+
+    def _worker_ended(self, kind: str) -> None:
+        """A rebuild for another input size cancelled (or failed) before its maps were shown:
+        the model and the input size of the maps shown come back, so that the control, Model
+        Info and the maps agree."""
+        if not self.owns_input_size or kind not in (self._kind("model"),
+                                                    self._kind("analyze")):
+            return
+        a = self.slot.analysis
+        if (a is None or self.state.input_size == self._shown_size
+                or self.tasks.is_running(self._kind("model"))
+                or self.tasks.is_running(self._kind("analyze"))):
+            return
+        if a.loaded is not None and self.slot.loaded is not a.loaded:
+            self._built_size = self._shown_size
+            self.slot.set_loaded(a.loaded)
+        self.state.update(input_size=self._shown_size)
+        size = f"{self._shown_size} px" if self._shown_size else "the model's default"
+        self.message.emit(f"Input size back to {size}, the size of the maps shown.")
 
     # --- images ----------------------------------------------------------------------------
     def _current_image(self) -> tuple[np.ndarray, str] | None:
@@ -156,6 +183,7 @@ class AnalysisController(QObject):
                 self.slot.analysis.num_layers, self.slot.analysis.num_heads) != (
                 a.num_layers, a.num_heads):
             layer = a.num_layers - 1  # a new model starts on its last layer
+        self._shown_size = self._built_size
         # one event for the new image: the slot first (no drawing without it), then the state
         self.slot.finished = finished
         self.state.update(source=a.source, query_cell=None, layer=layer,

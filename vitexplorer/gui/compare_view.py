@@ -82,6 +82,8 @@ class SecondAnalyses(AnalysisController):
     """Slot B's loading and analysis: the result goes into slot B only, never into the
     shared state (the image, layer and head are slot A's)."""
 
+    owns_input_size = False  # slot A's maps set it back; B follows
+
     def _analysis_done(self, finished: FinishedAnalysis) -> None:
         self.slot.set_finished(finished)
         self.analysis_shown.emit()
