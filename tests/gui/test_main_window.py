@@ -522,6 +522,30 @@ def test_batch_dialog_suggests_an_output_for_the_input_until_one_is_chosen(qtbot
     assert dlg.output.text().endswith("dogs_vitexplorerx"), "a typed folder is kept"
 
 
+def test_an_opened_image_browses_its_own_folder(qtbot, window, tmp_path):
+    """Next/Previous after opening one file step through its folder, as an image viewer
+    does, and follow the image to another folder; the bundled sample browses nothing."""
+    from vitexplorer.gui.main_window import sample_image
+
+    first, second = tmp_path / "one", tmp_path / "two"
+    for folder, names in ((first, ("a.png", "b.png")), (second, ("x.png", "y.png"))):
+        folder.mkdir()
+        for name in names:
+            shutil.copy(TEST_IMAGES / "coins.png", folder / name)
+    open_and_wait(qtbot, window, first / "b.png")
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.actions_["previous"].trigger()
+    assert window.state.source == str(first / "a.png")
+    open_and_wait(qtbot, window, second / "x.png")
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.actions_["next"].trigger()
+    assert window.state.source == str(second / "y.png")
+    open_and_wait(qtbot, window, sample_image())
+    window.actions_["next"].trigger()
+    assert window.state.source == str(sample_image())
+    assert "Open an image file or a folder" in window.status_text.text()
+
+
 def test_the_sample_image_is_not_a_recent_file(qtbot, settings, window):
     from vitexplorer.gui.main_window import sample_image
 

@@ -140,12 +140,22 @@ class AnalysisController(QObject):
         self.analyze(str(files[0]), str(files[0]))
 
     def step_folder(self, delta: int) -> None:
+        """The next (``delta`` 1) or previous (-1) image of the folder opened, or of the
+        current image's own folder, as an image viewer browses (listed again when the image
+        is not in the list: opened from elsewhere, or added since)."""
         source = self.state.source
-        if not self.folder or source is None:
-            self.message.emit("Open a folder (Ctrl+Shift+O or drop one) to browse it.")
+        cur = Path(source) if source else None
+        if cur is not None and cur not in self.folder and cur.is_file():
+            try:
+                self.folder = image_files(cur.parent)
+            except OSError as exc:
+                self.message.emit(f"Could not list '{cur.parent}': {exc.strerror or exc}")
+                return
+        if cur is None or cur not in self.folder:
+            self.message.emit("Open an image file or a folder (Ctrl+Shift+O or drop one) "
+                              "to browse it.")
             return
-        cur = Path(source)
-        i = self.folder.index(cur) if cur in self.folder else -1
+        i = self.folder.index(cur)
         nxt = self.folder[(i + delta) % len(self.folder)]
         self.analyze(str(nxt), str(nxt))
 

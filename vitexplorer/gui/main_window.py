@@ -320,6 +320,10 @@ class MainWindow(TransferMixin, QMainWindow):
         self.analyses.open_folder(folder)
 
     def step_folder(self, delta: int) -> None:
+        if self.state.source and Path(self.state.source) == sample_image():
+            self.message("Open an image file or a folder (Ctrl+Shift+O or drop one) to "
+                         "browse it.")  # not the app's own resources beside the sample
+            return
         self.analyses.step_folder(delta)
 
     def open_array(self, rgb: np.ndarray, source: str) -> None:
