@@ -115,6 +115,9 @@ def test_salted_folder(tmp_path, tiny, monkeypatch):
     assert len(summary) == 1 + res.done * 9
     run = json.loads((out / "run.json").read_text())
     assert run["weights_sha256"] and run["versions"]["torch"]
+    # the size the model ran at, stated even when --input-size left it at its own
+    assert run["options"]["input_size"] is None
+    assert run["input_size"] == [64, 64] and run["patch_size"] == [16, 16]
     assert (out / "head_profile.png").read_bytes().startswith(b"\x89PNG")
 
 

@@ -89,6 +89,7 @@ def test_evaluate_folder_outputs_errors_and_resume(tmp_path, tiny_loaded):
     run = json.loads((out / "run.json").read_text())
     assert run["weights_sha256"] == tiny_loaded.weights_sha256()
     assert run["options"]["masks"] == str(masks)
+    assert run["input_size"] == [64, 64] and run["patch_size"] == [16, 16]
     # resume skips the finished images; other options are refused
     again = run_evaluate([images], out, tiny_loaded, opts, resume=True)
     assert again.skipped == 2 and again.done == 0

@@ -445,6 +445,7 @@ def run_record(loaded: LoadedModel, opts: BatchOptions, wh: str, inputs: list[Pa
 
     return {"vitexplorer": __version__, "model": loaded.spec, "weights": loaded.weights,
             "weights_sha256": wh, "options": _jsonable(opts.result_key()),
+            "input_size": list(loaded.input_size), "patch_size": list(loaded.patch_size),
             "inputs": [str(p) for p in inputs], "shard": list(opts.shard),
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "timm": timm.__version__, "numpy": np.__version__,

@@ -73,6 +73,11 @@ class LoadedModel:
         return (ps, ps) if isinstance(ps, int) else tuple(ps)
 
     @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) in pixels the model runs at: its own, or ``--input-size``."""
+        return tuple(self.data_config["input_size"][1:])
+
+    @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
