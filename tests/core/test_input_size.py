@@ -51,3 +51,20 @@ def test_an_input_of_one_patch_is_refused_naming_the_size():
         load_model("vit_tiny_patch16_224", "random", input_size=16, depth=1)
     assert load_model("vit_tiny_patch16_224", "random", input_size=32,
                       depth=1).model.patch_embed.grid_size == (2, 2)
+
+
+def test_an_attention_store_larger_than_the_machine_is_refused_before_the_forward(
+        tiny_loaded, monkeypatch):
+    """--input-size 4096 on a /16 model keeps 12 x 65538^2 float16 (103 GB): the forward
+    died in the allocator with a traceback. The store is b x L x N^2 x 4 bytes here."""
+    from vitexplorer.core import stream as stream_module
+    from vitexplorer.core.analysis import analyze
+
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    need = 1 * 3 * 17 ** 2 * 4  # one image, 3 blocks, 4 x 4 patches + class token, float32
+    monkeypatch.setattr(stream_module, "physical_memory", lambda: need - 1)
+    with pytest.raises(ModelError, match=r"17 tokens \(4x4 patches\) over 3 blocks .* "
+                                         r"smaller --input-size"):
+        analyze(tiny_loaded, rgb)
+    monkeypatch.setattr(stream_module, "physical_memory", lambda: need)
+    assert analyze(tiny_loaded, rgb).layout.grid == (4, 4)

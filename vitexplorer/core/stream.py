@@ -18,6 +18,7 @@ per block, formed in a gradient hook during the backward (:func:`class_products`
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from vitexplorer.core.capture import (
     recording,
     token_layout,
 )
+from vitexplorer.core.errors import ModelError
 from vitexplorer.core.maps import patch_distances, range_means, range_sums
 
 #: What one attention module was called with: positional and keyword arguments.
@@ -106,8 +108,9 @@ def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None
     layout = token_layout(model, tuple(pixels.shape[-2:]))
     gh, gw = layout.grid
     patch_size = (pixels.shape[-2] // gh, pixels.shape[-1] // gw)
-    dist = patch_distances(layout.grid, patch_size).to(pixels.device)
     n_blocks = len(model.blocks)
+    check_memory(len(pixels), n_blocks, layout)
+    dist = patch_distances(layout.grid, patch_size).to(pixels.device)
     out: dict[str, torch.Tensor] = {}
     calls: list[Call | None] = [None] * n_blocks
 
@@ -118,9 +121,7 @@ def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None
         if not out:
             check_tokens(n, layout)
             out["rows"] = torch.zeros(b, n_blocks, h, n)
-            big = b * n_blocks * n * n * 4 > FULL_PRECISION_LIMIT
-            out["fused"] = torch.empty(b, n_blocks, n, n,
-                                       dtype=torch.float16 if big else torch.float32)
+            out["fused"] = torch.empty(b, n_blocks, n, n, dtype=fused_dtype(b, n_blocks, n))
             if ranges:
                 out["distance"] = torch.zeros(b, n_blocks, h)
                 out["entropy"] = torch.zeros(b, n_blocks, h)
@@ -154,6 +155,35 @@ def stream(model: nn.Module, pixels: torch.Tensor, should_stop: StopCheck = None
             out["distance"], out["entropy"], out["distance_z"], gh * gw)
     return Streamed(out["rows"], out["fused"], distance, entropy, logits.float().cpu(),
                     layout, patch_size, calls if keep_inputs else None, distance_z)
+
+
+def fused_dtype(b: int, n_blocks: int, n: int) -> torch.dtype:
+    """float16 for a head-mean store over :data:`FULL_PRECISION_LIMIT` bytes in float32."""
+    return torch.float16 if b * n_blocks * n * n * 4 > FULL_PRECISION_LIMIT else torch.float32
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM of this machine (None where the OS does not say: Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(b: int, n_blocks: int, layout: TokenLayout) -> None:
+    """Raise :class:`ModelError` before the forward when the head-mean store of ``b``
+    images (``[b, L, N, N]``, in the CPU's memory whatever the device) exceeds the
+    machine's RAM: it could never be allocated, and the forward's allocator error would
+    name no cause (an --input-size of 4096 on a /16 model: 65 538 tokens, 103 GB)."""
+    n = layout.num_tokens
+    need = b * n_blocks * n * n * fused_dtype(b, n_blocks, n).itemsize
+    have = physical_memory()
+    if have is not None and need > have:
+        gh, gw = layout.grid
+        raise ModelError(f"the attention kept for {b} image(s) of {n} tokens ({gh}x{gw} "
+                         f"patches) over {n_blocks} blocks needs {need / 2**30:.1f} GiB, more "
+                         f"than this machine's {have / 2**30:.1f} GiB of memory; use a "
+                         "smaller --input-size" + (" or --batch-size" if b > 1 else ""))
 
 
 def layer_attention(model: nn.Module, layer: int, call: Call) -> torch.Tensor:
