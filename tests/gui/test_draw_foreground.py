@@ -414,6 +414,22 @@ def test_a_chosen_mask_file_that_does_not_fit_is_dropped_with_a_message(qtbot, w
     assert not dialogs and groups is not window.state.a.head_groups
 
 
+def test_a_mask_file_that_cannot_be_read_leaves_the_drawn_box_in_use(qtbot, window, coins,
+                                                                    tmp_path):
+    open_and_wait(qtbot, window, coins)
+    drag(window, "box", [(20, 15), (100, 80)])
+    wait_scored(qtbot, window, "box")
+    box = window.state.drawing
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    window.groups_controller.choose_mask_file(str(broken))
+    qtbot.waitUntil(lambda: "broken.png" in window.status_text.text(), timeout=10000)
+    assert "not used" in window.status_text.text()
+    assert window.state.mask_file is None and window.state.drawing == box, "box kept"
+    wait_scored(qtbot, window, "box")
+    assert window.groups_panel.mask.currentText().startswith("drawn: box")
+
+
 @pytest.mark.parametrize(("base", "edited", "no_box", "expected"), [
     ("centre", False, False, None),  # the mode as it is: the dropdown shows the mode
     ("centre", True, False, "centre GrabCut, edited by hand"),

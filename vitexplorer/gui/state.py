@@ -286,9 +286,13 @@ class DrawingHistory:
 
     def drop_mask_file(self) -> None:
         """Unchoose the mask file, here and in every step (it cannot be used), as no step
-        of its own; steps that then change nothing go."""
+        of its own: when choosing it was the last step, the foreground in use before (a
+        drawing, another file) comes back; steps that then change nothing go."""
         bad = self.state.mask_file
-        self._set(mask_file=None)
+        if self._now() == (None, bad) and self._undo:
+            self._set(**dict(zip(self.FIELDS, self._undo.pop(), strict=True)))
+        else:
+            self._set(mask_file=None)
         for stack in (self._undo, self._redo):
             fixed = [(d, None if f == bad else f) for d, f in stack]
             stack[:] = [e for i, e in enumerate(fixed)
