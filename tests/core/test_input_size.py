@@ -26,7 +26,8 @@ def test_input_size_sets_the_token_grid_and_resamples_file_weights(tmp_path):
     assert torch.equal(big.model.pos_embed[0, 0], small.model.pos_embed[0, 0])
     a = analyze(big, (np.random.default_rng(0).random((50, 70, 3)) * 255).astype(np.uint8))
     assert a.layout.grid == (6, 6) and a.map("rollout").shape == (6, 6)
-    with pytest.raises(ModelError, match="whole number of 16x16 patches"):
+    with pytest.raises(ModelError, match="whole number of the 16x16 patches of "
+                                         "vit_tiny_patch16_224"):
         load_model("vit_tiny_patch16_224", "random", input_size=100, depth=2)
 
 
@@ -47,7 +48,8 @@ def test_large_grids_keep_the_fused_attention_in_float16(tiny_loaded, monkeypatc
 def test_an_input_of_one_patch_is_refused_naming_the_size():
     """A 1 x 1 token grid makes every map one value and the entropies 0/0 (NaN in the heads
     JSON); the smallest input that holds a map is two patches per side."""
-    with pytest.raises(ModelError, match=r"input size 16x16 holds one 16x16 patch.* at least 32"):
+    with pytest.raises(ModelError, match=r"input size 16x16 holds one 16x16 patch of "
+                                         r"vit_tiny_patch16_224 per side.* at least 32"):
         load_model("vit_tiny_patch16_224", "random", input_size=16, depth=1)
     assert load_model("vit_tiny_patch16_224", "random", input_size=32,
                       depth=1).model.patch_embed.grid_size == (2, 2)

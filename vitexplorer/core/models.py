@@ -166,28 +166,30 @@ def load_model(
         apply_state_dict(model, state, path)
     model.eval().to(dev)
     check_supported(model, arch)
-    check_input_size(model)
+    check_input_size(model, arch)
     config = model_data_config(model)
     return LoadedModel(model, arch if weights != "pretrained" else _arch_name(model, arch),
                        spec, weights, config, dev, class_names_for(model))
 
 
-def check_input_size(model: nn.Module) -> None:
-    """Raise :class:`ModelError` unless the input size is a whole number of patches (the
-    patch embedding would drop the remainder, and maps would be placed on pixels the model
-    never saw) and at least two per side (one patch is a map of one value, whose entropy
-    normalised by log(1) is 0/0)."""
+def check_input_size(model: nn.Module, name: str = "") -> None:
+    """Raise :class:`ModelError` naming the model (``name``: a comparison builds two) unless
+    the input size is a whole number of patches (the patch embedding would drop the
+    remainder, and maps would be placed on pixels the model never saw) and at least two per
+    side (one patch is a map of one value, whose entropy normalised by log(1) is 0/0)."""
     img_size = getattr(model.patch_embed, "img_size", None)
     ps = model.patch_embed.patch_size
     if img_size is None:
         return
     (h, w), (ph, pw) = (_pair(img_size), _pair(ps))
+    of = f" of {name}" if name else ""
     if h % ph or w % pw:
-        raise ModelError(f"input size {h}x{w} is not a whole number of {ph}x{pw} patches; "
-                         f"use a multiple of {ph} (e.g. {max(2 * ph, round(h / ph) * ph)})")
+        raise ModelError(f"input size {h}x{w} is not a whole number of the {ph}x{pw} patches"
+                         f"{of}; use a multiple of {ph} (e.g. "
+                         f"{max(2 * ph, round(h / ph) * ph)})")
     if h < 2 * ph or w < 2 * pw:
-        raise ModelError(f"input size {h}x{w} holds one {ph}x{pw} patch per side, a map of one "
-                         f"value; use at least {2 * max(ph, pw)} (two patches per side)")
+        raise ModelError(f"input size {h}x{w} holds one {ph}x{pw} patch{of} per side, a map of "
+                         f"one value; use at least {2 * max(ph, pw)} (two patches per side)")
 
 
 def _pair(v) -> tuple[int, int]:
