@@ -192,6 +192,16 @@ def test_shards_partition_and_summarize_merges(tmp_path, tiny):
     assert summarize(out) == 6
     assert "n_images" in (out / "head_profile.csv").read_text()
     assert ",6," in (out / "head_profile.csv").read_text().splitlines()[1]
+    # a run of another model beside them (the same 3 x 3 heads) is not merged into them
+    from vitexplorer.core.models import load_model
+
+    other = load_model("deit_tiny_patch16_224", "random", img_size=64, depth=3)
+    run_batch([src], out / "deit", other, BatchOptions(**{**OPTS, "model": other.spec}))
+    before = (out / "head_profile.csv").read_bytes()
+    with pytest.raises(BatchError, match=r"results of 2 models \(deit_tiny_patch16_224 .*; "
+                                         r"vit_tiny_patch16_224 .*\); summarize the folder"):
+        summarize(out)
+    assert (out / "head_profile.csv").read_bytes() == before
 
 
 def _cli(args, **kw):

@@ -267,9 +267,16 @@ def result_paths(out: Path, item: Item) -> dict[str, Path]:
 
 # --------------------------------------------------------------------------- summarize
 def load_tables(out: Path) -> list[tuple[str, HeadTable]]:
-    """Every per-image head table under ``out`` (from the JSON files)."""
+    """Every per-image head table under ``out`` (from the JSON files); a
+    :class:`BatchError` when they come from more than one model, whose heads a profile
+    would merge by their indices (deit_tiny's head 0.0 with vit_tiny's)."""
+    records = [(p, data) for p, data in result_records(out) if data.get("heads")]
+    models = sorted({str(data.get("model")) for _, data in records})
+    if len(models) > 1:
+        raise BatchError(f"'{out}' holds the results of {len(models)} models "
+                         f"({'; '.join(models)}); summarize the folder of each run")
     return [(data.get("output", str(p)), HeadTable.from_rows(data["heads"]))
-            for p, data in result_records(out) if data.get("heads")]
+            for p, data in records]
 
 
 def summarize(out: Path) -> int:
