@@ -69,3 +69,45 @@ def test_escape_during_an_evaluation_cancels_it_in_view(qtbot, window, tmp_path)
     assert result.done + result.skipped == 3 and not result.failed
     qtbot.keyClick(dlg, Qt.Key.Key_Escape)
     assert not dlg.isVisible()
+
+
+def test_closing_a_dialog_during_its_run_asks_before_stopping_it(qtbot, window, tmp_path,
+                                                                 monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from vitexplorer.gui.batch_dialog import BatchDialog
+
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or answers.pop(0))
+    dlg = BatchDialog(window.state.a.loaded, window.tasks, window.state.options,
+                      str(tmp_path / "results"), window)
+    qtbot.addWidget(dlg)
+    dlg.open()
+    dlg.add_input(str(photos(tmp_path)))
+    dlg.batch_size.setValue(1)
+    dlg.start()
+    dlg.close()
+    assert dlg.isVisible() and window.tasks.is_running("batch"), "No: the run goes on"
+    assert "Resume" in asked[0]
+    with qtbot.waitSignal(window.tasks.worker_finished, timeout=60000):
+        dlg.close()
+        assert not dlg.isVisible() and not window.tasks.is_running("batch")
+    dlg.close()  # no run: closes without asking
+    assert len(asked) == 2
+    from vitexplorer.gui.evaluate_dialog import EvaluateDialog
+
+    answers[:] = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    ev = EvaluateDialog(window.state.a.loaded, window.tasks, window)
+    qtbot.addWidget(ev)
+    ev.open()
+    ev.folder.setText(str(tmp_path / "photos"))
+    ev.output.setText(str(tmp_path / "out"))
+    ev.start()
+    ev.close()
+    assert ev.isVisible() and window.tasks.is_running("evaluate")
+    with qtbot.waitSignal(window.tasks.worker_finished, timeout=60000):
+        ev.close()
+        assert not ev.isVisible() and not window.tasks.is_running("evaluate")
+    assert len(asked) == 4

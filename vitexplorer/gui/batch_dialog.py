@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -296,7 +297,24 @@ class BatchDialog(QDialog):
         QDesktopServices.openUrl(QUrl.fromLocalFile(self.output.text()))
 
     def closeEvent(self, event) -> None:
+        """Closing while a run goes asks first: it would stop the run."""
         if self.tasks.is_running("batch"):
+            s = self._state
+            done = (f"{s['done']} of {s['total']} images are done" if "total" in s
+                    else "No image is done yet")
+            if not confirm_stop(self, "batch run", f"{done}; finished images are kept and "
+                                "Run with Resume continues later."):
+                event.ignore()
+                return
             self.cancel()
         super().closeEvent(event)
+
+
+def confirm_stop(parent, what: str, kept: str) -> bool:
+    """Ask before closing a dialog stops its running ``what`` (No is the default)."""
+    answer = QMessageBox.question(
+        parent, f"Stop the {what}?", f"Closing stops the {what}. {kept}\n\nStop it and "
+        "close?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
 

@@ -165,5 +165,13 @@ class EvaluateDialog(QDialog):
         return False
 
     def closeEvent(self, event) -> None:
-        self.tasks.cancel("evaluate")
+        """Closing while a run goes asks first: it would stop the run."""
+        from vitexplorer.gui.batch_dialog import confirm_stop
+
+        if self.tasks.is_running("evaluate"):
+            if not confirm_stop(self, "evaluation", "The images done are kept; Run with "
+                                "Resume continues later."):
+                event.ignore()
+                return
+            self.tasks.cancel("evaluate")
         super().closeEvent(event)
