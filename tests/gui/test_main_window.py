@@ -782,3 +782,20 @@ def test_model_info_counts_registers_where_timm_keeps_no_count():
 
     loaded = load_model("vit_small_patch16_dinov3", "random", input_size=32, depth=1)
     assert "Prefix tokens: 5 (class: yes, distillation: 0, registers: 4)" in model_info_text(loaded)
+
+
+def test_input_size_arrows_step_by_the_patch_from_the_size_shown(qtbot, window, chelsea):
+    """From 'model default' (64 px, /16) the up arrow asks for 80 px; a fixed step of 16
+    asked for 16 px, one patch per side, which the model refuses."""
+    open_and_wait(qtbot, window, chelsea)
+    spin = window.controls.input_size
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        spin.stepBy(1)
+    assert window.state.input_size == 80 and window.state.a.analysis.geometry.grid == (5, 5)
+    spin.patch, spin.shown = 14, 224  # a /14 model (DINOv2, EVA-02): multiples of 14 only
+    spin.blockSignals(True)
+    for start, steps, expect in ((0, 1, 238), (0, -1, 210), (100, 1, 112), (28, -1, 0)):
+        spin.setValue(start)
+        spin.stepBy(steps)
+        assert spin.value() == expect, (start, steps)
+    spin.blockSignals(False)

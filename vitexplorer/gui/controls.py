@@ -58,6 +58,25 @@ def compact(combo: QComboBox, chars: int = 10) -> None:
     combo.setMinimumContentsLength(chars)
 
 
+class InputSizeSpin(QSpinBox):
+    """Pixels per side the model is built for (0: its default). The arrows step by the
+    shown model's patch from the size its maps were made at, so every step is a size the
+    model accepts (a multiple of the patch, two or more per side); a fixed step of 16 went
+    0 -> 16, one patch per side of a /16 model and no multiple of a /14 model's patch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch, self.shown = 16, 0  # set by ControlsPanel.show_analysis
+
+    def stepBy(self, steps: int) -> None:
+        p = self.patch
+        size = (self.value() or self.shown) // p * p + steps * p
+        self.setValue(min(self.maximum() // p * p, size) if size >= 2 * p else 0)
+
+    def stepEnabled(self) -> QSpinBox.StepEnabledFlag:
+        return QSpinBox.StepEnabledFlag.StepUpEnabled | QSpinBox.StepEnabledFlag.StepDownEnabled
+
+
 class ControlsPanel(QWidget):
     """Method, class, layer, head, colours and their scale, upsampling, image fit, patch query.
 
@@ -133,9 +152,8 @@ class ControlsPanel(QWidget):
             self.policy.addItem(label, key)
         self.policy.setToolTip("How the image is fitted to the model's input (a new forward). "
                                "With crop, the hatched parts are never seen by the model")
-        self.input_size = QSpinBox()
+        self.input_size = InputSizeSpin()
         self.input_size.setRange(0, 2048)
-        self.input_size.setSingleStep(16)
         self.input_size.setSpecialValueText("model default")
         self.input_size.setSuffix(" px")
         self.input_size.setKeyboardTracking(False)
@@ -192,6 +210,7 @@ class ControlsPanel(QWidget):
         self._quiet = True
         self.layer.setRange(0, max(0, a.num_layers - 1))
         self.head.setRange(0, max(0, a.num_heads - 1))
+        self.input_size.patch, self.input_size.shown = a.patch_size[0], a.geometry.input_size[0]
         names = [a.class_name(i) for i in range(int(a.logits.numel()))]
         self._probs = a.logits.softmax(-1).tolist() if names else []
         if names != self._names:  # a new model: a new completer (1000 names)
