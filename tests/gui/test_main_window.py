@@ -136,6 +136,15 @@ def test_corrupt_file_gives_a_message_and_keeps_the_previous_image(qtbot, window
     assert window.warning.isVisible() and "random weights" in window.warning.label.text()
 
 
+def test_a_corrupt_first_image_claims_no_previous_image(qtbot, window, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    window.open_path(str(bad))  # as `vitexplorer broken.jpg` opens it at start
+    qtbot.waitUntil(lambda: window.banner.isVisible() and "broken.jpg" in
+                    window.banner.label.text(), timeout=20000)
+    assert "previous image" not in window.banner.label.text(), "there is none"
+
+
 def test_export_writes_valid_files(qtbot, window, chelsea, tmp_path):
     open_and_wait(qtbot, window, chelsea)
     for kind, name, magic in (("view", "v.png", b"\x89PNG"), ("layer", "l.svg", b"<?xml"),

@@ -182,7 +182,8 @@ class AnalysisController(QObject):
 
     def _image_error(self, exc: BaseException) -> bool:
         if isinstance(exc, ImageError):
-            self.image_failed.emit(f"{exc}. The previous image stays open.")
+            kept = " The previous image stays open." if self.slot.finished is not None else ""
+            self.image_failed.emit(f"{exc}.{kept}")
             return True
         return False
 

@@ -50,7 +50,9 @@ class TransferMixin:
         try:  # the bounds of a file, checked before the pixels are copied
             check_size("clipboard", (image.width(), image.height()))
         except ImageError as exc:
-            self._image_failed(f"{exc}. The previous image stays open.")
+            kept = " The previous image stays open." if self.state.a.finished is not None \
+                else ""
+            self._image_failed(f"{exc}.{kept}")
             return
         self.open_array(from_qimage(image), "clipboard")
 
