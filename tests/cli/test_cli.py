@@ -124,6 +124,7 @@ def test_heads_command_writes_table_and_figures(tmp_path, images_dir, capsys):
     assert len(printed) == 1 + 12 * 3
     data = json.loads((out / "t.json").read_text())
     assert data["meta"]["mask"].endswith("horse_mask.png")
+    assert data["meta"]["input_size"] == [224, 224] and data["meta"]["grid"] == [14, 14]
     assert len(data["heads"]) == 36 and "kl" in data["heads"][0]
     assert (out / "t.csv").read_text().count("\n") == 37
     assert (out / "grid.svg").read_bytes().startswith(b"<?xml")

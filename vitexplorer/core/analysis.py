@@ -409,7 +409,8 @@ class Analysis:
         fg = (mask if isinstance(mask, masks.Foreground)
               else self.foreground(mode, mask, box, mask_name))
         meta = {"source": self.source, "model": self.model_label, "mask": fg.name,
-                "mask_source": fg.source, "layers": self.num_layers, "heads": self.num_heads}
+                "mask_source": fg.source, "layers": self.num_layers, "heads": self.num_heads,
+                "input_size": list(self.geometry.input_size), "grid": list(self.layout.grid)}
         if fg.warning:
             meta["mask_warning"] = fg.warning
         feats, free = self._mask_free_scores()
