@@ -94,6 +94,8 @@ def test_other_patch_size_and_outputs(tiny_loaded):
     assert {"group_a", "group_b", "fg_score_a", "fg_score_b"} <= set(rows[0])
     data = json.loads(comp.to_json())
     assert len(data["cost"]) == k_a and data["model_b"].endswith("(random weights)")
+    assert data["input_size"] == {"a": [64, 64], "b": [64, 64]}
+    assert data["grid"] == {"a": [4, 4], "b": [8, 8]}  # /16 and /8 patches
     assert comp.to_csv().count("\n") == 5
     fig = comparison_figure(comp, n_pairs=2, size=64)
     assert len(fig.axes) >= 9

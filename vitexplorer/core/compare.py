@@ -146,8 +146,18 @@ class Comparison:
                                side: None if art is None else
                                art["flagged_per_block"].tolist()
                                for side, art in zip("ab", self.artifacts, strict=True)},
+                           **self._sizes(),
                            "cells_a": self.cells[0], "cells_b": self.cells[1],
                            "cost": np.round(self.cost, 6).tolist()}, indent=1)
+
+    def _sizes(self) -> dict:
+        """Each model's input size and token grid (of the first image: with the native
+        policy they follow each image)."""
+        if self.first is None:
+            return {}
+        sides = list(zip("ab", self.first, strict=True))
+        return {"input_size": {s: list(x.geometry.input_size) for s, x in sides},
+                "grid": {s: list(x.layout.grid) for s, x in sides}}
 
 
 def head_cells(a: Analysis) -> list[tuple[int, int]]:
