@@ -38,3 +38,22 @@ def test_evaluate_dialog_runs_and_shows_the_summary(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.tasks.worker_finished, timeout=60000):
         dlg.start()
     assert "already holds a run" in dlg.summary.toPlainText()
+
+
+def test_a_mask_folder_that_does_not_exist_is_named_before_the_run(qtbot, window, tmp_path):
+    from vitexplorer.gui.evaluate_dialog import EvaluateDialog
+
+    images = tmp_path / "img"
+    images.mkdir()
+    shutil.copy(TEST_IMAGES / "coins.png", images / "coins.png")
+    dlg = EvaluateDialog(window.state.a.loaded, window.tasks, window)
+    qtbot.addWidget(dlg)
+    dlg.folder.setText(str(images))
+    dlg.masks.setText(str(tmp_path / "masks"))  # a typo: no such folder
+    dlg.output.setText(str(tmp_path / "out"))
+    dlg.faithful.setChecked(False)
+    with qtbot.waitSignal(window.tasks.worker_finished, timeout=60000):
+        dlg.start()
+    assert "mask folder" in dlg.summary.toPlainText()
+    assert str(tmp_path / "masks") in dlg.summary.toPlainText()
+    assert not (tmp_path / "out").exists(), "no run of failures is started"

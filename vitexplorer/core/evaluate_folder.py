@@ -100,6 +100,8 @@ def run_evaluate(
     if bad:
         raise BatchError(f"evaluate supports the methods {', '.join(EVAL_METHODS)}, not "
                          f"{', '.join(bad)}")
+    if opts.masks is not None and not Path(opts.masks).is_dir():
+        raise BatchError(f"mask folder '{opts.masks}' does not exist or is not a folder")
     with output_lock(inputs, out, "evaluate"):
         result = _run_locked(inputs, out, loaded, opts, resume, overwrite, progress,
                              should_stop, figure)
