@@ -57,3 +57,22 @@ def test_a_mask_folder_that_does_not_exist_is_named_before_the_run(qtbot, window
     assert "mask folder" in dlg.summary.toPlainText()
     assert str(tmp_path / "masks") in dlg.summary.toPlainText()
     assert not (tmp_path / "out").exists(), "no run of failures is started"
+
+
+def test_a_file_that_fails_is_named_with_its_reason(qtbot, window, tmp_path):
+    from vitexplorer.gui.evaluate_dialog import EvaluateDialog
+
+    images = tmp_path / "img"
+    images.mkdir()
+    shutil.copy(TEST_IMAGES / "coins.png", images / "coins.png")
+    (images / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    dlg = EvaluateDialog(window.state.a.loaded, window.tasks, window)
+    qtbot.addWidget(dlg)
+    dlg.folder.setText(str(images))
+    dlg.output.setText(str(tmp_path / "out"))
+    dlg.faithful.setChecked(False)
+    with qtbot.waitSignal(dlg.finished_run, timeout=60000):
+        dlg.start()
+    text = dlg.summary.toPlainText()
+    assert "1 images done" in text and "1 failed" in text
+    assert "bad.png: not an image file" in text

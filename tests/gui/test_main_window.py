@@ -498,6 +498,7 @@ def test_batch_dialog_runs_the_core_runner(qtbot, window, tmp_path):
     assert window.tasks.is_running("batch") and used == [str(base)]
     qtbot.waitUntil(lambda: dlg.open_button.isEnabled(), timeout=120000)
     assert "3 images done" in dlg.status.text() and "1 failed" in dlg.status.text()
+    assert "bad.jpg: not an image file" in dlg.status.text(), "the file and its reason"
     assert dlg.progress.value() == dlg.progress.maximum() == 4
     assert not dlg.profile.pixmap().isNull()
     out = base / "photos_vitexplorer" / "photos"

@@ -273,7 +273,7 @@ class BatchDialog(QDialog):
         out = Path(self.output.text())
         self.status.setText(f"{result.done} images done, {result.skipped} already done, "
                             f"{len(result.failed)} failed in {result.seconds:.1f} s."
-                            + (f" See {out / 'errors.csv'}." if result.failed else ""))
+                            + failures_line(result, out / "errors.csv"))
         profile = out / "head_profile.png"
         if profile.is_file():
             self.profile.set_pixmap(QPixmap(str(profile)))
@@ -308,6 +308,16 @@ class BatchDialog(QDialog):
                 return
             self.cancel()
         super().closeEvent(event)
+
+
+def failures_line(result, errors: Path) -> str:
+    """The first file that failed and why, and where every failure is listed ('' if none
+    failed)."""
+    if not result.failed:
+        return ""
+    path, reason = result.failed[0]
+    more = f" (and {len(result.failed) - 1} more)" if len(result.failed) > 1 else ""
+    return f" {Path(path).name}: {reason}{more}; see {errors}."
 
 
 def confirm_stop(parent, what: str, kept: str) -> bool:

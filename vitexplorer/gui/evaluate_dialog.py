@@ -150,9 +150,11 @@ class EvaluateDialog(QDialog):
         result, summary = outcome
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        from vitexplorer.gui.batch_dialog import failures_line
+
+        errors = Path(self.output.text().strip()) / "errors.csv"
         lines = [f"{result.done} images done, {result.skipped} already done, "
-                 f"{len(result.failed)} failed" + (" (see errors.csv)" if result.failed
-                                                    else "") + "."]
+                 f"{len(result.failed)} failed." + failures_line(result, errors)]
         self.summary.setMarkdown("\n\n".join([*lines, summary]))
         self.finished_run.emit(result, summary)
 
