@@ -346,11 +346,11 @@ def _load_checked(args: argparse.Namespace, inputs: list[Path]):
         from vitexplorer.core.hub import check_weights_obtainable
 
         check_weights_obtainable(args.model)
-    from vitexplorer.core.checks import check_resize
+    from vitexplorer.core.checks import check_resize, resize_model_kwargs
     from vitexplorer.core.models import load_model
 
-    extra = {"dynamic_img_size": True} if args.resize == "native" else {}
-    loaded = load_model(args.model, args.weights, args.device, args.input_size, **extra)
+    loaded = load_model(args.model, args.weights, args.device, args.input_size,
+                        **resize_model_kwargs(args.resize))
     check_resize(args.resize, loaded)
     return loaded
 

@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace, figure) -> int:
+    from vitexplorer.core.checks import resize_model_kwargs
     from vitexplorer.core.compare import compare_models
     from vitexplorer.core.constants import DEFAULT_MODEL
     from vitexplorer.core.discovery import discover
@@ -114,7 +115,8 @@ def _compare(args: argparse.Namespace, figure) -> int:
     items, errors = discover(args.inputs, out)
     for path, reason in errors:
         print(f"vitexplorer: skipped '{path}': {reason}", file=sys.stderr)
-    a, b = (load_model(m, w, args.device, args.input_size) for m, w in specs)
+    a, b = (load_model(m, w, args.device, args.input_size, **resize_model_kwargs(args.resize))
+            for m, w in specs)
     comp = compare_models(a, b, [it.path for it in items], args.resize, max(8, args.size),
                           tokens=args.tokens)
     for path, reason in comp.skipped:
@@ -139,6 +141,7 @@ def _compare(args: argparse.Namespace, figure) -> int:
 def _evaluate(args: argparse.Namespace, figure) -> int:
     from vitexplorer.cli import with_progress
     from vitexplorer.core.batch import parse_indices
+    from vitexplorer.core.checks import resize_model_kwargs
     from vitexplorer.core.evaluate_folder import EVAL_METHODS, EvaluateOptions, run_evaluate
     from vitexplorer.core.models import load_model
     from vitexplorer.core.run_folder import check_inputs, check_output
@@ -153,7 +156,8 @@ def _evaluate(args: argparse.Namespace, figure) -> int:
         return EXIT_ERROR
     check_inputs(args.inputs, args.output)  # as batch: before the model loads
     check_output(args.output)
-    loaded = load_model(args.model, args.weights, args.device, args.input_size)
+    loaded = load_model(args.model, args.weights, args.device, args.input_size,
+                        **resize_model_kwargs(args.resize))
     try:
         layers = parse_indices(args.layers, len(loaded.model.blocks), "--layers")
     except ValueError as exc:

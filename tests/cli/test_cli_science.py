@@ -114,3 +114,18 @@ def test_evaluate_refuses_an_output_among_its_inputs_before_loading(tmp_path, im
         err = capsys.readouterr().err
         assert f"The output folder '{out}'" in err and "never written among the inputs" in err
     assert sorted(p.name for p in images.iterdir()) == ["coins.png"]
+
+
+def test_compare_and_evaluate_build_their_models_for_the_native_policy(tmp_path, images_dir):
+    """--resize native keeps the image's aspect, so the model's grid must follow it: export,
+    heads and batch built it so, compare and evaluate did not (a traceback from timm's
+    input-size assertion, or every image failing with it)."""
+    rc = main(["compare", str(images_dir / "chelsea.png"), "-o", str(tmp_path / "c"), "--model",
+               "vit_tiny_patch16_224", "--model", "deit_tiny_patch16_224", "--weights",
+               "random", "--input-size", "64", "--resize", "native", "--pairs", "1"])
+    assert rc == 0
+    rc = main(["evaluate", str(images_dir / "chelsea.png"), "-o", str(tmp_path / "e"), *TINY,
+               "--methods", "rollout", "--steps", "2", "-q", "--input-size", "64",
+               "--no-faithfulness", "--resize", "native"])
+    assert rc == 0
+    assert (tmp_path / "e" / "errors.csv").read_text().splitlines() == ["file,reason"]

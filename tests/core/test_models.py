@@ -189,3 +189,20 @@ def test_parameter_counts_per_architecture_cached_and_prioritised(tmp_path, monk
     with pytest.raises(Cancelled):
         models.parameter_counts(names, cache, should_stop=lambda: len(calls) >= 2)
     assert len(json.loads(cache.read_text())["counts"]) == 2
+
+
+def test_native_resize_needs_a_model_whose_grid_follows_the_input(tiny_loaded):
+    """A fixed-grid model fed a native-aspect input failed in timm's assertion ('Input
+    height (176) doesn't match model (224)'); BEiT, whose relative position bias is fixed
+    to one grid, failed on an unexpected keyword."""
+    import numpy as np
+
+    from vitexplorer.core.analysis import analyze
+    from vitexplorer.core.checks import resize_model_kwargs
+    from vitexplorer.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="--resize native needs"):
+        analyze(tiny_loaded, np.zeros((40, 90, 3), np.uint8), "native")
+    with pytest.raises(ModelError, match=r"'beit_base_patch16_224' cannot follow .* native"):
+        load_model("beit_base_patch16_224", "random", input_size=32, depth=1,
+                   **resize_model_kwargs("native"))

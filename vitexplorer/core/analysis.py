@@ -19,7 +19,7 @@ import torch
 from vitexplorer.core import masks, preview
 from vitexplorer.core import rollout as ro
 from vitexplorer.core.capture import StopCheck, TokenLayout
-from vitexplorer.core.checks import check_finite
+from vitexplorer.core.checks import check_finite, check_resize
 from vitexplorer.core.constants import METHODS, PER_HEAD_METHODS
 from vitexplorer.core.features import PatchFeatures, patch_features
 from vitexplorer.core.heads import HeadTable, mask_free_scores, with_foreground
@@ -483,6 +483,7 @@ def analyze(
 ) -> Analysis:
     """Decode, preprocess and capture one image: the single forward every view reads
     (``display_side``: see :func:`preprocess_image`)."""
+    check_resize(policy, loaded)
     src = source or (str(image) if isinstance(image, str | Path) else "image")
     pre = preprocess_image(loaded, image, policy, display_side, src)
     s = stream(loaded.model, torch.from_numpy(pre.pixels)[None], should_stop)

@@ -41,6 +41,7 @@ import torch
 
 from vitexplorer import __version__
 from vitexplorer.core.analysis import Analysis
+from vitexplorer.core.checks import check_resize
 from vitexplorer.core.constants import DEFAULT_CMAP, DEFAULT_MODEL, DEFAULT_OPACITY
 from vitexplorer.core.discovery import Item, discover, shard_of
 from vitexplorer.core.errors import ImageError, VitexplorerError
@@ -237,6 +238,7 @@ def run_batch(
                          f"{', '.join(unknown)} (the gradient methods need one backward each)")
     if opts.masks is not None and not Path(opts.masks).is_dir():
         raise BatchError(f"mask folder '{opts.masks}' does not exist or is not a folder")
+    check_resize(opts.resize, loaded)
     with output_lock(inputs, out, "batch"):
         return _run_locked(inputs, out, loaded, opts, resume, overwrite, progress,
                            should_stop, save_figure, t0)

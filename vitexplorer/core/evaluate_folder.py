@@ -24,6 +24,7 @@ import torch
 
 from vitexplorer import __version__
 from vitexplorer.core.analysis import Analysis
+from vitexplorer.core.checks import check_resize
 from vitexplorer.core.constants import CLASS_METHODS, MASS_SHARE
 from vitexplorer.core.discovery import Item, discover, shard_of
 from vitexplorer.core.errors import ImageError
@@ -102,6 +103,7 @@ def run_evaluate(
                          f"{', '.join(bad)}")
     if opts.masks is not None and not Path(opts.masks).is_dir():
         raise BatchError(f"mask folder '{opts.masks}' does not exist or is not a folder")
+    check_resize(opts.resize, loaded)
     with output_lock(inputs, out, "evaluate"):
         result = _run_locked(inputs, out, loaded, opts, resume, overwrite, progress,
                              should_stop, figure)

@@ -208,6 +208,10 @@ def _build(arch: str, kwargs: dict) -> nn.Module:
     try:
         return timm.create_model(arch, pretrained=False, **kwargs)
     except Exception as exc:  # the hub's errors, or a keyword this family lacks
+        if kwargs.get("dynamic_img_size") and "dynamic_img_size" in str(exc):
+            raise ModelError(f"'{arch}' cannot follow the input's token grid "
+                             "(dynamic_img_size), which --resize native needs; use crop, "
+                             "stretch or letterbox") from exc
         if arch.startswith("hf-hub:") and _is_offline_error(exc):
             raise ModelError(f"The configuration of '{arch}' is not in the local cache and "
                              f"cannot be downloaded ({_short(exc)}); use a timm architecture "
