@@ -365,6 +365,29 @@ def test_folder_browsing(qtbot, window, tmp_path):
     assert window.state.a.analysis.source.endswith("a.png")
 
 
+def test_folder_browsing_passes_a_file_that_cannot_be_opened(qtbot, window, tmp_path):
+    """PageDown onto a broken file says so, and the next PageDown goes on past it (it
+    stepped from the image still shown, so it tried the broken file again and again);
+    a folder whose first file is broken can be browsed too."""
+    for name in ("a.png", "c.png"):
+        shutil.copy(TEST_IMAGES / "coins.png", tmp_path / name)
+    (tmp_path / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.open_path(str(tmp_path))
+    with qtbot.waitSignal(window.analyses.image_failed, timeout=60000) as failed:
+        window.actions_["next"].trigger()
+    assert "b.png" in failed.args[0]
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.actions_["next"].trigger()
+    assert window.state.source == str(tmp_path / "c.png")
+    (tmp_path / "a.png").rename(tmp_path / "d.png")  # the broken file comes first now
+    with qtbot.waitSignal(window.analyses.image_failed, timeout=60000):
+        window.open_path(str(tmp_path))
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.actions_["next"].trigger()
+    assert window.state.source == str(tmp_path / "c.png")
+
+
 @pytest.mark.parametrize("kind", ["rgba", "exif"])
 def test_awkward_images_display_correctly(qtbot, window, tmp_path, kind):
     if kind == "rgba":

@@ -53,6 +53,7 @@ class AnalysisController(QObject):
         self.tasks = tasks
         self.model_kwargs = model_kwargs or {}
         self.folder: list[Path] = []
+        self._browsing: Path | None = None  # the folder's file asked for, until one is shown
         self._pending: tuple[str | np.ndarray, str] | None = None
         self._built_size = state.input_size  # the input size the slot's model is built for
         self._shown_size = state.input_size  # ... and the analysis shown was made at
@@ -129,6 +130,7 @@ class AnalysisController(QObject):
         if p.is_dir():
             self.open_folder(p)
         else:
+            self._browsing = None
             self.analyze(str(p), str(p))
 
     def open_folder(self, folder: Path) -> None:
@@ -137,14 +139,17 @@ class AnalysisController(QObject):
             self.image_failed.emit(f"No images found in '{folder}'.")
             return
         self.folder = files
+        self._browsing = files[0]
         self.analyze(str(files[0]), str(files[0]))
 
     def step_folder(self, delta: int) -> None:
         """The next (``delta`` 1) or previous (-1) image of the folder opened, or of the
         current image's own folder, as an image viewer browses (listed again when the image
-        is not in the list: opened from elsewhere, or added since)."""
+        is not in the list: opened from elsewhere, or added since). It steps from the file
+        last asked for while that one is not shown (it could not be opened, or is still
+        being analysed): a broken file is passed, not tried again."""
         source = self.state.source
-        cur = Path(source) if source else None
+        cur = self._browsing or (Path(source) if source else None)
         if cur is not None and cur not in self.folder and cur.is_file():
             try:
                 self.folder = image_files(cur.parent)
@@ -157,6 +162,7 @@ class AnalysisController(QObject):
             return
         i = self.folder.index(cur)
         nxt = self.folder[(i + delta) % len(self.folder)]
+        self._browsing = nxt
         self.analyze(str(nxt), str(nxt))
 
     def analyze(self, image: str | np.ndarray, source: str) -> None:
@@ -195,6 +201,7 @@ class AnalysisController(QObject):
                 a.num_layers, a.num_heads):
             layer = a.num_layers - 1  # a new model starts on its last layer
         self._shown_size = self._built_size
+        self._browsing = None
         # one event for the new image: the slot first (no drawing without it), then the state
         self.slot.finished = finished
         self.state.update(source=a.source, query_cell=None, layer=layer,
