@@ -832,3 +832,18 @@ def test_input_size_arrows_step_by_the_patch_from_the_size_shown(qtbot, window, 
         spin.stepBy(steps)
         assert spin.value() == expect, (start, steps)
     spin.blockSignals(False)
+
+
+def test_native_aspect_rebuilds_the_model_to_follow_the_image(qtbot, window, chelsea):
+    """'native aspect' needs a model whose token grid follows the image (timm's
+    dynamic_img_size); the window kept its fixed-grid model, and every analysis failed."""
+    a = open_and_wait(qtbot, window, chelsea)
+    assert a.geometry.grid == (4, 4)
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.state.update(policy="native")
+    b = window.state.a.analysis
+    assert b.policy == "native" and b.geometry.grid == (3, 5)  # 451 x 300 px at ~64^2 px
+    assert window.state.a.loaded.model.dynamic_img_size
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.state.update(policy="crop")
+    assert window.state.a.analysis.geometry.grid == (4, 4)

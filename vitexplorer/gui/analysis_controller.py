@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from vitexplorer.core.checks import resize_model_kwargs
 from vitexplorer.core.constants import IMAGE_SUFFIXES
 from vitexplorer.core.errors import ImageError, VitexplorerError
 from vitexplorer.gui import jobs
@@ -66,6 +67,10 @@ class AnalysisController(QObject):
         if "input_size" in names and loaded is not None:
             if self.state.input_size != self._built_size:
                 self.load_model(loaded.spec, loaded.weights)  # rebuilt, then the image again
+        elif "policy" in names and loaded is not None and (
+                bool(resize_model_kwargs(self.state.policy))
+                != bool(getattr(loaded.model, "dynamic_img_size", False))):
+            self.load_model(loaded.spec, loaded.weights)  # native: a grid that follows
         elif "policy" in names and current is not None and loaded is not None:
             self.analyze(*current)  # the image fitted another way: a new forward
 
@@ -75,7 +80,7 @@ class AnalysisController(QObject):
     # --- models ----------------------------------------------------------------------------
     def load_model(self, spec: str, weights: str = "pretrained") -> None:
         label = spec if weights == "pretrained" else f"{spec} ({Path(weights).name})"
-        kwargs = dict(self.model_kwargs)
+        kwargs = {**self.model_kwargs, **resize_model_kwargs(self.state.policy)}
         size = self.state.input_size
         if size:
             kwargs["input_size"] = size
