@@ -174,3 +174,19 @@ def test_another_threads_plain_forward_is_neither_recorded_nor_broken(record):
         torch.testing.assert_close(mixed.distance, alone.distance)
     else:
         torch.testing.assert_close(mixed.attentions, alone.attentions)
+
+
+def test_class_methods_on_a_headless_model_are_a_usage_error():
+    """DINOv2 / EVA-02 backbones have no classifier (num_classes 0): grad-rollout,
+    relevance and head importance have no class to explain. It was a ValueError, shown by
+    the CLI as a traceback."""
+    from vitexplorer.core.errors import UsageError
+    from vitexplorer.core.importance import head_importance
+    from vitexplorer.core.models import load_model
+
+    loaded = load_model("vit_tiny_patch16_224", "random", img_size=32, depth=1, num_classes=0)
+    a = analyze(loaded, np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(UsageError, match=r"grad-rollout and relevance .* no classifier head"):
+        a.ensure_gradients()
+    with pytest.raises(UsageError, match=r"head importance .* no classifier head"):
+        head_importance(loaded.model, a.model_input())

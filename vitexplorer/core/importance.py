@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitexplorer.core.capture import StopCheck, model_lock
-from vitexplorer.core.errors import Cancelled
+from vitexplorer.core.errors import Cancelled, UsageError
 from vitexplorer.core.models import check_supported
 
 
@@ -60,7 +60,9 @@ def head_importance(
     """
     check_supported(model)
     if not getattr(model, "num_classes", 0):
-        raise ValueError("head importance needs a model with a classifier head")
+        raise UsageError("head importance is the drop in a class's log-probability, and the "
+                         "model has no classifier head (num_classes 0, a backbone such as "
+                         "DINOv2's)")
     blocks = model.blocks
     n_heads = blocks[0].attn.num_heads
     inputs: list[tuple] = []

@@ -38,7 +38,7 @@ from vitexplorer.core.capture import (
     recording,
     token_layout,
 )
-from vitexplorer.core.errors import ModelError
+from vitexplorer.core.errors import ModelError, UsageError
 from vitexplorer.core.maps import patch_distances, range_means, range_sums
 
 #: What one attention module was called with: positional and keyword arguments.
@@ -204,7 +204,9 @@ def class_products(model: nn.Module, pixels: torch.Tensor, targets: list[int],
     (``mean_h(A ⊙ ∂y/∂A)`` and ``mean_h((∂y/∂A ⊙ A)^+)``), formed in a gradient hook so
     neither the attention nor its gradient is kept."""
     if not getattr(model, "num_classes", 0):
-        raise ValueError("class-specific maps need a model with a classifier head")
+        raise UsageError("grad-rollout and relevance explain a class, and the model has no "
+                         "classifier head (num_classes 0, a backbone such as DINOv2's); use "
+                         "head, head-rollout or rollout")
     if torch.is_inference_mode_enabled():
         raise RuntimeError("class-specific maps need gradients: call outside inference_mode")
     pixels = as_batch(model, pixels)
