@@ -170,3 +170,23 @@ def test_summary_best_head_rows():
     assert rows["rollout"]["jaccard"] == pytest.approx(0.3)
     assert rows["best head per image"]["jaccard"] == pytest.approx(0.7)
     assert rows["best single head 3.0"]["jaccard"] == pytest.approx(0.55)
+
+
+def test_a_bad_mask_is_named_in_the_errors_not_its_image(tmp_path, tiny_loaded):
+    """The reason of a failure caused by the mask names the mask file: 'not an image file'
+    beside a good photo read as if the photo were broken (batch and evaluate)."""
+    from vitexplorer.core.batch import BatchOptions, run_batch
+
+    images, masks = folder(tmp_path)
+    (masks / "chelsea.png").write_bytes(b"not a png")
+    Image.new("L", (30, 20)).save(masks / "horse.png")
+    opts = EvaluateOptions(model="vit_tiny_patch16_224", weights="random", masks=str(masks),
+                           faithfulness=False)
+    got = dict(run_evaluate([images], tmp_path / "ev", tiny_loaded, opts).failed)
+    bopts = BatchOptions(model="vit_tiny_patch16_224", weights="random", masks=str(masks))
+    got_b = dict(run_batch([images], tmp_path / "b", tiny_loaded, bopts).failed)
+    for failed in (got, got_b):
+        assert failed[str(images / "chelsea.jpg")].startswith(f"'{masks / 'chelsea.png'}': ")
+        assert failed[str(images / "horse.jpg")] == (f"'{masks / 'horse.png'}': mask is 30x20 "
+                                                      "but the image is 80x60")
+        assert "'" not in failed[str(images / "broken.jpg")]  # the image itself: as before

@@ -276,7 +276,7 @@ def _run_locked(inputs, out: Path, loaded: LoadedModel, opts: BatchOptions, resu
             try:
                 pre, mask = fut.result()
             except ImageError as exc:
-                result.fail(str(item.path), exc.reason)
+                result.fail_image(item.path, exc)
                 _tick(progress, result, total)
                 continue
             except Exception as exc:  # anything else about one file: report, go on

@@ -127,7 +127,7 @@ def _run_locked(inputs: list[Path], out: Path, loaded: LoadedModel, opts: Evalua
                 write_atomic(result_paths(out, item)["json"], json.dumps(record, indent=1))
                 result.done += 1
             except ImageError as exc:
-                result.fail(str(item.path), exc.reason)
+                result.fail_image(item.path, exc)
             except Exception as exc:  # one bad file: report it, go on
                 result.fail(str(item.path), f"{type(exc).__name__}: {exc}")
             if progress is not None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vitexplorer.core.discovery import Item
-from vitexplorer.core.errors import VitexplorerError
+from vitexplorer.core.errors import ImageError, VitexplorerError
 from vitexplorer.core.files import write_atomic
 from vitexplorer.core.heads import HeadTable
 
@@ -64,6 +64,12 @@ class BatchResult:
         self.failed.append((path, reason))
         if self.log is not None:
             self.log.add((path, reason))
+
+    def fail_image(self, path: Path, exc: ImageError) -> None:
+        """An image's :class:`ImageError`; its reason names the file when that is another
+        (the image's mask), which the reason alone would pass off as the image's."""
+        other = exc.path != Path(path)
+        self.fail(str(path), f"'{exc.path}': {exc.reason}" if other else exc.reason)
 
     @property
     def ok(self) -> bool:
