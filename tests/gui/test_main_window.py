@@ -680,6 +680,33 @@ def test_image_fit_is_a_control_and_crop_marks_what_the_model_never_saw(qtbot, w
     assert window.state.a.analysis.policy == "letterbox" and window.view.unseen_area() == 0
 
 
+def test_a_fit_whose_model_cannot_be_built_goes_back_to_the_fit_shown(qtbot, window, chelsea,
+                                                                      monkeypatch):
+    """A family that cannot follow the image's grid (BEiT) refuses 'native aspect': its
+    message shows, and the fit control goes back to the maps shown, as after a cancel."""
+    from vitexplorer.core.errors import ModelError
+    from vitexplorer.gui import jobs, main_window
+
+    dialogs = []
+    monkeypatch.setattr(main_window, "show_error", lambda *a, **k: dialogs.append(a))
+    load = jobs.load_model_job
+
+    def fixed_grid_only(spec, weights, kwargs=None, should_stop=None):
+        if (kwargs or {}).get("dynamic_img_size"):
+            raise ModelError(f"'{spec}' cannot follow the input's token grid")
+        return load(spec, weights, kwargs, should_stop)
+
+    monkeypatch.setattr(jobs, "load_model_job", fixed_grid_only)
+    a = open_and_wait(qtbot, window, chelsea)
+    window.controls.policy.setCurrentIndex(3)  # native aspect
+    assert window.state.policy == "native"
+    qtbot.waitUntil(lambda: window.state.policy == "crop", timeout=60000)
+    assert "cannot follow" in window.banner.label.text() and not dialogs
+    assert window.controls.policy.currentIndex() == 0
+    assert window.state.a.analysis is a and window.state.a.loaded is a.loaded
+    assert "image fit 'crop'" in window.status_text.text()
+
+
 def test_any_class_can_be_typed(qtbot, window, chelsea):
     a = open_and_wait(qtbot, window, chelsea)
     top = [i for i, _n, _p in a.top_k(5)]
@@ -730,7 +757,7 @@ def test_a_cancelled_input_size_change_goes_back_to_the_size_of_the_maps_shown(
     assert window.controls.input_size.value() == 0
     assert window.state.a.loaded is a.loaded and window.state.a.analysis is a
     assert not window.tasks.is_running()
-    assert "input size" in window.status_text.text().lower()
+    assert "input size the model's default" in window.status_text.text()
 
 
 def test_head_importance_counts_heads_ranks_them_and_names_the_class(qtbot, window, chelsea):

@@ -58,21 +58,27 @@ class AnalysisController(QObject):
         self._pending: tuple[str | np.ndarray, str] | None = None
         self._built_size = state.input_size  # the input size the slot's model is built for
         self._shown_size = state.input_size  # ... and the analysis shown was made at
+        self._reverting = False  # setting the state back to the maps shown: nothing to redo
         state.changed.connect(self._state_changed)
         tasks.worker_finished.connect(self._worker_ended)
 
     def _state_changed(self, names: frozenset[str]) -> None:
+        if self._reverting:
+            return  # the slot already holds the model and maps of the values set back
         current = self._current_image()
         loaded = self.slot.loaded
-        if "input_size" in names and loaded is not None:
-            if self.state.input_size != self._built_size:
-                self.load_model(loaded.spec, loaded.weights)  # rebuilt, then the image again
-        elif "policy" in names and loaded is not None and (
-                bool(resize_model_kwargs(self.state.policy))
-                != bool(getattr(loaded.model, "dynamic_img_size", False))):
-            self.load_model(loaded.spec, loaded.weights)  # native: a grid that follows
+        if names & {"input_size", "policy"} and loaded is not None and self._rebuild(loaded):
+            self.load_model(loaded.spec, loaded.weights)  # rebuilt, then the image again
         elif "policy" in names and current is not None and loaded is not None:
             self.analyze(*current)  # the image fitted another way: a new forward
+
+    def _rebuild(self, loaded: LoadedModel) -> bool:
+        """Whether the slot's model is not the one the state's view asks for: built for
+        another input size, or with a token grid that follows the image (native fit) or
+        not (every other fit), as the command line builds it."""
+        return self.state.input_size != self._built_size or (
+            bool(resize_model_kwargs(self.state.policy))
+            != bool(getattr(loaded.model, "dynamic_img_size", False)))
 
     def _kind(self, kind: str) -> str:
         return f"{kind}-{self.slot.name}"
@@ -104,23 +110,30 @@ class AnalysisController(QObject):
         return True
 
     def _worker_ended(self, kind: str) -> None:
-        """A rebuild for another input size cancelled (or failed) before its maps were shown:
-        the model and the input size of the maps shown come back, so that the control, Model
-        Info and the maps agree."""
+        """A rebuild or analysis for another input size or image fit cancelled (or failed)
+        before its maps were shown: the model, input size and fit of the maps shown come
+        back, so that the controls, Model Info and the maps agree."""
         if not self.owns_input_size or kind not in (self._kind("model"),
                                                     self._kind("analyze")):
             return
         a = self.slot.analysis
-        if (a is None or self.state.input_size == self._shown_size
+        if (a is None or (self.state.input_size, self.state.policy) == (self._shown_size,
+                                                                       a.policy)
                 or self.tasks.is_running(self._kind("model"))
                 or self.tasks.is_running(self._kind("analyze"))):
             return
         if a.loaded is not None and self.slot.loaded is not a.loaded:
             self._built_size = self._shown_size
             self.slot.set_loaded(a.loaded)
-        self.state.update(input_size=self._shown_size)
+        self._reverting = True
+        try:
+            changed = self.state.update(input_size=self._shown_size, policy=a.policy)
+        finally:
+            self._reverting = False
         size = f"{self._shown_size} px" if self._shown_size else "the model's default"
-        self.message.emit(f"Input size back to {size}, the size of the maps shown.")
+        back = [f"input size {size}"] * ("input_size" in changed) + \
+            [f"image fit '{a.policy}'"] * ("policy" in changed)
+        self.message.emit(f"Back to the {' and '.join(back)} of the maps shown.")
 
     # --- images ----------------------------------------------------------------------------
     def _current_image(self) -> tuple[np.ndarray, str] | None:
