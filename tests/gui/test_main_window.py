@@ -271,6 +271,17 @@ def test_a_failed_load_keeps_the_previous_model_and_says_so(qtbot, window, monke
     assert "Use random weights" not in window.banner.button_labels()
 
 
+def test_a_weights_file_that_cannot_be_read_is_named_in_a_sentence(qtbot, window, tmp_path):
+    """The core's one-line reason ends without a full stop: 'Still using' starts a new
+    sentence after it (it ran on: '... header too large Still using ...')."""
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"junkjunkjunk")
+    window.load_model("vit_tiny_patch16_224", str(junk))
+    qtbot.waitUntil(window.banner.isVisible, timeout=10000)
+    text = window.banner.label.text()
+    assert "junk.safetensors" in text and ". Still using" in text
+
+
 def test_unexpected_errors_open_a_dialog_and_the_app_keeps_running(qtbot, window):
     def boom(should_stop=None):
         raise RuntimeError("kaboom")

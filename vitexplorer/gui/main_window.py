@@ -299,7 +299,7 @@ class MainWindow(TransferMixin, QMainWindow):
             actions.append(("Use random weights", self.use_random_weights))
         current = self.state.a.loaded
         if current is not None:
-            text += f" Still using <b>{current.label}</b>."
+            text = text.rstrip(" .") + f". Still using <b>{current.label}</b>."
             self.message(f"Model not changed: still using {current.label}.")
         else:
             self.message("No model loaded.")
