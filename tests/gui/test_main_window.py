@@ -120,6 +120,32 @@ def test_drag_and_drop_opens_the_file(qtbot, window, tmp_path):
     assert window.state.a.analysis.image.shape == (303, 384, 3)  # grey shown as RGB
 
 
+def test_several_dropped_files_are_browsed_and_a_web_address_is_named(qtbot, window,
+                                                                        tmp_path):
+    """Dropping several images opens the first and PageDown goes through the others (it
+    opened the first and dropped the rest silently); a web address (a browser's image) is
+    named with the reason instead of nothing happening."""
+    for folder, name in (("one", "b.png"), ("two", "a.png"), ("one", "c.png")):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        shutil.copy(TEST_IMAGES / "coins.png", tmp_path / folder / name)
+    dropped = [tmp_path / "one" / "b.png", tmp_path / "two" / "a.png"]
+    md = QMimeData()
+    md.setUrls([QUrl.fromLocalFile(str(p)) for p in dropped])
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.dropEvent(QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, md,
+                                    Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    assert window.state.source == str(dropped[0])
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.actions_["next"].trigger()
+    assert window.state.source == str(dropped[1]), "the dropped files, not b.png's folder"
+    md = QMimeData()
+    md.setUrls([QUrl("https://example.org/cat.jpg")])
+    window.dropEvent(QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, md,
+                                Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    assert "https://example.org/cat.jpg" in window.status_text.text()
+    assert "not a file on this computer" in window.status_text.text()
+
+
 def test_corrupt_file_gives_a_message_and_keeps_the_previous_image(qtbot, window, chelsea,
                                                                     tmp_path):
     open_and_wait(qtbot, window, chelsea)

@@ -160,6 +160,17 @@ class AnalysisController(QObject):
         self._browsing = files[0]
         self.analyze(str(files[0]), str(files[0]))
 
+    def open_files(self, paths: list[Path]) -> None:
+        """Several files (and folders) at once, as dropped: the first image is opened and
+        Next / Previous go through them in the order given."""
+        files = [f for p in paths for f in (image_files(p) if p.is_dir() else [p])]
+        if not files:
+            self.image_failed.emit("No images among the files dropped.")
+            return
+        self.folder = files
+        self._browsing = files[0]
+        self.analyze(str(files[0]), str(files[0]))
+
     def step_folder(self, delta: int) -> None:
         """The next (``delta`` 1) or previous (-1) image of the folder opened, or of the
         current image's own folder, as an image viewer browses (listed again when the image

@@ -24,12 +24,18 @@ class TransferMixin:
     def dropEvent(self, event) -> None:
         md = event.mimeData()
         paths = [u.toLocalFile() for u in md.urls() if u.isLocalFile()]
-        if paths:
+        if len(paths) > 1:  # the first shown, PageDown / PageUp go through the others
+            self.analyses.open_files([Path(p) for p in paths])
+            event.acceptProposedAction()
+        elif paths:
             self.open_path(paths[0])
             event.acceptProposedAction()
         elif md.hasImage():
             self.paste_image(md.imageData())
             event.acceptProposedAction()
+        elif md.hasUrls():
+            self.message(f"Cannot open '{md.urls()[0].toString()}': not a file on this "
+                         "computer. Save it, then open or drop the file.")
 
     def paste(self) -> None:
         cb = QGuiApplication.clipboard()
