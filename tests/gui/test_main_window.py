@@ -797,6 +797,41 @@ def test_a_cancelled_input_size_change_goes_back_to_the_size_of_the_maps_shown(
     assert "input size the model's default" in window.status_text.text()
 
 
+def test_a_model_without_a_classifier_offers_no_class_methods(qtbot, settings, chelsea,
+                                                               monkeypatch):
+    """A backbone (DINO, DINOv2: num_classes 0, the default model's family) has no class to
+    explain: gradient rollout, relevance and head importance are greyed out, and asked for
+    anyway they say why in the status line (each was an 'Unexpected error' dialog)."""
+    from tests.gui.conftest import MODEL_KW
+    from vitexplorer.gui import main_window
+    from vitexplorer.gui.main_window import MainWindow
+
+    dialogs = []
+    monkeypatch.setattr(main_window, "show_error", lambda *a, **k: dialogs.append(a))
+    w = MainWindow(settings, model="vit_tiny_patch16_224", weights="random",
+                   model_kwargs={**MODEL_KW, "num_classes": 0})
+    qtbot.addWidget(w)
+    w.show()
+    w.load_model("vit_tiny_patch16_224", "random")
+    open_and_wait(qtbot, w, chelsea)
+    combo = w.controls.method
+    enabled = {combo.itemData(i): combo.model().item(i).isEnabled()
+               for i in range(combo.count())}
+    assert enabled == {"head": True, "head-rollout": True, "rollout": True,
+                       "grad-rollout": False, "relevance": False}
+    assert not w.groups_panel.importance.isEnabled()
+    for method in ("grad-rollout", "relevance"):
+        with qtbot.waitSignal(w.tasks.worker_finished, timeout=60000):
+            w.state.update(method=method)
+        assert "no classifier head" in w.status_text.text()
+    w.state.update(method="head")
+    with qtbot.waitSignal(w.tasks.worker_finished, timeout=60000):
+        w.groups_controller.compute_importance()
+    assert "no classifier head" in w.status_text.text()
+    assert not dialogs
+    w.tasks.cancel()
+
+
 def test_head_importance_counts_heads_ranks_them_and_names_the_class(qtbot, window, chelsea):
     a = open_and_wait(qtbot, window, chelsea)
     bars = []

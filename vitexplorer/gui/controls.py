@@ -18,7 +18,13 @@ from PySide6.QtWidgets import (
 
 from vitexplorer.core.constants import CLASS_METHODS, FUSIONS, METHOD_LABELS, METHODS
 from vitexplorer.core.render import COLORMAPS, SCALINGS
-from vitexplorer.gui.state import SCALE_SCOPES, FinishedAnalysis, ViewOptions, ViewState
+from vitexplorer.gui.state import (
+    SCALE_SCOPES,
+    FinishedAnalysis,
+    ViewOptions,
+    ViewState,
+    has_classifier,
+)
 
 QUERY_MODES = {"off": "off", "row": "where the patch looks (row)",
                "column": "what looks at the patch (column)"}
@@ -222,6 +228,13 @@ class ControlsPanel(QWidget):
         self.target.clear()
         for idx, _name, _p in a.top_k(5):
             self._add_class(idx)
+        classifier = has_classifier(a)
+        for i in range(self.method.count()):  # a backbone has no class to explain
+            if self.method.itemData(i) in CLASS_METHODS:
+                item = self.method.model().item(i)
+                item.setEnabled(classifier)
+                item.setToolTip("" if classifier else
+                                f"Explains a class: {a.model_label} has no classifier head")
         self._quiet = False
         self._pull(frozenset())
 

@@ -149,8 +149,18 @@ class GroupsController(SlotController):
         analysis = self.slot.analysis
         self.tasks.run(self._kind("importance"), jobs.importance_job,
                        analysis, on_done=lambda result: self._importance_done(analysis, result),
+                       on_error=self._importance_failed,
                        on_progress=self.importance_progress.emit,
                        message="Ablating every head (importance)… Esc cancels")
+
+    def _importance_failed(self, exc: BaseException) -> bool:
+        """A model without a classifier has no importance: a status line saying why."""
+        from vitexplorer.core.errors import UsageError
+
+        if isinstance(exc, UsageError):
+            self.message.emit(f"Head importance not computed: {exc}")
+            return True
+        return False
 
     def _importance_done(self, analysis: Analysis, result: dict) -> None:
         groups = self.slot.head_groups

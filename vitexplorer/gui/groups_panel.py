@@ -24,7 +24,7 @@ from vitexplorer.core.constants import GROUP_COLOURS
 from vitexplorer.gui.controls import compact
 from vitexplorer.gui.mask_tools import SOURCE_LABELS, MaskTools
 from vitexplorer.gui.similarity_view import SimilarityDialog, SimilarityView
-from vitexplorer.gui.state import HeadGroups, ViewState
+from vitexplorer.gui.state import FinishedAnalysis, HeadGroups, ViewState, has_classifier
 
 ROLE_CELLS = Qt.ItemDataRole.UserRole
 #: the score behind each group (core.heads.HeadTable.strength divides it by its threshold)
@@ -44,6 +44,10 @@ MODES_TIP = ("The modes give the foreground when no mask file is found or chosen
              "measure agreement with the model, not the object")
 SHORT_MODES = {"centre": "centre GrabCut", "rollout": "rollout agreement",
                "grabcut": "rollout agreement (GrabCut)"}
+
+
+IMPORTANCE_TIP = ("Remove each head in turn and measure the change of the prediction; "
+                  "runs in the background")
 
 
 def in_use_text(base: str, mask_file: str | None, edited: bool,
@@ -142,8 +146,7 @@ class GroupsPanel(QWidget):
                              "double-click a head to select it")
         lay.addWidget(self.tree, 2)
         self.importance = QPushButton("Head importance (ablation)")
-        self.importance.setToolTip("Remove each head in turn and measure the change of the "
-                                   "prediction; runs in the background")
+        self.importance.setToolTip(IMPORTANCE_TIP)
         lay.addWidget(self.importance)
         self.importance_title = QLabel()
         self.importance_title.setWordWrap(True)
@@ -178,8 +181,16 @@ class GroupsPanel(QWidget):
         self.importance.clicked.connect(self.importance_requested)
         state.changed.connect(self._pull)
         state.a.head_groups_changed.connect(self.set_groups)
-        state.a.finished_changed.connect(
-            lambda f: self.set_groups(f.head_groups) if f.head_groups is not None else None)
+        state.a.finished_changed.connect(self._new_analysis)
+
+    def _new_analysis(self, finished: FinishedAnalysis) -> None:
+        classifier = has_classifier(finished.analysis)
+        self.importance.setEnabled(classifier)
+        self.importance.setToolTip(IMPORTANCE_TIP if classifier else
+                                   "Head importance is the change of a class's probability: "
+                                   f"{finished.analysis.model_label} has no classifier head")
+        if finished.head_groups is not None:
+            self.set_groups(finished.head_groups)
 
     def choose_pair(self, a: tuple[int, int], b: tuple[int, int]) -> None:
         """Show the first head, and only the pair in the grid."""

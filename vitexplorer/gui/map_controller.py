@@ -126,11 +126,20 @@ class MapController(SlotController):
         elif o.method in CLASS_METHODS and not a.has_gradients(self._target(o)):
             target = self._target(o)
             self.tasks.run(self._kind("gradients"), jobs.gradients_job, a, target,
-                           on_done=redraw,
+                           on_done=redraw, on_error=self._usage_error,
                            message=f"Gradients for {a.class_name(target)}…")
         else:
             self.tasks.run(self._kind("maps"), jobs.maps_job, a, o.method, o.fusion,
                            o.discard, o.target, on_done=redraw, message="Computing rollout…")
+
+    def _usage_error(self, exc: BaseException) -> bool:
+        """A map the model cannot give (a class method on a backbone) is a status line."""
+        from vitexplorer.core.errors import UsageError
+
+        if isinstance(exc, UsageError):
+            self.message.emit(str(exc))
+            return True
+        return False
 
     def view_options(self) -> ViewOptions:
         """The options this slot draws with (compare mode's slot B translates them)."""

@@ -132,6 +132,13 @@ class FinishedAnalysis:
     head_groups: HeadGroups | None = None
 
 
+def has_classifier(analysis: Analysis) -> bool:
+    """Whether the analysis' model predicts classes (a backbone such as DINO's does not:
+    gradient rollout, relevance and head importance need a class)."""
+    loaded = analysis.loaded
+    return loaded is None or bool(getattr(loaded.model, "num_classes", 0))
+
+
 class ModelSlot:
     """One model and its finished analysis of the current image.
 
