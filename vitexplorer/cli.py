@@ -346,7 +346,8 @@ def _load_checked(args: argparse.Namespace, inputs: list[Path]):
         from vitexplorer.core.hub import check_weights_obtainable
 
         check_weights_obtainable(args.model)
-    from vitexplorer.core.checks import check_resize, resize_model_kwargs
+    from vitexplorer.core.checks import check_resize
+    from vitexplorer.core.constants import resize_model_kwargs
     from vitexplorer.core.models import load_model
 
     loaded = load_model(args.model, args.weights, args.device, args.input_size,

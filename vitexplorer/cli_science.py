@@ -87,9 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace, figure) -> int:
-    from vitexplorer.core.checks import resize_model_kwargs
     from vitexplorer.core.compare import compare_models
-    from vitexplorer.core.constants import DEFAULT_MODEL
+    from vitexplorer.core.constants import DEFAULT_MODEL, resize_model_kwargs
     from vitexplorer.core.discovery import discover
     from vitexplorer.core.figures import save_figure
     from vitexplorer.core.files import write_atomic
@@ -141,7 +140,7 @@ def _compare(args: argparse.Namespace, figure) -> int:
 def _evaluate(args: argparse.Namespace, figure) -> int:
     from vitexplorer.cli import with_progress
     from vitexplorer.core.batch import parse_indices
-    from vitexplorer.core.checks import resize_model_kwargs
+    from vitexplorer.core.constants import resize_model_kwargs
     from vitexplorer.core.evaluate_folder import EVAL_METHODS, EvaluateOptions, run_evaluate
     from vitexplorer.core.models import load_model
     from vitexplorer.core.run_folder import check_inputs, check_output

@@ -198,7 +198,7 @@ def test_native_resize_needs_a_model_whose_grid_follows_the_input(tiny_loaded):
     import numpy as np
 
     from vitexplorer.core.analysis import analyze
-    from vitexplorer.core.checks import resize_model_kwargs
+    from vitexplorer.core.constants import resize_model_kwargs
     from vitexplorer.core.errors import UsageError
 
     with pytest.raises(UsageError, match="--resize native needs"):

@@ -75,6 +75,15 @@ def test_the_state_imports_no_qt():
     assert out.stdout.strip() == "[]"
 
 
+def test_the_window_imports_no_torch():
+    # torch loads in the model worker, after the window is up: on the GUI thread it would
+    # delay the first paint by seconds (and a Ctrl+C then lands inside its import)
+    code = "import sys; import vitexplorer.gui.main_window; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_drawing_history_steps_back_and_forth_and_forgets_on_a_new_image():
     from vitexplorer.gui.state import Drawing
 

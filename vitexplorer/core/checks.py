@@ -36,12 +36,6 @@ def check_class(target: int | None, loaded: LoadedModel) -> int | None:
     return target
 
 
-def resize_model_kwargs(policy: str) -> dict:
-    """What :func:`~vitexplorer.core.models.load_model` needs for ``policy``: ``native``
-    a model whose token grid follows each input (timm's ``dynamic_img_size``)."""
-    return {"dynamic_img_size": True} if policy == "native" else {}
-
-
 def check_resize(policy: str, loaded: LoadedModel) -> None:
     """``native`` needs a model whose token grid follows the input size."""
     if policy == "native" and not getattr(loaded.model, "dynamic_img_size", False):

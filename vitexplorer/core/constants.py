@@ -33,6 +33,15 @@ FUSIONS = ("mean", "max", "min")
 #: where a foreground mask comes from when there is no mask file (core.masks)
 MASK_MODES = ("centre", "rollout", "grabcut")
 
+
+
+def resize_model_kwargs(policy: str) -> dict:
+    """What :func:`~vitexplorer.core.models.load_model` needs for ``policy``: ``native``
+    a model whose token grid follows each input (timm's ``dynamic_img_size``). Here, not
+    beside the checks: the window builds its models with it and must start without torch."""
+    return {"dynamic_img_size": True} if policy == "native" else {}
+
+
 #: figure formats written by core.figures
 FORMATS = ("png", "svg", "pdf")
 

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from vitexplorer.core.checks import resize_model_kwargs
-from vitexplorer.core.constants import IMAGE_SUFFIXES
+from vitexplorer.core.constants import IMAGE_SUFFIXES, resize_model_kwargs
 from vitexplorer.core.errors import ImageError, VitexplorerError
 from vitexplorer.gui import jobs
 from vitexplorer.gui.state import FinishedAnalysis, ModelSlot, ViewState

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vitexplorer.core.capture import token_layout
 from vitexplorer.core.constants import DEFAULT_CMAP, FORMATS
 
 PREVIEW_PX = 420  # longest side of the export dialog's preview
@@ -199,6 +198,8 @@ def show_error(parent: QWidget, title: str, text: str, details: str = "") -> Non
 
 def model_info_text(loaded) -> str:
     """Human description of a loaded model (called on the GUI thread; reads attributes)."""
+    from vitexplorer.core.capture import token_layout  # torch: loaded by now, not at start
+
     m = loaded.model
     blocks = len(m.blocks)
     heads = m.blocks[0].attn.num_heads
