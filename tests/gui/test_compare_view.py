@@ -101,6 +101,17 @@ def test_pairing_over_the_folder_holds_while_browsing(qtbot, window, tmp_path):
     assert window.compare.maps.folder_comparison is None
 
 
+def test_pairing_over_a_folder_names_the_file_it_skipped_and_why(qtbot, window, tmp_path):
+    folder = _folder(tmp_path)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.open_path(str(folder / "chelsea.png"))
+    load_second(qtbot, window, "vit_small_patch16_224")
+    window.compare.pair_folder(sorted(folder.glob("*.png")))
+    qtbot.waitUntil(lambda: "Heads paired" in window.status_text.text(), timeout=120000)
+    assert "broken.png: not an image file" in window.status_text.text()
+
+
 def test_tokens_panel_follows_the_chosen_slot(qtbot, window, chelsea):
     """With B chosen, the panel measures B's image with B's model and reports the head B's
     view shows (the match of A's selection)."""

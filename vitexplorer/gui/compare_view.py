@@ -198,8 +198,11 @@ class CompareController(QObject):
 
     def _compared_folder(self, comparison) -> None:
         self.maps.folder_comparison = comparison
-        skipped = f" ({len(comparison.skipped)} unreadable skipped)" if comparison.skipped \
-            else ""
+        skipped = ""
+        if comparison.skipped:  # the first file and why; the count says if there are more
+            path, reason = comparison.skipped[0]
+            skipped = (f" ({len(comparison.skipped)} unreadable skipped, "
+                       f"{Path(path).name}: {reason})")
         self.message.emit(f"Heads paired over {comparison.n_images} images{skipped}; B "
                           "follows this pairing while you browse.")
         self.maps.render()
