@@ -70,3 +70,23 @@ def test_an_attention_store_larger_than_the_machine_is_refused_before_the_forwar
         analyze(tiny_loaded, rgb)
     monkeypatch.setattr(stream_module, "physical_memory", lambda: need)
     assert analyze(tiny_loaded, rgb).layout.grid == (4, 4)
+
+
+def test_a_model_too_large_to_build_names_the_input_size(monkeypatch):
+    """An input size whose position embedding cannot be allocated (100 000 px: 39 M tokens
+    of a /16 model) fails in timm's constructor; the message says which option to change.
+    The allocator's failure is raised here: a real 30 GB request could succeed lazily on a
+    machine that overcommits, and then be killed."""
+    import timm
+
+    def refuse(*_a, **_k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. "
+                           "DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+                           "30000000768 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(timm, "create_model", refuse)
+    with pytest.raises(ModelError, match=r"for 100000 px inputs: not enough memory .*"
+                                         r"use a smaller --input-size"):
+        load_model("vit_tiny_patch16_224", "random", input_size=100000)
+    with pytest.raises(ModelError, match=r"Cannot build 'vit_tiny_patch16_224': \[enforce"):
+        load_model("vit_tiny_patch16_224", "random")  # not the input size's fault

@@ -216,6 +216,11 @@ def _build(arch: str, kwargs: dict) -> nn.Module:
             raise ModelError(f"The configuration of '{arch}' is not in the local cache and "
                              f"cannot be downloaded ({_short(exc)}); use a timm architecture "
                              "name with --weights random") from exc
+        if "img_size" in kwargs and (isinstance(exc, MemoryError)
+                                     or "can't allocate memory" in str(exc)):
+            raise ModelError(f"Cannot build '{arch}' for {kwargs['img_size']} px inputs: not "
+                             f"enough memory ({_short(exc)}); use a smaller --input-size"
+                             ) from exc
         raise ModelError(f"Cannot build '{arch}': {_short(exc)}") from exc
 
 
