@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
@@ -47,7 +47,10 @@ class HeadGrid(QWidget):
     def set_thumbnails(self, thumbs: np.ndarray) -> None:
         self._pix = [[to_pixmap(t) for t in row] for row in thumbs]
         h, w = thumbs.shape[2:4]
-        self._cell = QSize(w, h)
+        # a panorama's (or a tall photo's) cells stay at least half as tall (wide) as they
+        # are wide (tall), so that their row (column) labels fit; the thumbnail is
+        # letterboxed in its cell
+        self._cell = QSize(max(w, h // 2), max(h, w // 2))
         self.update()
 
     def set_groups(self, names: np.ndarray,
@@ -204,7 +207,11 @@ class HeadGrid(QWidget):
             p.setOpacity(0.18 if self.is_dimmed(li, h) else 1.0)
             heat = self.heat_colour(li, h)
             if heat is None:
-                p.drawPixmap(r, self._pix[li][h])
+                pix = self._pix[li][h]
+                fit = QRect(QPoint(0, 0), pix.size().scaled(
+                    r.size(), Qt.AspectRatioMode.KeepAspectRatio))
+                fit.moveCenter(r.center())
+                p.drawPixmap(fit, pix)
             else:
                 p.fillRect(r, heat)
             p.setOpacity(1.0)
