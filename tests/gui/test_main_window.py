@@ -184,10 +184,13 @@ def test_export_writes_valid_files(qtbot, window, chelsea, tmp_path):
 
 def test_cancel_drops_the_running_analysis(qtbot, window, chelsea, tmp_path):
     a = open_and_wait(qtbot, window, chelsea)
+    qtbot.waitUntil(lambda: not window.tasks.is_running(), timeout=60000)
+    assert not window.actions_["cancel"].isEnabled(), "Model > Cancel: nothing to cancel"
     shown = []
     window.analysis_shown.connect(lambda: shown.append(1))
     window.open_path(str(TEST_IMAGES / "horse.png"))
     assert window.tasks.is_running("analyze-A") and window.progress.isVisible()
+    assert window.actions_["cancel"].isEnabled()
     with qtbot.waitSignal(window.tasks.worker_finished, timeout=60000) as ended:
         window.cancel()
         assert not window.tasks.is_running()

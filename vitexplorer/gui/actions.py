@@ -89,6 +89,8 @@ def build_actions(w: MainWindow) -> dict:
     act("query", "&Query Patch Mode", w.toggle_query, "Q",
         tip="Click a patch to see where it looks")
     act("cancel", "&Cancel Running Job", w.cancel, "Esc", sp.SP_BrowserStop)
+    acts["cancel"].setEnabled(w.tasks.is_running())  # enabled while a job runs
+    w.tasks.busy_changed.connect(lambda busy, _message: acts["cancel"].setEnabled(busy))
     act("about", "&About vitexplorer", lambda: _about(w))
     act("shortcuts", "&Keyboard Shortcuts", lambda: shortcuts_dialog(w, acts).open(),
         QKeySequence.StandardKey.HelpContents)
