@@ -742,6 +742,7 @@ def test_a_fit_whose_model_cannot_be_built_goes_back_to_the_fit_shown(qtbot, win
     assert window.state.policy == "native"
     qtbot.waitUntil(lambda: window.state.policy == "crop", timeout=60000)
     assert "cannot follow" in window.banner.label.text() and not dialogs
+    assert window.banner.button_labels() == [], "not a weights problem: no weights buttons"
     assert window.controls.policy.currentIndex() == 0
     assert window.state.a.analysis is a and window.state.a.loaded is a.loaded
     assert "image fit 'crop'" in window.status_text.text()

@@ -36,6 +36,8 @@ class AnalysisController(QObject):
     message = Signal(str)
     #: a model load failed with an expected error (the previous model, if any, stays)
     model_failed = Signal(object)
+    #: the slot's model could not be rebuilt for another input size or fit: (reason)
+    rebuild_failed = Signal(str)
     #: an image could not be opened: (one-line reason)
     image_failed = Signal(str)
     #: the decoded image while no model is loaded yet (RGB array)
@@ -92,7 +94,8 @@ class AnalysisController(QObject):
             label += f" at {size} px"
         self.tasks.run(self._kind("model"), jobs.load_model_job, spec, weights,
                        kwargs, on_done=lambda loaded: self._model_loaded(loaded, size),
-                       on_error=self._model_error, message=f"Loading {label}…")
+                       on_error=lambda exc: self._model_error(exc, spec, weights),
+                       message=f"Loading {label}…")
 
     def _model_loaded(self, loaded: LoadedModel, size: int | None) -> None:
         self._built_size = size
@@ -102,10 +105,14 @@ class AnalysisController(QObject):
         if source is not None:
             self.analyze(*source)
 
-    def _model_error(self, exc: BaseException) -> bool:
+    def _model_error(self, exc: BaseException, spec: str, weights: str) -> bool:
         if not isinstance(exc, VitexplorerError):
             return False
-        self.model_failed.emit(exc)
+        loaded = self.slot.loaded
+        if loaded is not None and (loaded.spec, loaded.weights) == (spec, weights):
+            self.rebuild_failed.emit(str(exc))  # the same model at another size or fit
+        else:
+            self.model_failed.emit(exc)
         return True
 
     def _worker_ended(self, kind: str) -> None:

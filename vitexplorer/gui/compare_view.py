@@ -156,6 +156,8 @@ class CompareController(QObject):
         self.overlay = MaskOverlay(state, state.b, panel.view, self)  # B's outline; draws too
         self.groups.message.connect(self.message)
         self.analyses.message.connect(self.message)
+        self.analyses.rebuild_failed.connect(
+            lambda text: self.message.emit(f"Second model not rebuilt: {text}"))
         self.analyses.model_failed.connect(lambda exc: self.message.emit(
             f"Second model not loaded: {str(exc).splitlines()[0]}"))
         self.analyses.image_failed.connect(self.message)
