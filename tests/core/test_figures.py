@@ -219,3 +219,29 @@ def test_comparison_and_curves_figures_pass_the_same_checks(comparison, kind, pr
     assert text_problems(fig) == []
     assert "Type3" not in pdf_font_subtypes(figure_bytes(fig, "pdf"))[0]
     assert "Searchable caption" in svg_texts(figure_bytes(fig, "svg"))
+
+
+def test_an_overlay_figure_of_a_large_photo_holds_no_more_pixels_than_it_shows(
+        tiny_loaded, monkeypatch):
+    """A camera photo's overlay is made at the figure's pixels, not the photo's (seconds of
+    rendering and of matplotlib's resampling saved), and the figure looks the same: the
+    map stays where it is on the full-size render."""
+    from matplotlib.image import imread
+
+    from vitexplorer.core import figures
+    from vitexplorer.core.analysis import analyze
+
+    photo = np.repeat(np.repeat(_image(150, 200), 12, axis=0), 12, axis=1)  # 1800 x 2400
+    a = analyze(tiny_loaded, photo, "letterbox", source="photo.jpg")
+    o = FigureOptions(preset="single", dpi=150)
+    fig = overlay_figure(a, "head", 1, 1, options=o)
+    shown = fig.axes[0].images[0].get_array().shape
+    fw, fh = fig.get_size_inches() * o.dpi
+    assert shown[1] <= fw and shown[0] <= fh and shown[1] / shown[0] == pytest.approx(4 / 3,
+                                                                                        rel=0.01)
+    small = imread(__import__("io").BytesIO(figure_bytes(fig, "png")))
+    monkeypatch.setattr(figures, "_image_at", lambda an, _f: (an.image, an.geometry))
+    full = imread(__import__("io").BytesIO(figure_bytes(
+        overlay_figure(a, "head", 1, 1, options=o), "png")))
+    assert small.shape == full.shape
+    assert np.abs(small - full).mean() < 0.01  # 0..1 RGBA: under 1% of the range on average

@@ -47,6 +47,7 @@ from vitexplorer.core.render import Upsample, display_range, overlay, resolve_cm
 
 if TYPE_CHECKING:  # annotations only: FigureOptions is usable without importing torch
     from vitexplorer.core.analysis import Analysis
+    from vitexplorer.core.images import Geometry
 
 
 @dataclass(frozen=True)
@@ -336,9 +337,7 @@ def overlay_figure(
     grid = analysis.map(method, layer, head, fusion, discard, target)
     vr = analysis.colour_range(scope, method, layer, head, fusion, discard, target, scaling,
                                percentile, fixed_range)
-    img = overlay(analysis.image, grid, analysis.geometry, o.cmap, opacity, scaling, upsample,
-                  contour=contour, contour_color=CONTOUR_RGB, vrange=vr)
-    h, w = img.shape[:2]
+    h, w = analysis.image.shape[:2]
     shown_layer = layer if method in ("head", "head-rollout", "rollout") else None
     title = describe(analysis, method, shown_layer, head, target)
     caption = (f"{_source(analysis)} {_scale_text(scaling, None, percentile, scope, vr)}"
@@ -349,6 +348,12 @@ def overlay_figure(
         bar = 0.45 + 2.6 * o.fs / 72
         extra = _extra(o, title, caption, fw) + (bar if horizontal else 0.0)
         fig = new_figure(o, figure_size(o, h / w, extra, 0.0 if horizontal else bar))
+        fw, fh = fig.get_size_inches() * o.dpi
+        # the panel never shows more pixels than the figure has: a camera photo's overlay
+        # at full size cost seconds to make and as many for matplotlib to resample
+        small, geom = _image_at(analysis, min(fw / w, fh / h))
+        img = overlay(small, grid, geom, o.cmap, opacity, scaling, upsample, contour=contour,
+                      contour_color=CONTOUR_RGB, vrange=vr)
         ax = fig.add_subplot()
         ax.imshow(img, interpolation="antialiased")
         ax.set_axis_off()
@@ -516,21 +521,27 @@ def _cells(analysis: Analysis, method: str, layers: Sequence[int], o: FigureOpti
     """Each head's overlay at ``cell_px`` on its longer side, on one ``shared`` scale
     (``fixed_range`` when given) or per-panel scales (:func:`_panel_ranges`), and the
     colour bar's norm."""
-    import cv2
-
     maps = np.stack([[analysis.map(method, li, h, fusion, discard)
                       for h in range(analysis.num_heads)] for li in layers])
-    img = analysis.image
-    factor = min(1.0, cell_px / max(img.shape[:2]))
-    geom = analysis.geometry.scaled(factor)
-    small = cv2.resize(img, geom.image_size[::-1], interpolation=cv2.INTER_AREA) \
-        if factor < 1 else img
+    small, geom = _image_at(analysis, cell_px / max(analysis.image.shape[:2]))
     ranges, norm = _panel_ranges(maps, scaling, percentile, shared, fixed_range)
     cells = [[overlay(small, m, geom, o.cmap, opacity, scaling, upsample, contour=contour,
                       contour_color=CONTOUR_RGB, vrange=vr)
               for m, vr in zip(row, row_ranges, strict=True)]
              for row, row_ranges in zip(maps, ranges, strict=True)]
     return cells, norm
+
+
+def _image_at(analysis: Analysis, factor: float) -> tuple[np.ndarray, Geometry]:
+    """The analysis's image reduced by ``factor`` (area averaging) and its geometry on that
+    copy (the map placed exactly as on the original); as they are for ``factor >= 1``."""
+    import cv2
+
+    if factor >= 1:
+        return analysis.image, analysis.geometry
+    geom = analysis.geometry.scaled(factor)
+    return cv2.resize(analysis.image, geom.image_size[::-1],
+                      interpolation=cv2.INTER_AREA), geom
 
 
 def _cell_px(o: FigureOptions, cols: int) -> int:
