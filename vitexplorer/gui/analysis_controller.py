@@ -44,7 +44,8 @@ class AnalysisController(QObject):
     raw_image = Signal(object)
     #: a new analysis is in the slot
     analysis_shown = Signal()
-    #: this slot's maps set the input size back when a rebuild for another is cancelled
+    #: this slot's maps set the input size and fit back when a change of them fails or is
+    #: cancelled (slot B follows slot A's)
     owns_input_size = True
 
     def __init__(self, state: ViewState, slot: ModelSlot, tasks: TaskRunner,

@@ -183,7 +183,8 @@ class MainWindow(TransferMixin, QMainWindow):
         ac.message.connect(self.message)
         ac.model_failed.connect(self._model_failed)
         ac.rebuild_failed.connect(lambda text: self.banner.show_message(
-            f"{text.rstrip(' .')}. The model and the maps stay as they were."))
+            f"{text[:1].upper()}{text[1:].rstrip(' .')}. The model and the maps stay as "
+            "they were."))
         ac.image_failed.connect(self._image_failed)
         ac.raw_image.connect(lambda rgb: self.view.set_pixmap(
             to_pixmap(jobs.resized(rgb, jobs.DISPLAY_MAX)[0])))
