@@ -16,3 +16,28 @@ from vitexplorer.gui.remembered import first_size
 ])
 def test_first_size_fits_and_uses_the_screen(available, expected):
     assert first_size(available) == expected
+
+
+def test_a_window_saved_on_a_larger_screen_opens_fitted_to_this_one(qtbot, settings):
+    """Saved on a 1920x1080 monitor, opened on a 1024x700 laptop: Qt's restoreGeometry
+    shrank it to a 2/3 island (831x466 there); the first start's fit is used instead. A
+    window that fits the screen comes back as it was."""
+    from tests.gui.conftest import MODEL_KW
+    from vitexplorer.gui.main_window import MainWindow
+    from vitexplorer.gui.remembered import save_state
+
+    def window():
+        w = MainWindow(settings, model="vit_tiny_patch16_224", weights="random",
+                       model_kwargs=MODEL_KW)
+        qtbot.addWidget(w)
+        return w
+
+    big = window()
+    free = big.screen().availableGeometry()
+    big.resize(free.width() + 600, free.height() + 300)
+    save_state(big)
+    again = window()
+    assert again.size().toTuple() == first_size((free.width(), free.height()))
+    again.resize(free.width() - 100, free.height() - 100)
+    save_state(again)
+    assert window().size().toTuple() == (free.width() - 100, free.height() - 100)

@@ -33,10 +33,10 @@ def restore_state(w: MainWindow) -> None:
     """Window geometry, dock layout and the remembered state fields from the settings."""
     s = w.settings
     geometry = s.get("window/geometry")
-    if geometry and not geometry.isEmpty():
+    screen = w.screen().availableGeometry() if w.screen() else None
+    if geometry and not geometry.isEmpty() and _fits(s.get("window/size"), screen):
         w.restoreGeometry(geometry)
     else:
-        screen = w.screen().availableGeometry() if w.screen() else None
         if screen is None:
             w.resize(*DEFAULT_SIZE)
         else:
@@ -49,6 +49,17 @@ def restore_state(w: MainWindow) -> None:
         w.restoreState(layout)
     values = {field: s.get(key) for field, key in REMEMBERED.items()}
     w.state.update(**{k: v for k, v in values.items() if _valid(k, v)})
+
+
+def _fits(size: str, screen) -> bool:
+    """Whether a window saved at ``size`` ("WxH"; "" from an older version) fits the free
+    area of ``screen``: one saved on a larger monitor gets the first start's fit instead of
+    Qt's, which shrinks it to two thirds of the screen."""
+    try:
+        width, height = (int(v) for v in size.split("x"))
+    except ValueError:
+        return True
+    return screen is None or (width <= screen.width() and height <= screen.height())
 
 
 def _valid(field: str, value) -> bool:
@@ -84,6 +95,8 @@ def default_docks(w: MainWindow) -> None:
 def save_state(w: MainWindow) -> None:
     s = w.settings
     s.set("window/geometry", w.saveGeometry())
+    normal = w.normalGeometry()
+    s.set("window/size", f"{normal.width()}x{normal.height()}")
     s.set("window/state", w.saveState())
     for field, key in REMEMBERED.items():
         s.set(key, getattr(w.state, field))

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "files/export_dir": "",
     "files/batch_output": "",
     "window/geometry": QByteArray(),
+    "window/size": "",  # "WxH" of the saved geometry: does it fit the screen it opens on?
     "window/state": QByteArray(),
 }
 MAX_RECENT = 10
