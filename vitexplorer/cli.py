@@ -613,6 +613,19 @@ def with_progress(quiet: bool, unit: str, work):
             bar.close()
 
 
+def _made_by(folder: Path) -> str | None:
+    """'an evaluate' / 'a compare' when ``folder`` holds that command's output, else None."""
+    import json
+
+    if (folder / "comparison.json").is_file():
+        return "a compare"
+    try:
+        command = json.loads((folder / "run.json").read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return "an evaluate" if command == "evaluate" else None
+
+
 def _summarize(args: argparse.Namespace) -> int:
     from vitexplorer.core.run_folder import summarize
 
@@ -621,7 +634,10 @@ def _summarize(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     n = summarize(args.output)
     if n == 0:
-        print(f"vitexplorer: no per-image results (*.json) under '{args.output}'",
+        made_by = _made_by(args.output)
+        print(f"vitexplorer: '{args.output}' is {made_by} output, not a batch's: summarize "
+              "rebuilds a batch output's summary.csv and head profile" if made_by else
+              f"vitexplorer: no per-image results (*.json) under '{args.output}'",
               file=sys.stderr)
         return EXIT_ERROR
     print(f"summarised {n} images into {args.output / 'summary.csv'} and "

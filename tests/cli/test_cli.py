@@ -177,6 +177,22 @@ def test_batch_exit_status_and_summarize(tmp_path, images_dir, capsys):
     assert "--heads 3: not an index from 0 to 2" in capsys.readouterr().err  # 3 heads
 
 
+def test_summarize_names_an_evaluate_or_compare_output(tmp_path, capsys):
+    # summarize rebuilds a batch output; the folders of the other commands hold no
+    # per-image head tables, and 'no results' alone sent the user looking for lost files
+    ev, cmp = tmp_path / "ev", tmp_path / "cmp"
+    ev.mkdir(), cmp.mkdir()
+    (ev / "run.json").write_text('{"command": "evaluate", "model": "m"}')
+    (ev / "summary.csv").write_text("kept")
+    (cmp / "comparison.json").write_text("{}")
+    assert main(["summarize", str(ev)]) == 1
+    assert f"'{ev}' is an evaluate output, not a batch's" in capsys.readouterr().err
+    assert (ev / "summary.csv").read_text() == "kept"
+    assert main(["summarize", str(cmp)]) == 1
+    assert f"'{cmp}' is a compare output, not a batch's" in capsys.readouterr().err
+    assert main(["summarize", str(tmp_path)]) == 1
+    assert "no per-image results (*.json)" in capsys.readouterr().err
+
 
 def test_pillows_warnings_name_each_file_they_come_from(tmp_path, capsys):
     # Pillow warns on broken EXIF data without naming the file; in a batch over thousands
