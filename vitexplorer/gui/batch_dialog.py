@@ -15,14 +15,12 @@ from PySide6.QtGui import QDesktopServices, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -30,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from vitexplorer.core.constants import FORMATS
+from vitexplorer.gui.run_dialog import RunDialog, failures_line
 from vitexplorer.gui.scaled_pixmap import ScaledPixmap
 
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ def batch_job(loaded, inputs, out, opts, resume, overwrite, state, should_stop=N
     return run_batch(inputs, out, loaded, opts, resume, overwrite, progress, should_stop)
 
 
-class BatchDialog(QDialog):
+class BatchDialog(RunDialog):
     """Runs :func:`vitexplorer.core.batch.run_batch` with ``loaded`` through ``tasks``.
 
     ``view`` gives the colormap and opacity of the figures (the window's); ``output_base``
@@ -61,6 +60,7 @@ class BatchDialog(QDialog):
 
     #: the folder holding the output folder of a run that started (to be remembered)
     output_base_used = Signal(str)
+    run_kind, run_name = "batch", "batch run"
 
     def __init__(self, loaded: LoadedModel | None, tasks: TaskRunner, view: ViewOptions,
                  output_base: str = "", parent=None) -> None:
@@ -152,8 +152,7 @@ class BatchDialog(QDialog):
         self.open_button.clicked.connect(self._open_output)
         close.clicked.connect(self.close)
         self._state: dict = {}
-        self._stopping = False  # cancelled, its worker still finishing the current batch
-        tasks.worker_finished.connect(self._worker_ended)
+        self.watch_runs()
         self._timer = QTimer(self)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self._poll)
@@ -231,20 +230,12 @@ class BatchDialog(QDialog):
                     self.resume.isChecked(), False, self._state, on_done=self._finished,
                     on_error=self._failed, message="Batch processing…")
 
-    def cancel(self) -> None:
-        # stop after the current batch: the runner polls should_stop between batches
-        self.tasks.cancel("batch")
+    def _show_stopping(self) -> None:
         self._poll()
         self._timer.stop()
-        self._stopping = True
-        self.cancel_button.setEnabled(False)
         self.status.setText("Stopping after the current batch…")
 
-    def _worker_ended(self, kind: str) -> None:
-        """The cancelled run's worker has written its last batch: Run again (Resume)."""
-        if kind != "batch" or not self._stopping or self.tasks.is_running("batch"):
-            return
-        self._stopping = False
+    def _show_cancelled(self) -> None:
         self._poll()
         self._reset()
         s = self._state
@@ -252,12 +243,11 @@ class BatchDialog(QDialog):
                             "images: finished images are kept; run again with Resume to "
                             "continue.")
 
-    def reject(self) -> None:
-        """Esc during a run cancels it here, where its end is shown; otherwise closes."""
-        if self.tasks.is_running("batch"):
-            self.cancel()
-        else:
-            super().reject()
+    def _kept(self) -> str:
+        s = self._state
+        done = (f"{s['done']} of {s['total']} images are done" if "total" in s
+                else "No image is done yet")
+        return f"{done}; finished images are kept and Run with Resume continues later."
 
     def _poll(self) -> None:
         s = self._state
@@ -295,36 +285,3 @@ class BatchDialog(QDialog):
 
     def _open_output(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(self.output.text()))
-
-    def closeEvent(self, event) -> None:
-        """Closing while a run goes asks first: it would stop the run."""
-        if self.tasks.is_running("batch"):
-            s = self._state
-            done = (f"{s['done']} of {s['total']} images are done" if "total" in s
-                    else "No image is done yet")
-            if not confirm_stop(self, "batch run", f"{done}; finished images are kept and "
-                                "Run with Resume continues later."):
-                event.ignore()
-                return
-            self.cancel()
-        super().closeEvent(event)
-
-
-def failures_line(result, errors: Path) -> str:
-    """The first file that failed and why, and where every failure is listed ('' if none
-    failed)."""
-    if not result.failed:
-        return ""
-    path, reason = result.failed[0]
-    more = f" (and {len(result.failed) - 1} more)" if len(result.failed) > 1 else ""
-    return f" {Path(path).name}: {reason}{more}; see {errors}."
-
-
-def confirm_stop(parent, what: str, kept: str) -> bool:
-    """Ask before closing a dialog stops its running ``what`` (No is the default)."""
-    answer = QMessageBox.question(
-        parent, f"Stop the {what}?", f"Closing stops the {what}. {kept}\n\nStop it and "
-        "close?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        QMessageBox.StandardButton.No)
-    return answer == QMessageBox.StandardButton.Yes
-

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QDialog,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from vitexplorer.core.errors import VitexplorerError
+from vitexplorer.gui.run_dialog import RunDialog, failures_line
 
 if TYPE_CHECKING:
     from vitexplorer.core.models import LoadedModel
@@ -44,11 +44,12 @@ def evaluate_job(loaded, folder: Path, out: Path, opts, resume: bool, should_sto
     return result, summary.read_text(encoding="utf-8") if summary.exists() else ""
 
 
-class EvaluateDialog(QDialog):
+class EvaluateDialog(RunDialog):
     """Folder, masks, output and steps; Run, a progress bar, then the summary table."""
 
     #: the run ended (completed, interrupted or with failures): (BatchResult, summary text)
     finished_run = Signal(object, str)
+    run_kind, run_name = "evaluate", "evaluation"
 
     def __init__(self, loaded: LoadedModel, tasks: TaskRunner, parent: QWidget | None = None
                  ) -> None:
@@ -80,8 +81,7 @@ class EvaluateDialog(QDialog):
         self.cancel_button = QPushButton("Cancel run")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
-        self._stopping = False  # cancelled, its worker still finishing the current image
-        tasks.worker_finished.connect(self._worker_ended)
+        self.watch_runs()
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button, 1)
         buttons.addWidget(self.cancel_button)
@@ -124,34 +124,20 @@ class EvaluateDialog(QDialog):
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
 
-    def cancel(self) -> None:
-        """Stop after the current image; Run comes back once the worker has ended."""
-        self.tasks.cancel("evaluate")
-        self._stopping = True
-        self.cancel_button.setEnabled(False)
+    def _show_stopping(self) -> None:
         self.summary.setPlainText("Stopping after the current image…")
 
-    def _worker_ended(self, kind: str) -> None:
-        if kind != "evaluate" or not self._stopping or self.tasks.is_running("evaluate"):
-            return
-        self._stopping = False
-        self.run_button.setEnabled(True)
+    def _show_cancelled(self) -> None:
         self.summary.setPlainText("Cancelled: the images done are kept in the output "
                                   "folder; run again with Resume to continue.")
 
-    def reject(self) -> None:
-        """Esc during a run cancels it here, where its end is shown; otherwise closes."""
-        if self.tasks.is_running("evaluate"):
-            self.cancel()
-        else:
-            super().reject()
+    def _kept(self) -> str:
+        return "The images done are kept; Run with Resume continues later."
 
     def _done(self, outcome) -> None:
         result, summary = outcome
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        from vitexplorer.gui.batch_dialog import failures_line
-
         errors = Path(self.output.text().strip()) / "errors.csv"
         lines = [f"{result.done} images done, {result.skipped} already done, "
                  f"{len(result.failed)} failed." + failures_line(result, errors)]
@@ -165,15 +151,3 @@ class EvaluateDialog(QDialog):
             self.summary.setPlainText(str(exc))
             return True
         return False
-
-    def closeEvent(self, event) -> None:
-        """Closing while a run goes asks first: it would stop the run."""
-        from vitexplorer.gui.batch_dialog import confirm_stop
-
-        if self.tasks.is_running("evaluate"):
-            if not confirm_stop(self, "evaluation", "The images done are kept; Run with "
-                                "Resume continues later."):
-                event.ignore()
-                return
-            self.tasks.cancel("evaluate")
-        super().closeEvent(event)
