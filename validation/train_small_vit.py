@@ -54,6 +54,7 @@ GRID = SIZE // PATCH
 BAND = 3  # px: the independent outline band, pixels within BAND of the mask's boundary
 SHAPES = ("ellipse", "rectangle", "triangle")
 TEXTURES = ("grass", "gravel", "brick")
+WEIGHTS = "tiny_shapes_vit.safetensors"  # the file name main() saves under --out
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
 
@@ -189,6 +190,15 @@ def coverage(mask: np.ndarray) -> np.ndarray:
     return mask.reshape(GRID, PATCH, GRID, PATCH).mean(axis=(1, 3), dtype=np.float64)
 
 
+def band_and_texture(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each patch's share of the outline band (pixels within BAND of the mask's boundary)
+    and of the texture region (pixels farther than BAND outside the object)."""
+    k = np.ones((2 * BAND + 1,) * 2, np.uint8)
+    u8 = mask.astype(np.uint8)
+    grown = cv2.dilate(u8, k)
+    return coverage((grown - cv2.erode(u8, k)) > 0), coverage(grown == 0)
+
+
 def independent(rows: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
     """The raw-attention measurements, ``[L, H]`` each, from the exact mask alone: the
     density ratio (mass per object patch over mass per background patch, object patches
@@ -199,11 +209,7 @@ def independent(rows: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
     obj = cover >= 0.5
     m_obj = rows[..., obj].sum(-1)
     ratio = (m_obj / obj.sum()) / np.maximum((1 - m_obj) / (~obj).sum(), 1e-12)
-    k = np.ones((2 * BAND + 1,) * 2, np.uint8)
-    u8 = mask.astype(np.uint8)
-    grown = cv2.dilate(u8, k)
-    band = coverage((grown - cv2.erode(u8, k)) > 0)
-    texture = coverage(grown == 0)
+    band, texture = band_and_texture(mask)
     return {"density_ratio": ratio, "object_mass": (rows * cover).sum((-1, -2)),
             "band_lift": (rows * band).sum((-1, -2)) / band.mean(),
             "texture_mass": (rows * texture).sum((-1, -2)),
@@ -228,11 +234,16 @@ def independent_labels(ind: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 LABELS = (("foreground", "fg_bg"), ("edge", "edge_texture"), ("texture", "edge_texture"))
 
 
-def evaluate(model: torch.nn.Module, n_images: int, seed: int = 7, name: str = "model") -> dict:
-    """Spearman per score, label precision / recall, confident groups over ``n_images``."""
+def as_loaded(model: torch.nn.Module, name: str) -> LoadedModel:
+    """``model`` as vitexplorer loads it, with the training's normalisation (:func:`to_tensor`)."""
     cfg = model_data_config(model)
     cfg.update(mean=(0.5,) * 3, std=(0.5,) * 3, crop_pct=1.0)
-    loaded = LoadedModel(model, name, name, "random", cfg, torch.device("cpu"))
+    return LoadedModel(model, name, name, "random", cfg, torch.device("cpu"))
+
+
+def evaluate(model: torch.nn.Module, n_images: int, seed: int = 7, name: str = "model") -> dict:
+    """Spearman per score, label precision / recall, confident groups over ``n_images``."""
+    loaded = as_loaded(model, name)
     rng = np.random.default_rng(seed)
     texs = textures()
     tables, ours, theirs = [], {k: [] for k, _ in PAIRS}, {k: [] for _, k in PAIRS}
@@ -298,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     model, acc = train(args.steps)
     args.out.mkdir(parents=True, exist_ok=True)
-    weights = args.out / "tiny_shapes_vit.safetensors"
+    weights = args.out / WEIGHTS
     save_file(model.state_dict(), str(weights))
     print(f"trained {args.steps} steps in {time.perf_counter() - t0:.0f} s, held-out accuracy "
           f"{acc:.1%} (chance 33%); weights in {weights}")
