@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,6 +145,35 @@ def test_several_dropped_files_are_browsed_and_a_web_address_is_named(qtbot, win
                                 Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
     assert "https://example.org/cat.jpg" in window.status_text.text()
     assert "not a file on this computer" in window.status_text.text()
+
+
+def test_a_folder_that_cannot_be_listed_is_named_with_its_reason(qtbot, window, tmp_path,
+                                                                 monkeypatch):
+    """Opening or dropping a folder that cannot be read (permission denied, a network share
+    gone) says which and why; the OSError escaped the slot as an 'Unexpected error'."""
+    locked, other = tmp_path / "locked", tmp_path / "other"
+    locked.mkdir(), other.mkdir()
+    shutil.copy(TEST_IMAGES / "coins.png", other / "a.png")
+    real = Path.iterdir
+
+    def iterdir(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    window.open_path(str(locked))
+    assert f"Cannot list '{locked}': Permission denied" in window.banner.label.text()
+    assert not window.tasks.is_running()
+    said = []
+    window.analyses.image_failed.connect(said.append)
+    md = QMimeData()  # dropped with another folder: that one is still browsed
+    md.setUrls([QUrl.fromLocalFile(str(p)) for p in (locked, other)])
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.dropEvent(QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, md,
+                                    Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    assert window.state.source == str(other / "a.png")
+    assert said == [f"Cannot list '{locked}': Permission denied."]
 
 
 def test_corrupt_file_gives_a_message_and_keeps_the_previous_image(qtbot, window, chelsea,

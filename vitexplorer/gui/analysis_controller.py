@@ -158,10 +158,19 @@ class AnalysisController(QObject):
             self._browsing = None
             self.analyze(str(p), str(p))
 
+    def _listed(self, folder: Path) -> list[Path] | None:
+        """The images of ``folder``, or None when it cannot be listed (said, naming it)."""
+        try:
+            return image_files(folder)
+        except OSError as exc:
+            self.image_failed.emit(f"Cannot list '{folder}': {exc.strerror or exc}.")
+            return None
+
     def open_folder(self, folder: Path) -> None:
-        files = image_files(folder)
-        if not files:
+        files = self._listed(folder)
+        if files == []:
             self.image_failed.emit(f"No images found in '{folder}'.")
+        if not files:
             return
         self.folder = files
         self._browsing = files[0]
@@ -170,9 +179,11 @@ class AnalysisController(QObject):
     def open_files(self, paths: list[Path]) -> None:
         """Several files (and folders) at once, as dropped: the first image is opened and
         Next / Previous go through them in the order given."""
-        files = [f for p in paths for f in (image_files(p) if p.is_dir() else [p])]
+        lists = [self._listed(p) if p.is_dir() else [p] for p in paths]
+        files = [f for listed in lists if listed for f in listed]
         if not files:
-            self.image_failed.emit("No images among the files dropped.")
+            if None not in lists:  # else the folder that could not be listed is named
+                self.image_failed.emit("No images among the files dropped.")
             return
         self.folder = files
         self._browsing = files[0]
@@ -187,11 +198,10 @@ class AnalysisController(QObject):
         source = self.state.source
         cur = self._browsing or (Path(source) if source else None)
         if cur is not None and cur not in self.folder and cur.is_file():
-            try:
-                self.folder = image_files(cur.parent)
-            except OSError as exc:
-                self.message.emit(f"Could not list '{cur.parent}': {exc.strerror or exc}")
+            listed = self._listed(cur.parent)
+            if listed is None:
                 return
+            self.folder = listed
         if cur is None or cur not in self.folder:
             self.message.emit("Open an image file or a folder (Ctrl+Shift+O or drop one) "
                               "to browse it.")
