@@ -831,6 +831,28 @@ def test_a_cancelled_input_size_change_goes_back_to_the_size_of_the_maps_shown(
     assert "input size the model's default" in window.status_text.text()
 
 
+def test_an_input_size_too_large_for_the_memory_says_so_and_goes_back(qtbot, window, chelsea,
+                                                                     monkeypatch):
+    """The attention store of a rebuilt model's analysis that the machine cannot hold
+    (core.stream.check_memory's ModelError) is a banner naming the GiB, and the size comes
+    back; it was an 'Unexpected error' dialog with a traceback."""
+    from vitexplorer.core import stream
+    from vitexplorer.gui import main_window
+
+    dialogs = []
+    monkeypatch.setattr(main_window, "show_error", lambda *a, **k: dialogs.append(a))
+    a = open_and_wait(qtbot, window, chelsea)
+    monkeypatch.setattr(stream, "physical_memory", lambda: 1)
+    window.controls.input_size.setValue(96)
+    qtbot.waitUntil(lambda: window.state.input_size is None and not window.tasks.is_running(),
+                    timeout=60000)
+    assert not dialogs
+    text = window.banner.label.text()
+    assert window.banner.isVisible() and "Not analysed: the attention kept" in text
+    assert "GiB" in text and "Back to the input size the model's default" in text
+    assert window.state.a.loaded is a.loaded and window.state.a.analysis is a
+
+
 def test_a_model_without_a_classifier_offers_no_class_methods(qtbot, settings, chelsea,
                                                                monkeypatch):
     """A backbone (DINO, DINOv2: num_classes 0, the default model's family) has no class to

@@ -61,6 +61,7 @@ class AnalysisController(QObject):
         self._built_size = state.input_size  # the input size the slot's model is built for
         self._shown_size = state.input_size  # ... and the analysis shown was made at
         self._reverting = False  # setting the state back to the maps shown: nothing to redo
+        self._failure: str | None = None  # why the last analysis failed, said on going back
         state.changed.connect(self._state_changed)
         tasks.worker_finished.connect(self._worker_ended)
 
@@ -140,7 +141,11 @@ class AnalysisController(QObject):
         size = f"{self._shown_size} px" if self._shown_size else "the model's default"
         back = [f"input size {size}"] * ("input_size" in changed) + \
             [f"image fit '{a.policy}'"] * ("policy" in changed)
-        self.message.emit(f"Back to the {' and '.join(back)} of the maps shown.")
+        text = f"Back to the {' and '.join(back)} of the maps shown."
+        if self._failure:  # the model set back hid the banner that said why
+            self.image_failed.emit(f"{self._failure} {text}")
+        else:
+            self.message.emit(text)
 
     # --- images ----------------------------------------------------------------------------
     def _current_image(self) -> tuple[np.ndarray, str] | None:
@@ -221,6 +226,7 @@ class AnalysisController(QObject):
                                message="Opening image…")
             return
         self._pending = None
+        self._failure = None
         for kind in ("gradients", "maps", "layer"):
             self.tasks.cancel(self._kind(kind))
         self.tasks.run(self._kind("analyze"), jobs.analyze_job, self.slot.loaded, image,
@@ -233,11 +239,17 @@ class AnalysisController(QObject):
             self.raw_image.emit(rgb)
 
     def _image_error(self, exc: BaseException) -> bool:
+        """An image that cannot be opened, or analysed by this model at this size (the
+        attention it would keep exceeds the memory: core.stream.check_memory), is a banner."""
+        if not isinstance(exc, VitexplorerError):
+            return False
+        kept = " The previous image stays open." if self.slot.finished is not None else ""
         if isinstance(exc, ImageError):
-            kept = " The previous image stays open." if self.slot.finished is not None else ""
             self.image_failed.emit(f"{exc}.{kept}")
-            return True
-        return False
+        else:
+            self._failure = f"Not analysed: {str(exc).rstrip('.')}."
+            self.image_failed.emit(f"{self._failure}{kept}")
+        return True
 
     def _analysis_done(self, finished: FinishedAnalysis) -> None:
         a = finished.analysis
