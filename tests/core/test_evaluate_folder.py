@@ -190,3 +190,28 @@ def test_a_bad_mask_is_named_in_the_errors_not_its_image(tmp_path, tiny_loaded):
         assert failed[str(images / "horse.jpg")] == (f"'{masks / 'horse.png'}': mask is 30x20 "
                                                       "but the image is 80x60")
         assert "'" not in failed[str(images / "broken.jpg")]  # the image itself: as before
+
+
+def test_a_stop_asked_within_an_image_ends_the_run_there(tmp_path, tiny_loaded):
+    """Cancel is asked within an image's forwards (one image's faithfulness curves run
+    minutes at a large input size), not only between images; the image stopped midway is
+    neither written nor counted as failed, and a resumed run does it."""
+    images = two_images(tmp_path / "img")
+    out = tmp_path / "out"
+    opts = EvaluateOptions(model="vit_tiny_patch16_224", weights="random",
+                           methods=("rollout",), steps=6, batch_size=4)
+    asked = []
+
+    def stop_midway() -> bool:  # the stream asks once per block, then each curve batch
+        asked.append(1)
+        return len(asked) > len(tiny_loaded.model.blocks) + 2
+
+    result = run_evaluate([images], out, tiny_loaded, opts, should_stop=stop_midway)
+    assert result.interrupted and result.done == 0
+    assert len(asked) == len(tiny_loaded.model.blocks) + 3  # stopped in the curves' forwards
+    assert sorted(p.name for p in out.rglob("*.json")) == ["run.json"]
+    errors = list(csv.reader((out / "errors.csv").open()))[1:]
+    assert [Path(r[0]).name for r in errors] == ["broken.jpg"]  # not chelsea: not failed
+    again = run_evaluate([images], out, tiny_loaded, opts, resume=True)
+    assert again.done == 1
+    assert sorted(p.name for p in out.rglob("*.json")) == ["chelsea.jpg.json", "run.json"]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from vitexplorer.core.constants import MASS_SHARE
-from vitexplorer.core.errors import ImageError
+from vitexplorer.core.errors import Cancelled, ImageError
 from vitexplorer.core.images import Geometry, grid_coverage, opened_image
 from vitexplorer.core.maps import mass_region
 
@@ -164,6 +164,7 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 def faithfulness(
     forward: Forward, pixels: torch.Tensor, maps: dict[str, np.ndarray], target: int,
     steps: int = 10, batch_size: int = 32, baseline: torch.Tensor | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Curves]:
     """The :class:`Curves` of every map in ``maps`` (``[gh, gw]`` each) for class
     ``target`` on one image ``pixels`` ``[3, H, W]`` (the model's normalised input).
@@ -174,6 +175,8 @@ def faithfulness(
     The images shared by all methods (the original, the fully removed, the fully blurred)
     are run once; the rest go through ``forward`` (``[B, 3, H, W] -> logits``) in batches,
     made as they are needed (memory: one batch, not every perturbed image).
+    ``should_stop`` is asked before each batch (:class:`Cancelled` when it says so): an
+    image at a large input size runs minutes of forwards.
     """
     grid = next(iter(maps.values())).shape
     n = grid[0] * grid[1]
@@ -189,7 +192,7 @@ def faithfulness(
             yield perturbed(pixels, base, order[::-1], inner, grid)
             yield perturbed(canvas, pixels, order, inner, grid)
 
-    logits = torch.cat(list(_batched(forward, parts(), batch_size)))
+    logits = torch.cat(list(_batched(forward, parts(), batch_size, should_stop)))
     prob = logits.softmax(-1)[:, target].numpy().astype(np.float64)
     top1 = (logits.argmax(-1) == target).numpy().astype(np.float64)
     k = len(inner)
@@ -207,23 +210,29 @@ def faithfulness(
     return out
 
 
-def _batched(forward: Forward, parts: Iterable[torch.Tensor], batch_size: int
-             ) -> Iterable[torch.Tensor]:
+def _batched(forward: Forward, parts: Iterable[torch.Tensor], batch_size: int,
+             should_stop: Callable[[], bool] | None = None) -> Iterable[torch.Tensor]:
     """Logits of the images in ``parts`` (tensors ``[k, 3, H, W]``), run ``batch_size`` at a
     time: only one batch and one part are held at once, whatever the number of steps."""
     pending: list[torch.Tensor] = []
     held = 0
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        if should_stop is not None and should_stop():
+            raise Cancelled("cancelled")
+        return forward(batch).float().cpu()
+
     with torch.inference_mode():
         for part in parts:
             pending.append(part)
             held += len(part)
             while held >= batch_size:
                 chunk = torch.cat(pending)
-                yield forward(chunk[:batch_size]).float().cpu()
+                yield run(chunk[:batch_size])
                 rest = chunk[batch_size:]
                 pending, held = ([rest] if len(rest) else []), len(rest)
         if held:
-            yield forward(torch.cat(pending)).float().cpu()
+            yield run(torch.cat(pending))
 
 
 def forwards_needed(n_maps: int, steps: int = 10) -> int:

@@ -27,7 +27,7 @@ from vitexplorer.core.analysis import Analysis
 from vitexplorer.core.checks import check_resize
 from vitexplorer.core.constants import CLASS_METHODS, MASS_SHARE
 from vitexplorer.core.discovery import Item, discover, shard_of
-from vitexplorer.core.errors import ImageError
+from vitexplorer.core.errors import Cancelled, ImageError
 from vitexplorer.core.evaluate import (
     CURVES,
     faithfulness,
@@ -93,7 +93,8 @@ def run_evaluate(
     figure: FigureOptions | None = None,
 ) -> BatchResult:
     """Evaluate every image under ``inputs`` into ``out`` (see the module docstring);
-    ``progress(done, total, failed)`` after each image, ``should_stop`` between images;
+    ``progress(done, total, failed)`` after each image, ``should_stop`` between images and
+    within one (its forwards: an image stopped midway is not written);
     ``figure``: size, text and colours of the curves figure (not part of the run's key:
     a resumed run may redraw it differently)."""
     t0 = time.perf_counter()
@@ -123,9 +124,12 @@ def _run_locked(inputs: list[Path], out: Path, loaded: LoadedModel, opts: Evalua
     try:
         for item in todo:
             try:
-                record = evaluate_image(item, loaded, opts)
+                record = evaluate_image(item, loaded, opts, should_stop)
                 write_atomic(result_paths(out, item)["json"], json.dumps(record, indent=1))
                 result.done += 1
+            except Cancelled:  # within the image: nothing of it written, a resume redoes it
+                result.interrupted = True
+                break
             except ImageError as exc:
                 result.fail_image(item.path, exc)
             except Exception as exc:  # one bad file: report it, go on
@@ -155,8 +159,10 @@ def _run_record(loaded: LoadedModel, opts: EvaluateOptions, wh: str, inputs) -> 
             "device": opts.device, "batch_size": opts.batch_size}
 
 
-def evaluate_image(item: Item, loaded: LoadedModel, opts: EvaluateOptions) -> dict:
-    """The per-image record: Jaccard of every scored head and method, and curves."""
+def evaluate_image(item: Item, loaded: LoadedModel, opts: EvaluateOptions,
+                   should_stop: Callable[[], bool] | None = None) -> dict:
+    """The per-image record: Jaccard of every scored head and method, and curves.
+    ``should_stop`` is asked within the image's forwards (:class:`Cancelled`)."""
     rgb = load_image(item.path)
     mask = None
     if opts.masks is not None:
@@ -167,7 +173,7 @@ def evaluate_image(item: Item, loaded: LoadedModel, opts: EvaluateOptions) -> di
         mask = (mask_path, *load_label_mask(mask_path, rgb.shape[:2]))
     pre = preprocess(rgb, loaded.data_config, opts.resize, loaded.patch_size)
     x = torch.from_numpy(pre.pixels)[None].to(loaded.device)
-    s = stream(loaded.model, x, ranges=False, keep_inputs=False)
+    s = stream(loaded.model, x, should_stop, ranges=False, keep_inputs=False)
     a = Analysis.from_stream(s, 0, loaded, pre, opts.resize, str(item.path))
     classifier = bool(getattr(loaded.model, "num_classes", 0))
     target = (opts.target if opts.target is not None else a.top_k(1)[0][0]) \
@@ -177,7 +183,7 @@ def evaluate_image(item: Item, loaded: LoadedModel, opts: EvaluateOptions) -> di
         if m in CLASS_METHODS:
             if not classifier:
                 continue
-            a.ensure_gradients(target)
+            a.ensure_gradients(target, should_stop)
         maps[m] = a.map(m, target=target)
     # a random map of its own for each image, the same on every run
     maps[RANDOM] = random_map(a.layout.grid, opts.seed + shard_of(item, 2**31))
@@ -194,7 +200,8 @@ def evaluate_image(item: Item, loaded: LoadedModel, opts: EvaluateOptions) -> di
         record["jaccard"] = {k: float(region_jaccard(v, obj, valid, opts.mass))
                              for k, v in maps.items()}
     if classifier and opts.faithfulness:
-        curves = faithfulness(loaded.model, x[0], maps, target, opts.steps, opts.batch_size)
+        curves = faithfulness(loaded.model, x[0], maps, target, opts.steps, opts.batch_size,
+                              should_stop=should_stop)
         record["curves"] = {k: c.to_dict() for k, c in curves.items()}
     return record
 
