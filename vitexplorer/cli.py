@@ -620,7 +620,7 @@ def _made_by(folder: Path) -> str | None:
     if (folder / "comparison.json").is_file():
         return "a compare"
     try:
-        command = json.loads((folder / "run.json").read_text()).get("command")
+        command = json.loads((folder / "run.json").read_text("utf-8")).get("command")
     except (OSError, ValueError, AttributeError):
         return None
     return "an evaluate" if command == "evaluate" else None

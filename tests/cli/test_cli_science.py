@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -129,3 +130,8 @@ def test_compare_and_evaluate_build_their_models_for_the_native_policy(tmp_path,
                "--no-faithfulness", "--resize", "native"])
     assert rc == 0
     assert (tmp_path / "e" / "errors.csv").read_text().splitlines() == ["file,reason"]
+    # no one size for the run: each image ran at its own grid (its JSON says which)
+    run = json.loads((tmp_path / "e" / "run.json").read_text())
+    assert run["input_size"] is None and run["patch_size"] == [16, 16]
+    record = json.loads(next((tmp_path / "e").rglob("chelsea.png.json")).read_text())
+    assert record["grid"][1] > record["grid"][0]  # 451 x 300: wider, not the square 4 x 4

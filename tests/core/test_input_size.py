@@ -66,7 +66,7 @@ def test_an_attention_store_larger_than_the_machine_is_refused_before_the_forwar
     need = 1 * 3 * 17 ** 2 * 4  # one image, 3 blocks, 4 x 4 patches + class token, float32
     monkeypatch.setattr(stream_module, "physical_memory", lambda: need - 1)
     with pytest.raises(ModelError, match=r"17 tokens \(4x4 patches\) over 3 blocks .* "
-                                         r"smaller --input-size"):
+                                         r"smaller input size \(--input-size\)"):
         analyze(tiny_loaded, rgb)
     monkeypatch.setattr(stream_module, "physical_memory", lambda: need)
     assert analyze(tiny_loaded, rgb).layout.grid == (4, 4)
@@ -86,7 +86,7 @@ def test_a_model_too_large_to_build_names_the_input_size(monkeypatch):
 
     monkeypatch.setattr(timm, "create_model", refuse)
     with pytest.raises(ModelError, match=r"for 100000 px inputs: not enough memory .*"
-                                         r"use a smaller --input-size"):
+                                         r"use a smaller input size \(--input-size\)"):
         load_model("vit_tiny_patch16_224", "random", input_size=100000)
     with pytest.raises(ModelError, match=r"Cannot build 'vit_tiny_patch16_224': \[enforce"):
         load_model("vit_tiny_patch16_224", "random")  # not the input size's fault

@@ -62,6 +62,7 @@ from vitexplorer.core.run_folder import (
     BatchResult,
     claim_run,
     items_to_do,
+    model_sizes,
     output_lock,
     result_paths,
     summarize,
@@ -447,7 +448,7 @@ def run_record(loaded: LoadedModel, opts: BatchOptions, wh: str, inputs: list[Pa
 
     return {"vitexplorer": __version__, "model": loaded.spec, "weights": loaded.weights,
             "weights_sha256": wh, "options": _jsonable(opts.result_key()),
-            "input_size": list(loaded.input_size), "patch_size": list(loaded.patch_size),
+            **model_sizes(loaded, opts.resize),
             "inputs": [str(p) for p in inputs], "shard": list(opts.shard),
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "timm": timm.__version__, "numpy": np.__version__,

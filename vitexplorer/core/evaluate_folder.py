@@ -45,6 +45,7 @@ from vitexplorer.core.run_folder import (
     BatchResult,
     claim_run,
     items_to_do,
+    model_sizes,
     output_lock,
     result_paths,
     result_records,
@@ -152,7 +153,7 @@ def _run_record(loaded: LoadedModel, opts: EvaluateOptions, wh: str, inputs) -> 
 
     return {"vitexplorer": __version__, "command": "evaluate", "model": loaded.spec,
             "weights": loaded.weights, "weights_sha256": wh, "options": opts.result_key(),
-            "input_size": list(loaded.input_size), "patch_size": list(loaded.patch_size),
+            **model_sizes(loaded, opts.resize),
             "inputs": [str(p) for p in inputs],
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "timm": timm.__version__, "numpy": np.__version__},

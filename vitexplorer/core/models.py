@@ -219,8 +219,8 @@ def _build(arch: str, kwargs: dict) -> nn.Module:
         if "img_size" in kwargs and (isinstance(exc, MemoryError)
                                      or "can't allocate memory" in str(exc)):
             raise ModelError(f"Cannot build '{arch}' for {kwargs['img_size']} px inputs: not "
-                             f"enough memory ({_short(exc)}); use a smaller --input-size"
-                             ) from exc
+                             f"enough memory ({_short(exc)}); use a smaller input size "
+                             "(--input-size)") from exc
         raise ModelError(f"Cannot build '{arch}': {_short(exc)}") from exc
 
 

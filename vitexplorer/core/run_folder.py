@@ -26,11 +26,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vitexplorer.core.discovery import Item
 from vitexplorer.core.errors import ImageError, VitexplorerError
 from vitexplorer.core.files import write_atomic
 from vitexplorer.core.heads import HeadTable
+
+if TYPE_CHECKING:
+    from vitexplorer.core.models import LoadedModel
 
 
 class BatchError(VitexplorerError):
@@ -74,6 +78,13 @@ class BatchResult:
     @property
     def ok(self) -> bool:
         return not self.failed and not self.interrupted
+
+
+def model_sizes(loaded: LoadedModel, policy: str) -> dict:
+    """``run.json``'s ``input_size`` (the pixels every image ran at; None for ``native``,
+    where each ran at its own token grid, stated in its JSON) and ``patch_size``."""
+    size = None if policy == "native" else list(loaded.input_size)
+    return {"input_size": size, "patch_size": list(loaded.patch_size)}
 
 
 def check_inputs(inputs: list[Path], out: Path) -> None:

@@ -183,7 +183,8 @@ def check_memory(b: int, n_blocks: int, layout: TokenLayout) -> None:
         raise ModelError(f"the attention kept for {b} image(s) of {n} tokens ({gh}x{gw} "
                          f"patches) over {n_blocks} blocks needs {need / 2**30:.1f} GiB, more "
                          f"than this machine's {have / 2**30:.1f} GiB of memory; use a "
-                         "smaller --input-size" + (" or --batch-size" if b > 1 else ""))
+                         "smaller input size (--input-size)"
+                         + (" or batch size (--batch-size)" if b > 1 else ""))
 
 
 def layer_attention(model: nn.Module, layer: int, call: Call) -> torch.Tensor:
