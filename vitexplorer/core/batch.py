@@ -162,7 +162,7 @@ def display_side(opts: BatchOptions, loaded: LoadedModel) -> int | None:
     written, else twice the model's input (masks and scores need no more); None: full."""
     if "overlay" in opts.outputs or "grid" in opts.outputs:
         return opts.overlay_size
-    return 2 * max(loaded.data_config["input_size"][1:])
+    return 2 * max(loaded.input_size)
 
 
 def _decode_item(item: Item, loaded: LoadedModel, opts: BatchOptions

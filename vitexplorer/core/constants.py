@@ -34,7 +34,6 @@ FUSIONS = ("mean", "max", "min")
 MASK_MODES = ("centre", "rollout", "grabcut")
 
 
-
 def resize_model_kwargs(policy: str) -> dict:
     """What :func:`~vitexplorer.core.models.load_model` needs for ``policy``: ``native``
     a model whose token grid follows each input (timm's ``dynamic_img_size``). Here, not

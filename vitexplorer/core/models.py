@@ -34,7 +34,6 @@ _TORCH_EXTS = (".pth", ".pt", ".bin")
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module", "model_ema")
 
 
-
 @dataclass
 class LoadedModel:
     """A model ready for capture, with what the views need to describe it."""

@@ -204,7 +204,8 @@ def model_info_text(loaded) -> str:
     blocks = len(m.blocks)
     heads = m.blocks[0].attn.num_heads
     cfg = loaded.data_config
-    layout = token_layout(m, tuple(cfg["input_size"][1:]))
+    ih, iw = loaded.input_size
+    layout = token_layout(m, (ih, iw))
     grid = layout.grid
     return (f"<b>{loaded.label}</b><br>"
             f"Architecture: {loaded.architecture}<br>"
@@ -212,8 +213,7 @@ def model_info_text(loaded) -> str:
             f"Parameters: {loaded.num_parameters / 1e6:.1f} M<br>"
             f"Blocks x heads: {blocks} x {heads}<br>"
             f"Patch size: {loaded.patch_size[0]} x {loaded.patch_size[1]}<br>"
-            f"Token grid: {grid[0]} x {grid[1]} at {cfg['input_size'][1]} x "
-            f"{cfg['input_size'][2]} px<br>"
+            f"Token grid: {grid[0]} x {grid[1]} at {ih} x {iw} px<br>"
             f"Prefix tokens: {layout.num_prefix} (class: "
             f"{'yes' if layout.has_class_token else 'no'}, distillation: {layout.num_distill}, "
             f"registers: {layout.num_registers})<br>"
