@@ -341,7 +341,8 @@ def _load_checked(args: argparse.Namespace, inputs: list[Path]):
 
     for p in inputs:
         if not p.exists():
-            raise UsageError(f"'{p}' does not exist")
+            raise UsageError(f"'{p}' is a broken symbolic link (its target is missing or "
+                             "it loops)" if p.is_symlink() else f"'{p}' does not exist")
     if args.weights == "pretrained":
         from vitexplorer.core.hub import check_weights_obtainable
 

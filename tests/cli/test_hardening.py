@@ -165,6 +165,19 @@ def test_missing_or_wrong_inputs_are_named(tmp_path, victim, capsys):
     assert "not a regular file (a FIFO)" in _one_line(capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("kind", ["loop", "dangling"])
+def test_a_broken_symlink_input_is_named(tmp_path, capsys, kind):
+    link = tmp_path / "a.png"
+    if kind == "loop":  # resolve() raised RuntimeError on it before Python 3.13
+        os.symlink(tmp_path / "b.png", link)
+        os.symlink(link, tmp_path / "b.png")
+    else:
+        os.symlink(tmp_path / "gone.png", link)
+    assert main(["export", str(link), "-o", str(tmp_path / "o.png"), *TINY]) == 2
+    msg = _one_line(capsys.readouterr().err)
+    assert "a.png' is a broken symbolic link" in msg
+
+
 def test_hf_hub_id_with_random_weights_offline(tmp_path, victim, capsys, monkeypatch):
     from huggingface_hub import constants
 

@@ -74,12 +74,13 @@ def _refuse_special(path: Path) -> None:
 
 def same_file(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` name one file (resolved paths, then device + inode, so hard
-    links and relative/absolute spellings are caught)."""
+    links and relative/absolute spellings are caught). A symlink loop names no file:
+    Python before 3.13 raises RuntimeError for it in ``resolve``."""
     try:
         if a.resolve() == b.resolve():
             return True
         return os.path.samefile(a, b)
-    except OSError:
+    except (OSError, RuntimeError):
         return False
 
 
