@@ -73,6 +73,23 @@ def test_sixteen_bit_grey_and_rgb(tmp_path):
     np.testing.assert_allclose(out.astype(int), gradient_rgb().astype(int), atol=1)
 
 
+def test_float_tiff_with_nan_and_inf_is_stretched_over_its_finite_values(tmp_path):
+    import warnings
+
+    v = np.linspace(-2.0, 6.0, 40, dtype=np.float32)[None].repeat(6, 0)
+    v[0, :5], v[1, :5], v[2, :5] = np.nan, np.inf, -np.inf
+    Image.fromarray(v, "F").save(tmp_path / "f.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value encountered in cast"
+        out = load_image(tmp_path / "f.tif")[:, :, 0].astype(int)
+    want = np.round((v[3] + 2.0) / 8.0 * 255)
+    np.testing.assert_allclose(out[3], want, atol=1)
+    assert (out[0, :5] == 0).all() and (out[1, :5] == 255).all() and (out[2, :5] == 0).all()
+    Image.fromarray(np.full((6, 40), np.nan, np.float32), "F").save(tmp_path / "nan.tif")
+    with pytest.raises(ImageError, match=r"nan\.tif.*without one finite"):
+        load_image(tmp_path / "nan.tif")
+
+
 def test_exif_rotation_applied(tmp_path):
     rgb = np.zeros((40, 100, 3), np.uint8)
     rgb[:10, :10] = 255  # white block top-left of the stored pixels

@@ -370,9 +370,14 @@ def _to_rgb(im: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
         hi = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
         grey = np.clip(np.round(a / hi * 255.0), 0, 255).astype(np.uint8)
         return np.repeat(grey[:, :, None], 3, axis=2)
-    if mode == "F":
-        a = np.asarray(im, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
+    if mode == "F":  # stretched over its finite values: NaN is drawn as the low end, inf
+        a = np.asarray(im, dtype=np.float64)  # as the end it points to (not cast garbage)
+        finite = a[np.isfinite(a)]
+        if finite.size == 0:
+            raise ValueError("a float image without one finite pixel value (all NaN or "
+                             "infinite)")
+        lo, hi = float(finite.min()), float(finite.max())
+        a = np.nan_to_num(a, nan=lo, posinf=hi, neginf=lo)
         grey = np.zeros_like(a) if hi <= lo else (a - lo) / (hi - lo) * 255.0
         return np.repeat(np.round(grey).astype(np.uint8)[:, :, None], 3, axis=2)
     if (mode == "P" and "transparency" in im.info) or mode in ("LA", "PA", "La", "RGBa"):
