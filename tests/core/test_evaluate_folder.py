@@ -215,3 +215,52 @@ def test_a_stop_asked_within_an_image_ends_the_run_there(tmp_path, tiny_loaded):
     again = run_evaluate([images], out, tiny_loaded, opts, resume=True)
     assert again.done == 1
     assert sorted(p.name for p in out.rglob("*.json")) == ["chelsea.jpg.json", "run.json"]
+
+
+def _object(shape=(60, 80)) -> np.ndarray:
+    obj = np.zeros(shape, bool)
+    obj[10:40, 20:50] = True
+    return obj
+
+
+@pytest.mark.parametrize("kind", ["16-bit dark background", "float 0..1", "transparent"])
+def test_binary_masks_read_alike_for_head_tables_and_evaluate(tmp_path, kind):
+    """16-bit was clipped by evaluate's convert("L") (a background at 3% of 65535 became
+    object) and float 0..1 read as empty, while the head tables scaled both; a transparent
+    background counted as object in the head tables (composited on white)."""
+    from vitexplorer.core.masks import load_mask
+
+    obj = _object()
+    if kind == "16-bit dark background":
+        im = Image.fromarray(np.where(obj, 65535, 2000).astype(np.uint16))
+    elif kind == "float 0..1":
+        im = Image.fromarray(obj.astype(np.float32), "F")
+    else:
+        rgba = np.zeros((60, 80, 4), np.uint8)
+        rgba[obj] = 255
+        im = Image.fromarray(rgba, "RGBA")
+    path = tmp_path / ("m.tif" if kind == "float 0..1" else "m.png")
+    im.save(path)
+    fg, void = load_label_mask(path, (60, 80))
+    assert (fg == obj).all() and not void.any()
+    assert (load_mask(path, (60, 80)) == obj).all()
+
+
+@pytest.mark.parametrize("kind", ["black", "palette background only"])
+def test_a_mask_marking_no_object_is_named(tmp_path, kind):
+    from vitexplorer.core.errors import ImageError
+    from vitexplorer.core.masks import load_mask
+
+    if kind == "black":
+        Image.fromarray(np.zeros((60, 80), np.uint8)).save(tmp_path / "m.png")
+    else:
+        idx = np.zeros((60, 80), np.uint8)
+        idx[5] = 255  # void only
+        pal = Image.fromarray(idx, "P")
+        pal.putpalette([0, 0, 0, 128, 0, 0] * 128)
+        pal.save(tmp_path / "m.png")
+    with pytest.raises(ImageError, match=r"m\.png.*marks no object"):
+        load_label_mask(tmp_path / "m.png", (60, 80))
+    if kind == "black":
+        with pytest.raises(ImageError, match=r"m\.png.*marks no object"):
+            load_mask(tmp_path / "m.png", (60, 80))

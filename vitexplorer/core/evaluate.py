@@ -39,24 +39,30 @@ def load_label_mask(path: str | Path, image_shape: tuple[int, int]
     Palette PNGs (PASCAL VOC ``SegmentationClass``/``SegmentationObject``) are read as class
     indices: foreground = any index 1..254, void = 255 (the boundary band VOC leaves
     unlabelled, excluded from the Jaccard index as in VOC's own evaluation). Any other mode
-    is a binary mask: pixels brighter than mid-grey are foreground, no void. The file is
-    opened and checked as an image is (:func:`~vitexplorer.core.images.opened_image`), and
-    its EXIF orientation applied, as to the image the mask belongs to.
+    is a binary mask read as :func:`~vitexplorer.core.masks.load_mask` reads it for the head
+    tables (16-bit by its full range, float over its finite values, transparency as
+    background), no void. The file is opened and checked as an image is
+    (:func:`~vitexplorer.core.images.opened_image`), and its EXIF orientation applied, as to
+    the image the mask belongs to. A mask of another size, or one marking no object (its
+    Jaccard index would be 0 whatever the map), is an :class:`ImageError`.
     """
     from PIL import ImageOps
 
+    from vitexplorer.core.masks import load_mask
+
     with opened_image(path) as im:
-        im.load()
-        im = ImageOps.exif_transpose(im)  # a palette stays a palette
-        if im.mode == "P":
-            idx = np.asarray(im)
-            fg, void = (idx > 0) & (idx < 255), idx == 255
-        else:
-            grey = np.asarray(im.convert("L"))
-            fg, void = grey > 127, np.zeros(grey.shape, bool)
+        palette = im.mode == "P"
+        if palette:
+            im.load()
+            idx = np.asarray(ImageOps.exif_transpose(im))  # a palette stays a palette
+    if not palette:
+        return load_mask(path, image_shape), np.zeros(tuple(image_shape), bool)
+    fg, void = (idx > 0) & (idx < 255), idx == 255
     if fg.shape != tuple(image_shape):
         raise ImageError(path, f"mask is {fg.shape[1]}x{fg.shape[0]} but the image is "
                                f"{image_shape[1]}x{image_shape[0]}")
+    if not fg.any():
+        raise ImageError(path, "the mask marks no object (no class index 1..254)")
     return fg, void
 
 

@@ -363,14 +363,22 @@ def find_mask_file(image: str | Path, mask_dir: str | Path | None = None) -> Pat
 def load_mask(path: str | Path, image_shape: tuple[int, int]) -> np.ndarray:
     """A mask file as bool ``[H, W]``: pixels brighter than mid-grey are foreground.
 
-    It must have the image's size (EXIF orientation applied to both); otherwise an
-    :class:`ImageError` says so instead of silently stretching it.
+    Every mode is read as an image is (16-bit by its full range, float over its finite
+    values), transparent pixels as black: a mask drawn as an opaque object on a transparent
+    layer is that object whatever colour the layer holds. It must have the image's size
+    (EXIF orientation applied to both) and mark some object (an empty mask would score every
+    head against nothing); otherwise an :class:`ImageError` says so instead of silently
+    stretching it or scoring it.
     """
-    grey = load_image(path).mean(axis=2)
+    grey = load_image(path, background=(0, 0, 0)).mean(axis=2)
     if grey.shape != tuple(image_shape):
         raise ImageError(path, f"mask is {grey.shape[1]}x{grey.shape[0]} but the image is "
                                f"{image_shape[1]}x{image_shape[0]}")
-    return grey > 127
+    mask = grey > 127
+    if not mask.any():
+        raise ImageError(path, "the mask marks no object (no pixel brighter than mid-grey; "
+                               "white = object)")
+    return mask
 
 
 def fitted_mask(path: str | Path, original_size: tuple[int, int],
