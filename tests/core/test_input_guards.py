@@ -35,6 +35,27 @@ def test_weights_folder_is_called_a_folder(tmp_path):
         read_state_dict(tmp_path)
 
 
+@pytest.mark.parametrize("kind", ["empty", "text", "truncated", "unreadable"])
+def test_unreadable_weights_say_why(tmp_path, kind):
+    """torch said 'EOFError', '101' and '[Errno 22] Invalid argument' for the first three,
+    safetensors 'No such file or directory' for a file it may not read."""
+    import os
+
+    good = tmp_path / "good.pth"
+    torch.save({"w": torch.zeros(64, 64)}, good)
+    path = tmp_path / ("w.safetensors" if kind == "unreadable" else "w.pth")
+    path.write_bytes({"empty": b"", "text": b"hello", "truncated": good.read_bytes()[:3000],
+                      "unreadable": good.read_bytes()}[kind])
+    want = {"empty": "the file is empty", "text": "not a PyTorch weights file",
+            "truncated": "truncated or corrupt", "unreadable": "Permission denied"}[kind]
+    if kind == "unreadable":
+        path.chmod(0)
+        if os.access(path, os.R_OK):
+            pytest.skip("running as root: a mode 000 file stays readable")
+    with pytest.raises(ModelError, match=f"'{path}': .*{want}"):
+        read_state_dict(path)
+
+
 def test_nan_weights_are_reported_not_drawn_blank(tmp_path):
     loaded = load_model("vit_tiny_patch16_224", "random", **KW)
     with torch.no_grad():

@@ -316,6 +316,13 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ModelError(f"Weights file '{path}' does not exist")
     if not path.is_file():
         raise ModelError(f"Weights file '{path}' is not a regular file")
+    try:  # the file's own reason: safetensors reads a refused permission as "No such file"
+        with open(path, "rb") as fh:
+            empty = not fh.read(1)
+    except OSError as exc:
+        raise ModelError(f"Cannot read weights file '{path}': {exc.strerror or exc}") from exc
+    if empty:
+        raise ModelError(f"Cannot read weights file '{path}': the file is empty")
     suffix = path.suffix.lower()
     if suffix in _TORCH_EXTS and _is_safetensors(path):
         suffix = ".safetensors"  # by content: a renamed safetensors file (never unpickled)
@@ -340,6 +347,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                 "unpickling them could run code. Convert it to .safetensors in a trusted "
                 "environment."
             ) from exc
+        if suffix in _TORCH_EXTS:  # torch says "KeyError: 101", "Invalid argument"...
+            raise ModelError(f"Cannot read weights file '{path}': not a PyTorch weights file, "
+                             f"or a truncated or corrupt one ({type(exc).__name__}: "
+                             f"{_short(exc)})") from exc
         raise ModelError(f"Cannot read weights file '{path}': {_short(exc)}") from exc
     return _unwrap(state, path)
 
