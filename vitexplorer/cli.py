@@ -580,7 +580,8 @@ def _batch(args: argparse.Namespace) -> int:
 
 def with_progress(quiet: bool, unit: str, work):
     """Run ``work(progress, should_stop)`` with a progress bar (unless ``quiet``) and a first
-    Ctrl+C that stops after the current ``unit`` (batch, image); a second one aborts."""
+    Ctrl+C that stops within the current ``unit`` (batch, image: the runners poll it in
+    their forwards); a second one aborts."""
     import signal
 
     stop = {"flag": False}
@@ -589,8 +590,8 @@ def with_progress(quiet: bool, unit: str, work):
         if stop["flag"]:
             raise KeyboardInterrupt
         stop["flag"] = True
-        print(f"\nvitexplorer: stopping after the current {unit} (Ctrl+C again to abort)",
-              file=sys.stderr)
+        print(f"\nvitexplorer: stopping within the current {unit}: finished images are "
+              "kept, --resume does the rest (Ctrl+C again to abort)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     bar = None

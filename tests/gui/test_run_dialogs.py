@@ -5,6 +5,7 @@ run that then ends unseen."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 
@@ -111,3 +112,72 @@ def test_closing_a_dialog_during_its_run_asks_before_stopping_it(qtbot, window, 
         ev.close()
         assert not ev.isVisible() and not window.tasks.is_running("evaluate")
     assert len(asked) == 4
+
+
+def _batch_dialog(qtbot, window, tmp_path, n=6, size=2):
+    from vitexplorer.gui.batch_dialog import BatchDialog
+
+    dlg = BatchDialog(window.state.a.loaded, window.tasks, window.state.options,
+                      str(tmp_path / "results"), window)
+    qtbot.addWidget(dlg)
+    dlg.open()
+    dlg.add_input(str(photos(tmp_path, n)))
+    dlg.batch_size.setValue(size)
+    dlg.resume.setChecked(False)
+    return dlg
+
+
+def _cancel_when(qtbot, dlg, reached, go):
+    """Start the run, click Cancel once the worker is held at ``reached``, release it."""
+    dlg.start()
+    assert reached.wait(60), "the worker never reached the point the test holds it at"
+    qtbot.mouseClick(dlg.cancel_button, Qt.MouseButton.LeftButton)
+    assert dlg.status.text() == "Stopping: writing the images already through the model…"
+    go.set()
+    qtbot.waitUntil(dlg.run_button.isEnabled, timeout=60000)
+    return sorted(p.name for p in Path(dlg.output.text()).rglob("c*.json"))
+
+
+def test_batch_cancel_while_the_next_batch_decodes_starts_no_other_forward(
+        qtbot, window, tmp_path, monkeypatch):
+    """Cancel between two forwards (batch 2 decoding, batch 1 written) keeps batch 1 only:
+    the runner used to check only after a forward, so batch 2 ran and was written too."""
+    import threading
+
+    from vitexplorer.core import batch as batch_mod
+
+    reached, go = threading.Event(), threading.Event()
+    decode = batch_mod._decode_item
+
+    def held(item, loaded, opts):
+        if item.path.name == "c2.png":  # the first image of the second batch
+            reached.set()
+            go.wait(60)
+        return decode(item, loaded, opts)
+
+    monkeypatch.setattr(batch_mod, "_decode_item", held)
+    dlg = _batch_dialog(qtbot, window, tmp_path)
+    assert _cancel_when(qtbot, dlg, reached, go) == ["c0.png.json", "c1.png.json"]
+    assert dlg.status.text().startswith("Cancelled after 2 of 6 images")
+
+
+def test_batch_cancel_stops_the_forward_in_flight(qtbot, window, tmp_path, monkeypatch):
+    """Cancel during the first forward stops it between blocks: nothing written (a resume
+    redoes those images), instead of the whole batch running to its end."""
+    import threading
+
+    reached, go = threading.Event(), threading.Event()
+    block = window.state.a.loaded.model.blocks[0]
+
+    def hold(_module, _inputs, _output):
+        reached.set()
+        go.wait(60)
+
+    handle = block.register_forward_hook(hold)
+    try:
+        dlg = _batch_dialog(qtbot, window, tmp_path)
+        written = _cancel_when(qtbot, dlg, reached, go)
+    finally:
+        handle.remove()
+    assert written == []
+    assert dlg.status.text().startswith("Cancelled after 0 of 6 images")

@@ -44,7 +44,7 @@ from vitexplorer.core.analysis import Analysis
 from vitexplorer.core.checks import check_resize
 from vitexplorer.core.constants import DEFAULT_CMAP, DEFAULT_MODEL, DEFAULT_OPACITY
 from vitexplorer.core.discovery import Item, discover, shard_of
-from vitexplorer.core.errors import ImageError, VitexplorerError
+from vitexplorer.core.errors import Cancelled, ImageError, VitexplorerError
 from vitexplorer.core.files import write_atomic
 from vitexplorer.core.images import (
     Geometry,
@@ -227,8 +227,10 @@ def run_batch(
     """Process every image under ``inputs`` into ``out``; see the module docstring.
 
     ``progress(done, total, failed)`` is called after each image; ``should_stop`` is polled
-    between batches (Ctrl+C, the GUI's Cancel): the run then stops cleanly after the
-    current batch, with every finished image complete on disk.
+    before each image's decode is awaited and after every block of a forward (Ctrl+C, the
+    GUI's Cancel): no batch starts after it, a forward in flight stops midway (its images
+    are redone by a resume), and the images already through the model are written, so
+    every finished image is complete on disk.
     """
     from vitexplorer.core.figures import save_figure  # matplotlib only when a run starts
 
@@ -261,19 +263,24 @@ def _run_locked(inputs, out: Path, loaded: LoadedModel, opts: BatchOptions, resu
     decoders, writers = threads(opts)
     writer = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="vitexplorer-write")
     pending: list[Future] = []
+    stopped = should_stop or (lambda: False)
     try:
         batch: list[tuple[Item, Preprocessed, np.ndarray | None]] = []
         in_step = loaded.device.type == "cpu"
 
-        def forward(entries: list) -> list[Future]:
+        def forward(entries: list) -> None:
             if in_step:  # the last batch's writes ran beside this one's decoding
                 _drain(pending, result, progress, total, keep=0)
-            return _run_one_batch(entries, loaded, opts, out, writer, save_figure)
+            if stopped():  # asked while the writes drained: no new forward
+                raise Cancelled("cancelled")
+            _run_one_batch(entries, loaded, opts, out, writer, save_figure, pending, stopped)
 
         decoded = _prefetch(todo, lambda it: _decode_item(it, loaded, opts), decoders,
                             opts.batch_size if in_step else max(2 * opts.batch_size, 4),
                             in_step)
         for item, fut in decoded:
+            if stopped():
+                raise Cancelled("cancelled")
             try:
                 pre, mask = fut.result()
             except ImageError as exc:
@@ -286,16 +293,13 @@ def _run_locked(inputs, out: Path, loaded: LoadedModel, opts: BatchOptions, resu
                 continue
             batch.append((item, pre, mask))
             if len(batch) == opts.batch_size:
-                pending += forward(batch)
+                forward(batch)
                 batch = []
                 _drain(pending, result, progress, total, keep=opts.batch_size)
-                if should_stop is not None and should_stop():
-                    result.interrupted = True
-                    break
-        if batch and not result.interrupted:
-            pending += forward(batch)
+        if batch:
+            forward(batch)
         _drain(pending, result, progress, total, keep=0)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Cancelled):  # images through the model are still written
         result.interrupted = True
         _drain(pending, result, progress, total, keep=0)
     finally:
@@ -325,15 +329,18 @@ def _drain(pending: list[Future], result: BatchResult, progress, total: int,
 
 
 def _run_one_batch(batch, loaded: LoadedModel, opts: BatchOptions, out: Path,
-                   writer: ThreadPoolExecutor, save_figure) -> list[Future]:
-    """One batched forward; per-image analysis and writing go to the writer thread."""
+                   writer: ThreadPoolExecutor, save_figure, futures: list[Future],
+                   should_stop: Callable[[], bool]) -> None:
+    """One batched forward; per-image analysis and writing go to the writer thread, their
+    futures onto ``futures`` as each group's forward ends (a stop, :class:`Cancelled`
+    between blocks, keeps the groups already through the model)."""
     groups: dict[tuple, list] = {}
     for entry in batch:  # images of another token grid (native policy) cannot be stacked
         groups.setdefault(entry[1].pixels.shape, []).append(entry)
-    futures = []
     for entries in groups.values():
         pixels = torch.from_numpy(np.stack([e[1].pixels for e in entries]))
-        streamed = stream(loaded.model, pixels, ranges=opts.scores, keep_inputs=False)
+        streamed = stream(loaded.model, pixels, should_stop, ranges=opts.scores,
+                          keep_inputs=False)
         for i, (item, pre, mask) in enumerate(entries):
             try:  # non-finite logits or attention: this image fails, the run goes on
                 analysis = Analysis.from_stream(streamed, i, loaded, pre, opts.resize,
@@ -345,7 +352,6 @@ def _run_one_batch(batch, loaded: LoadedModel, opts: BatchOptions, out: Path,
                 continue
             futures.append(writer.submit(_write_results, item, analysis, mask, opts, out,
                                          save_figure, pre.original_geometry))
-    return futures
 
 
 def _write_results(item: Item, a: Analysis, mask, opts: BatchOptions, out: Path,

@@ -1,8 +1,9 @@
 """File > Batch process: the same runner as ``vitexplorer batch``, in a worker thread.
 
 Progress is read by polling a plain dict that the worker updates (no object crosses threads
-through a signal); Cancel (or Esc) stops the run after the current batch, and Run comes back
-once that batch is written: two runs never write one folder at once.
+through a signal); Cancel (or Esc) starts no other batch and stops a forward in flight
+within it (its images are redone by a resume); Run comes back once the images already
+through the model are written: two runs never write one folder at once.
 """
 
 from __future__ import annotations
@@ -233,7 +234,7 @@ class BatchDialog(RunDialog):
     def _show_stopping(self) -> None:
         self._poll()
         self._timer.stop()
-        self.status.setText("Stopping after the current batch…")
+        self.status.setText("Stopping: writing the images already through the model…")
 
     def _show_cancelled(self) -> None:
         self._poll()

@@ -30,7 +30,8 @@ class RunDialog(QDialog):
         self.tasks.worker_finished.connect(self._worker_ended)
 
     def cancel(self) -> None:
-        """Stop after the current step (the runner polls should_stop between steps)."""
+        """Stop the run: both runners poll should_stop within a forward, and write what
+        is already through the model before their worker ends."""
         self.tasks.cancel(self.run_kind)
         self._stopping = True
         self.cancel_button.setEnabled(False)
