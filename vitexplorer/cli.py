@@ -358,7 +358,9 @@ def _load_checked(args: argparse.Namespace, inputs: list[Path]):
 
 
 def _export(args: argparse.Namespace) -> int:
-    from vitexplorer.core.figures import grid_figure, overlay_figure, save_figure
+    from functools import partial
+
+    from vitexplorer.core.figures import grid_figure, overlay_figure, save_figure, shown_side
     from vitexplorer.core.files import check_output_file
 
     if args.output is None:
@@ -381,7 +383,9 @@ def _export(args: argparse.Namespace) -> int:
     layer = check_index(args.layer, len(blocks), "--layer", "blocks")
     head = check_index(args.head, blocks[0].attn.num_heads, "--head", "heads")
     target = check_class(args.target, loaded)
-    analysis = analyze(loaded, args.image, args.resize)
+    # decoded only as large as the figure shows it (a camera photo's JPEG draft)
+    analysis = analyze(loaded, args.image, args.resize, display_side=partial(
+        shown_side, overlay=not args.grid, options=options))
     if args.method in ("grad-rollout", "relevance"):
         target = analysis.ensure_gradients(target)
     contour = None if args.no_contour else MASS_SHARE

@@ -36,3 +36,21 @@ def test_bad_figure_options_are_one_line_usage_errors(tmp_path, images_dir, caps
                      *bad]) == 2
         assert word in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_export_decodes_a_camera_photo_only_as_large_as_its_figure(tmp_path, images_dir,
+                                                                   monkeypatch):
+    from vitexplorer.core import images
+
+    photo = tmp_path / "camera.jpg"
+    Image.open(images_dir / "chelsea.png").convert("RGB").resize((2400, 1800)).save(photo)
+    decoded = []
+    real_decode = images.decode
+    monkeypatch.setattr(images, "decode",
+                        lambda *a, **k: decoded.append(real_decode(*a, **k)) or decoded[-1])
+    png = tmp_path / "f.png"
+    assert main(["export", str(photo), "-o", str(png), *TINY, "--width", "600px",
+                 "--dpi", "100"]) == 0
+    assert Image.open(png).size[0] == 600
+    # the figure shows at most 600 px of the photo's width: libjpeg's 1/4 decode has them
+    assert [d.pixels.shape[:2] for d in decoded] == [(450, 600)]

@@ -137,6 +137,56 @@ def test_an_analysis_on_a_display_copy_exports_on_the_original(tmp_path, tiny_lo
     assert ref.full_resolution() is ref
 
 
+def test_an_export_decodes_only_the_pixels_its_figure_shows(tmp_path, tiny_loaded,
+                                                            monkeypatch):
+    from vitexplorer.core import images
+    from vitexplorer.core.analysis import analyze
+
+    path = tmp_path / "p.jpg"
+    save_oriented(photo(1209, 1617), path, 6)
+    shown = analyze(tiny_loaded, path, display_side=300)
+    ref = analyze(tiny_loaded, path)
+    decoded = []
+    real_decode = images.decode
+    monkeypatch.setattr(images, "decode",
+                        lambda *a, **k: decoded.append(real_decode(*a, **k)) or decoded[-1])
+    assert shown.full_resolution(250) is shown  # the display copy has the pixels
+    assert not decoded
+    part = shown.full_resolution(700)
+    assert decoded[0].pixels.shape[:2] == (605, 809)  # JPEG draft at 1/2, not in full
+    assert part.image.shape[:2] == (523, 700) and part.photo_size == (1209, 1617)
+    assert part.original == ref.geometry and part.geometry == ref.geometry.resized((523, 700))
+    fair = cv2.resize(ref.image, (700, 523), interpolation=cv2.INTER_AREA).astype(float)
+    assert np.abs(part.image - fair).mean() < 1.5
+    assert np.array_equal(part.map("rollout"), shown.map("rollout"))  # no new forward
+
+
+def test_a_figure_from_the_pixels_it_shows_matches_one_from_the_original(tmp_path,
+                                                                          tiny_loaded):
+    # a portrait photo: the overlay panel's height, not the figure's width, is its long side
+    from vitexplorer.core.analysis import analyze
+    from vitexplorer.core.figures import FigureOptions, overlay_figure, shown_side
+
+    path = tmp_path / "p.jpg"
+    save_oriented(photo(1617, 1209), path, 6)
+    options = FigureOptions(width=2.0, dpi=150)
+    shown = analyze(tiny_loaded, path, display_side=200)
+    ref = analyze(tiny_loaded, path)
+    side = shown_side(ref.photo_size, True, options)
+    assert side == 402  # ceil(300 * 1617 / 1209): a 300 px wide figure, a 1209 x 1617 photo
+
+    def pixels(analysis):
+        fig = overlay_figure(analysis, "rollout", options=options)
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(float)
+
+    # mean difference: 1.6 grey levels (the draft decode's resampling), 0.3 from a full
+    # decode; 8 from the 300 px a width-only bound would decode
+    made, want = pixels(shown.full_resolution(side)), pixels(ref)
+    assert made.shape == want.shape and np.abs(made - want).mean() < 3.0
+    assert shown_side(ref.photo_size, False, options) <= 320  # grid cells
+
+
 def test_a_large_reduction_after_the_decode_stays_close(tmp_path):
     # decoded at 1/2 for an 800 px display copy, then shrunk 8x to a 64 px model input:
     # Pillow box-reduces first (reducing_gap), which must not move or blur the input

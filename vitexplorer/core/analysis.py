@@ -29,9 +29,9 @@ from vitexplorer.core.images import (
     ResizePolicy,
     check_size,
     decode,
+    decode_display,
     display_size,
     grid_coverage,
-    load_image,
     normalise_input,
     preprocess,
     resize_target,
@@ -299,16 +299,26 @@ class Analysis:
             raise ValueError("this analysis does not know its model; make it with analyze()")
         return self.loaded
 
-    def full_resolution(self) -> Analysis:
-        """This analysis on the original pixels (decoded again from ``source``) when it holds
-        a display copy, for exports; the maps and model outputs are shared, not recomputed."""
+    def full_resolution(self, long_side: int | None = None) -> Analysis:
+        """This analysis on the original pixels, or on ``long_side`` of them on the long side
+        when that is fewer (a figure shows no more pixels than it has), for exports. The
+        display copy serves when it is large enough; else the photo is decoded again from
+        ``source``, only as large as needed (JPEG draft). The maps and model outputs are
+        shared, not recomputed."""
         if self.original is None:
             return self
-        image = load_image(self.source)
-        if image.shape[:2] != self.original.image_size:
+        size = self.original.image_size
+        dims = display_size(size, long_side)
+        if max(dims) <= max(self.image.shape[:2]):
+            return self
+        image, found = decode_display(self.source, max(dims))
+        if found != size:
             raise ValueError(f"'{self.source}' changed since it was analysed")
+        full = dims == size
         kept = {k: v for k, v in self._cache.items() if k[0] not in ("mask", "table", "mask-free")}
-        return replace(self, image=image, geometry=self.original, original=None, _cache=kept)
+        return replace(self, image=image,
+                       geometry=self.original if full else self.original.resized(dims),
+                       original=None if full else self.original, _cache=kept)
 
     def model_input(self) -> torch.Tensor:
         """``[1, 3, H, W]``: the image as the model saw it (same policy), for the extra
@@ -449,28 +459,37 @@ class Analysis:
                 ro.to_patch_map(a[:, p], self.layout).numpy())
 
 
+#: the long side of a display copy, or how to choose it from the photo's (height, width)
+DisplaySide = int | Callable[[tuple[int, int]], int] | None
+
+
 def preprocess_image(
     loaded: LoadedModel, image: str | Path | np.ndarray, policy: ResizePolicy = "crop",
-    display_side: int | None = None, source: str = "image",
+    display_side: DisplaySide = None, source: str = "image",
 ) -> Preprocessed:
     """Decode (when given a path) and preprocess an image for ``loaded``'s model (an array
     is held to the same size bounds as a file, named ``source`` in the error).
 
-    ``display_side`` bounds the long side of the image the maps are placed on: a file is
-    then decoded only as large as that and the model input need (JPEG draft), the geometry
-    on the original pixels is kept in ``Preprocessed.original``."""
+    ``display_side`` bounds the long side of the image the maps are placed on (or chooses
+    it from the photo's size, as an export does from its figure's): a file is then decoded
+    only as large as that and the model input need (JPEG draft), the geometry on the
+    original pixels is kept in ``Preprocessed.original``."""
+    def side(size: tuple[int, int]) -> int | None:
+        return display_side(size) if callable(display_side) else display_side
+
     if not isinstance(image, str | Path):
         check_size(source, image.shape[1::-1])
         return preprocess(image, loaded.data_config, policy, loaded.patch_size,
-                          display_side=display_side)
+                          display_side=side(image.shape[:2]))
     need = None
     if display_side is not None:
         def need(size: tuple[int, int]) -> tuple[int, int]:
             mh, mw = resize_target(size, loaded.data_config, policy, loaded.patch_size)
-            dh, dw = display_size(size, display_side)
+            dh, dw = display_size(size, side(size))
             return max(mh, dh), max(mw, dw)
-    return preprocess(decode(image, need), loaded.data_config, policy, loaded.patch_size,
-                      display_side=display_side)
+    decoded = decode(image, need)
+    return preprocess(decoded, loaded.data_config, policy, loaded.patch_size,
+                      display_side=side(decoded.size))
 
 
 def analyze(
@@ -479,7 +498,7 @@ def analyze(
     policy: ResizePolicy = "crop",
     source: str | None = None,
     should_stop: StopCheck = None,
-    display_side: int | None = None,
+    display_side: DisplaySide = None,
 ) -> Analysis:
     """Decode, preprocess and capture one image: the single forward every view reads
     (``display_side``: see :func:`preprocess_image`)."""

@@ -544,10 +544,26 @@ def _image_at(analysis: Analysis, factor: float) -> tuple[np.ndarray, Geometry]:
                       interpolation=cv2.INTER_AREA), geom
 
 
+#: the most pixels a grid cell shows on its longer side
+CELL_MAX_PX = 320
+
+
 def _cell_px(o: FigureOptions, cols: int) -> int:
     """Pixels a grid cell needs on its longer side for the output DPI (bounded)."""
     w = o.width or PRESETS[o.preset].width
-    return int(min(320, max(24, w / cols * o.dpi)))
+    return int(min(CELL_MAX_PX, max(24, w / cols * o.dpi)))
+
+
+def shown_side(size: tuple[int, int], overlay: bool, options: FigureOptions) -> int:
+    """The most pixels, on the long side of an image of ``size`` (height, width), that an
+    overlay figure (``overlay``) or a grid of maps shows: the overlay's panel is at most the
+    figure's width, a grid cell at most :data:`CELL_MAX_PX`. An export needs no more of a
+    photo than this (:meth:`Analysis.full_resolution`)."""
+    if not overlay:
+        return CELL_MAX_PX
+    h, w = size
+    return math.ceil((options.width or PRESETS[options.preset].width) * options.dpi
+                     * max(h, w) / w)
 
 
 def grid_figure(

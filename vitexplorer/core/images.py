@@ -568,14 +568,24 @@ def preprocess(
         side = display_side or round(max(h, w) * (x1 - x0) / w)
         dims = display_size((h, w), side)
         same = dims == src.pixels.shape[:2] and src.is_full
-        display = src.pixels if same else _display_copy(src, dims, resized)
+        display = src.pixels if same else display_copy(src, dims)
         shown = geometry.resized(dims)
     return Preprocessed(pixels, shown, display, np.ascontiguousarray(out),
                         None if shown is geometry else geometry)
 
 
-def _display_copy(src: Decoded, dims: tuple[int, int],
-                  resized: Callable[..., np.ndarray]) -> np.ndarray:
+def decode_display(path: str | Path, long_side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """``path`` upright at most ``long_side`` pixels on its long side, decoded only as large
+    as that (JPEG draft: a figure of a 24 MP photo needs a fraction of its pixels), and the
+    photo's full size (height, width)."""
+    src = decode(path, lambda size: display_size(size, long_side))
+    dims = display_size(src.size, long_side)
+    if src.is_full and dims == src.pixels.shape[:2]:
+        return src.pixels, src.size
+    return display_copy(src, dims), src.size
+
+
+def display_copy(src: Decoded, dims: tuple[int, int]) -> np.ndarray:
     """The display copy of ``dims`` (height, width) from the decoded pixels' ``box``.
 
     Below a 2x reduction (what a reduced decode leaves: it stops at the last halving that
@@ -600,7 +610,8 @@ def _display_copy(src: Decoded, dims: tuple[int, int],
                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_REPLICATE)
     if not exact:
-        return resized(dims, Image.Resampling.BILINEAR)
+        return np.asarray(Image.fromarray(src.pixels).resize(
+            (dims[1], dims[0]), Image.Resampling.BILINEAR, box=src.box, reducing_gap=3.0))
     return cv2.resize(src.pixels, (dims[1], dims[0]), interpolation=cv2.INTER_AREA)
 
 

@@ -282,12 +282,14 @@ def _with_cmap(figure_options: FigureOptions | None, options: dict) -> FigureOpt
 
 def export_job(analysis: Analysis, kind: str, path: str, options: dict,
                figure_options: FigureOptions | None = None, should_stop=None) -> Path:
-    """Write a figure through the same core code as ``vitexplorer export``, on the original
-    pixels (a large photo is shown from a display-size copy)."""
-    from vitexplorer.core.figures import save_figure
+    """Write a figure through the same core code as ``vitexplorer export``, on as many of
+    the photo's pixels as the figure shows (a large photo is shown from a display-size
+    copy, and decoded again only when the figure needs more)."""
+    from vitexplorer.core.figures import FigureOptions, save_figure, shown_side
 
-    return save_figure(figure_of(analysis.full_resolution(), kind, options, figure_options),
-                       path)
+    side = shown_side(analysis.photo_size, kind == "view", figure_options or FigureOptions())
+    return save_figure(figure_of(analysis.full_resolution(side), kind, options,
+                                 figure_options), path)
 
 
 def preview_job(analysis: Analysis, kind: str, options: dict, figure_options: FigureOptions,
