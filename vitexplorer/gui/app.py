@@ -82,11 +82,10 @@ def run(argv: list[str] | None = None, path: str | None = None, model: str | Non
     window.show()
     window.start(path)
     code = app.exec()
-    # jobs were cancelled on close; let the running ones finish before the window and the
-    # objects their results are delivered to are torn down (an import or a forward cannot
-    # be interrupted); one that is stuck is left to the process exit
-    if not QThreadPool.globalInstance().waitForDone(60_000):
-        sys.stderr.write("vitexplorer: a background job did not stop within 60 s\n")
+    # the close waited in view for the running jobs (gui/closing.py): here their threads
+    # only return; after Quit now a job still running is left to the process exit
+    if window.closing.abandoned or not QThreadPool.globalInstance().waitForDone(5_000):
+        sys.stderr.write("vitexplorer: quit without waiting for the running job\n")
         sys.stderr.flush()
         os._exit(code)
     return code

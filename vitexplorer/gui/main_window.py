@@ -30,6 +30,7 @@ from vitexplorer.gui import jobs
 from vitexplorer.gui.actions import build_actions
 from vitexplorer.gui.analysis_controller import AnalysisController
 from vitexplorer.gui.banner import Banner
+from vitexplorer.gui.closing import Closing
 from vitexplorer.gui.colour_bar import ColourBar
 from vitexplorer.gui.compare_view import CompareController, ComparePanel
 from vitexplorer.gui.controls import ControlsPanel
@@ -75,6 +76,7 @@ class MainWindow(TransferMixin, QMainWindow):
         self.settings = settings or Settings()
         self.state = ViewState()
         self.tasks = TaskRunner(self)
+        self.closing = Closing(self, self.tasks)
         slot = self.state.a
         self.analyses = AnalysisController(self.state, slot, self.tasks, model_kwargs, self)
         self.maps = MapController(self.state, slot, self.tasks, self)
@@ -225,8 +227,9 @@ class MainWindow(TransferMixin, QMainWindow):
                 default_docks(self)
 
     def closeEvent(self, event) -> None:
-        self.tasks.cancel()
-        save_state(self)
+        if self.closing.defer(lambda: save_state(self)):
+            event.ignore()
+            return
         super().closeEvent(event)
 
     # ----------------------------------------------------------------------------- status

@@ -80,7 +80,7 @@ class TaskRunner(QObject):
         super().__init__(parent)
         self._ids = itertools.count(1)
         self._active: dict[str, _Task] = {}
-        self._alive: set = set()  # workers still running, cancelled ones included
+        self._alive: dict = {}  # workers still running, cancelled ones included: message
         self._poll = QTimer(self)
         self._poll.setInterval(100)
         self._poll.timeout.connect(self._report_progress)
@@ -120,7 +120,7 @@ class TaskRunner(QObject):
         worker = create_worker(_call, fn, args, kwargs, outcome, _start_thread=False,
                                _ignore_errors=True)
         def done() -> None:
-            self._alive.discard(worker)
+            self._alive.pop(worker, None)
             try:
                 self._finished(kind, token, outcome, on_done, on_error)
             finally:
@@ -128,7 +128,7 @@ class TaskRunner(QObject):
 
         receiver = _Receiver(done, self)
         worker.finished.connect(receiver.finished)
-        self._alive.add(worker)
+        self._alive[worker] = message
         self._active[kind] = _Task(token, worker, cancel, message, receiver, outcome, box,
                                    on_progress)
         if box is not None:
@@ -147,6 +147,11 @@ class TaskRunner(QObject):
 
     def is_running(self, kind: str | None = None) -> bool:
         return bool(self._active) if kind is None else kind in self._active
+
+    def live_jobs(self) -> list[str]:
+        """The messages of the workers still running, cancelled ones included (a forward
+        or an import cannot be interrupted midway), oldest first."""
+        return list(self._alive.values())
 
     def cancel(self, kind: str | None = None) -> None:
         """Cancel one kind of task, or all; their results will be dropped."""

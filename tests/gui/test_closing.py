@@ -1,0 +1,64 @@
+"""Closing the window while a worker that cannot be interrupted still runs: the window
+hides and a dialog names the job until it ends (it used to wait after the event loop, with
+no window, up to 60 s); Quit now does not wait."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QPushButton
+
+from vitexplorer.gui import jobs
+
+
+@pytest.fixture
+def held_load(window, monkeypatch):
+    """A model load that ignores should_stop until the test releases it."""
+    release, started = threading.Event(), threading.Event()
+    load = jobs.load_model_job
+
+    def slow(*args, should_stop=None, **kwargs):
+        started.set()
+        release.wait(60)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "load_model_job", slow)
+    window.load_model("vit_tiny_patch16_224", "random")
+    assert started.wait(30)
+    yield release
+    release.set()
+
+
+def visible_windows():
+    return [w for w in QApplication.topLevelWidgets() if w.isVisible()]
+
+
+def test_closing_during_an_uninterruptible_job_shows_it_until_it_ends(qtbot, window,
+                                                                      held_load):
+    window.close()
+    dialog = window.closing.dialog
+    assert dialog is not None and dialog.isVisible(), "no silent wait: the job is shown"
+    assert not window.isVisible()
+    assert "Loading vit_tiny_patch16_224" in dialog.labelText()
+    window.close()  # a second close (Ctrl+C again) quits without waiting
+    assert window.closing.abandoned and not visible_windows()
+
+
+def test_the_close_completes_once_the_job_ends(qtbot, window, held_load):
+    window.close()
+    dialog = window.closing.dialog
+    assert visible_windows() == [dialog]
+    held_load.set()
+    qtbot.waitUntil(lambda: not visible_windows(), timeout=60000)
+    assert not window.closing.abandoned, "ended on its own: nothing abandoned"
+    assert not window.tasks.live_jobs()
+
+
+def test_quit_now_does_not_wait(qtbot, window, held_load):
+    window.close()
+    dialog = window.closing.dialog
+    quit_now, = [b for b in dialog.findChildren(QPushButton) if b.text() == "Quit now"]
+    qtbot.mouseClick(quit_now, Qt.MouseButton.LeftButton)
+    assert window.closing.abandoned and not visible_windows()
