@@ -30,7 +30,7 @@ def test_export_size_title_caption_and_fonts(tmp_path, images_dir):
 
 def test_bad_figure_options_are_one_line_usage_errors(tmp_path, images_dir, capsys):
     for bad, word in ((["--width", "wide"], "wide"), (["--cmap", "nope"], "colormap"),
-                      (["--dpi", "0"], "dpi")):
+                      (["--dpi", "0"], "dpi"), (["--caption", r"$\nope{x}$"], "caption")):
         out = tmp_path / "x.png"
         assert main(["export", str(images_dir / "chelsea.png"), "-o", str(out), *TINY,
                      *bad]) == 2
@@ -54,3 +54,20 @@ def test_export_decodes_a_camera_photo_only_as_large_as_its_figure(tmp_path, ima
     assert Image.open(png).size[0] == 600
     # the figure shows at most 600 px of the photo's width: libjpeg's 1/4 decode has them
     assert [d.pixels.shape[:2] for d in decoded] == [(450, 600)]
+
+
+def test_dollars_in_a_file_name_are_text_and_the_users_math_is_math(tmp_path, images_dir):
+    """A file named 'a_$\\nope{x}$.png' was typeset as TeX in the default caption: the save
+    failed with matplotlib's ParseFatalException, after all the work."""
+    from vitexplorer.core.analysis import analyze
+    from vitexplorer.core.figures import FigureOptions, overlay_figure
+    from vitexplorer.core.models import load_model
+
+    photo = tmp_path / "a_$\\nope{x}$.png"
+    photo.write_bytes((images_dir / "coins.png").read_bytes())
+    svg = tmp_path / "f.svg"
+    assert main(["export", str(photo), "-o", str(svg), *TINY, "--input-size", "64"]) == 0
+    assert any("a_$\\nope{x}$.png" in t for t in svg_texts(svg.read_bytes()))
+    analysis = analyze(load_model("vit_tiny_patch16_224", "random", input_size=32), photo)
+    fig = overlay_figure(analysis, "rollout", options=FigureOptions(title=r"$\alpha$"))
+    assert fig._suptitle.get_parse_math() and not fig._supxlabel.get_parse_math()

@@ -106,10 +106,27 @@ class FigureOptions:
         if not 10 <= self.dpi <= 2400:
             raise ValueError(f"dpi must be between 10 and 2400, got {self.dpi}")
         resolve_cmap(self.cmap)
+        for name in ("title", "caption"):
+            check_math(getattr(self, name), name)
 
     @property
     def fs(self) -> float:
         return self.font_size or PRESETS[self.preset].font_size
+
+
+def check_math(text: str | None, name: str) -> None:
+    """Refuse a title or caption whose ``$...$`` matplotlib cannot typeset (mathtext), here
+    instead of as a traceback when the figure is saved after all the work."""
+    if not text or "$" not in text:
+        return
+    from matplotlib.mathtext import MathTextParser
+
+    try:
+        MathTextParser("path").parse(text)
+    except ValueError as exc:
+        reason = str(exc).strip().splitlines()[-1]
+        raise ValueError(f"the {name} {text!r} has math between '$' signs that matplotlib "
+                         f"cannot typeset ({reason}); write a literal dollar as \\$") from None
 
 
 def parse_length(text: str, dpi: float = 300.0) -> float:
@@ -140,7 +157,11 @@ def figure_style(options: FigureOptions | None = None) -> Iterator[FigureOptions
           "xtick.major.size": 0, "ytick.major.size": 0, "xtick.major.pad": 1.5,
           "ytick.major.pad": 1.5, "image.cmap": resolve_cmap(o.cmap),
           "figure.constrained_layout.h_pad": 2 / 72, "figure.constrained_layout.w_pad": 2 / 72,
-          "figure.dpi": o.dpi, "savefig.dpi": o.dpi}
+          "figure.dpi": o.dpi, "savefig.dpi": o.dpi,
+          # our texts hold file and model names: a '$' there is a dollar, not TeX math
+          # (a file named 'a_$\\x$.png' failed the save); the user's own title and caption
+          # are math where they say so (finish)
+          "text.parse_math": False}
     with matplotlib.rc_context(rc):
         yield o
 
@@ -195,9 +216,10 @@ def finish(fig: Figure, o: FigureOptions, title: str, caption: str,
         caption = f"{caption}\n{RANDOM_MARK.capitalize()}." if caption else \
             f"{RANDOM_MARK.capitalize()}."
     if title:
-        fig.suptitle(wrap(title, w, o.fs * 1.1))
+        fig.suptitle(wrap(title, w, o.fs * 1.1), parse_math=o.title is not None)
     if caption:
-        fig.supxlabel(wrap(caption, w, o.fs * 0.9), fontsize=o.fs * 0.9, linespacing=1.25)
+        fig.supxlabel(wrap(caption, w, o.fs * 0.9), fontsize=o.fs * 0.9, linespacing=1.25,
+                      parse_math=o.caption is not None)
 
 
 def _extra(o: FigureOptions, title: str, caption: str, w: float) -> float:

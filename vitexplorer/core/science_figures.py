@@ -187,5 +187,5 @@ def tokens_figure(analysis, art, cmap: str = DEFAULT_CMAP) -> Figure:
                                                   if row == 1 else ""), fontsize=6)
     fig.suptitle(f"{Path(analysis.source).name}: {analysis.model_label}. Top: output-token "
                  f"norms per block (ringed: > {art.factor:g}x the block's median); below: "
-                 f"heads of block {layer}", fontsize=8)
+                 f"heads of block {layer}", fontsize=8, parse_math=False)  # a file's '$'s
     return fig
