@@ -170,3 +170,29 @@ def test_batched_forwards_count_and_steps():
     faithfulness(forward, torch.zeros(3, 64, 64), maps, 0, steps=10, batch_size=7)
     assert sum(calls) == forwards_needed(2, 10) and max(calls) == 7
     np.testing.assert_array_equal(step_counts(16, 4), [0, 4, 8, 12, 16])
+
+
+def test_perturbed_images_are_made_a_batch_at_a_time(monkeypatch):
+    """``--steps 100000`` made all 100000 perturbed images of a set at once (60 GB at
+    224 px, a MemoryError in errors.csv); the curves do not depend on the batch size."""
+    from vitexplorer.core import evaluate
+
+    made = []
+    real = evaluate.perturbed
+
+    def counted(*args, **kwargs):
+        out = real(*args, **kwargs)
+        made.append(len(out))
+        return out
+
+    monkeypatch.setattr(evaluate, "perturbed", counted)
+    model = EvidenceClassifier(EVIDENCE, patch=4)
+    x = evidence_image(patch=4)
+    maps = {"a": random_map(GRID, 0), "b": random_map(GRID, 1)}
+    small = faithfulness(model, x, maps, target=1, steps=40, batch_size=5)
+    assert max(made) <= 5
+    whole = faithfulness(model, x, maps, target=1, steps=40, batch_size=1000)
+    for name in maps:
+        for field in ("deletion", "insertion", "positive", "negative"):
+            np.testing.assert_allclose(getattr(small[name], field),
+                                       getattr(whole[name], field), atol=1e-6)
