@@ -18,6 +18,7 @@ def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None],
                  figure_args: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add ``evaluate`` and ``compare`` to the subparsers ``sub`` (``figure_args`` adds the
     figure size, text and colour options their figures share with ``export``)."""
+    from vitexplorer.cli import _at_least_one, _device
     from vitexplorer.core.constants import FORMATS
     from vitexplorer.core.images import RESIZE_POLICIES
 
@@ -41,7 +42,8 @@ def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None],
                     help="mask agreement only (no perturbed forwards)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the random maps")
     ev.add_argument("--format", default="png", choices=FORMATS)
-    ev.add_argument("--batch-size", type=int, default=32, help="perturbed images per forward")
+    ev.add_argument("--batch-size", type=_at_least_one, default=32,
+                    help="perturbed images per forward")
     ev.add_argument("--resume", action="store_true", help="skip finished images")
     ev.add_argument("--overwrite", action="store_true", help="replace existing results")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -56,14 +58,17 @@ def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None],
     co.add_argument("--weights", action="append", default=None,
                     help="weights of A, then of B (once: the same for both); pretrained, "
                          "random or a local file")
-    co.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
+    co.add_argument("--device", default="cpu", type=_device,
+                    help="cpu (default), cuda, mps or auto")
     co.add_argument("--resize", default="crop",
                     choices=RESIZE_POLICIES)
     co.add_argument("--input-size", type=int, default=None, metavar="N",
                     help="build both models for N x N inputs (default: each its own)")
-    co.add_argument("--pairs", type=int, default=6, help="matched pairs in the figure")
-    co.add_argument("--size", type=int, default=64,
-                    help="long side in pixels of the canvas the maps are compared on")
+    co.add_argument("--pairs", type=_at_least_one, default=6,
+                    help="matched pairs in the figure")
+    co.add_argument("--size", type=_canvas_size, default=64,
+                    help=f"long side in pixels of the canvas the maps are compared on "
+                         f"({MIN_CANVAS}..{MAX_CANVAS})")
     co.add_argument("--format", default="png", choices=FORMATS)
     co.add_argument("--tokens", action="store_true",
                     help="also the artifact tokens of both models (Darcet et al. 2024; e.g. "
@@ -71,6 +76,23 @@ def add_commands(sub, model_args: Callable[[argparse.ArgumentParser], None],
                          "high-norm tokens per block in the JSON")
     co.add_argument("--force", action="store_true", help="overwrite existing outputs")
     figure_args(co)
+
+
+#: compare's canvas: every head map of both models is held at this size (ViT-B at 1024 px:
+#: 2 x 144 maps x 4 MB, 1.2 GB); 100000 asked the allocator for 33 GB
+MIN_CANVAS, MAX_CANVAS = 8, 1024
+
+
+def _canvas_size(text: str) -> int:
+    """argparse type: compare's ``--size``, an integer in MIN_CANVAS..MAX_CANVAS."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if not MIN_CANVAS <= value <= MAX_CANVAS:
+        raise argparse.ArgumentTypeError(f"{text} is out of range ({MIN_CANVAS}..{MAX_CANVAS} "
+                                         "pixels)")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,20 +138,20 @@ def _compare(args: argparse.Namespace, figure) -> int:
         print(f"vitexplorer: skipped '{path}': {reason}", file=sys.stderr)
     a, b = (load_model(m, w, args.device, args.input_size, **resize_model_kwargs(args.resize))
             for m, w in specs)
-    comp = compare_models(a, b, [it.path for it in items], args.resize, max(8, args.size),
+    comp = compare_models(a, b, [it.path for it in items], args.resize, args.size,
                           tokens=args.tokens)
     for path, reason in comp.skipped:
         print(f"vitexplorer: skipped '{path}': {reason}", file=sys.stderr)
     write_atomic(files["json"], comp.to_json())
     write_atomic(files["csv"], comp.to_csv())
-    save_figure(comparison_figure(comp, max(1, args.pairs), options=figure), files["figure"])
+    save_figure(comparison_figure(comp, args.pairs, options=figure), files["figure"])
     print(f"A: {a.label}\nB: {b.label}\n{comp.n_images} images; fused rollouts: JS "
           f"{comp.rollout_distance:.3f}; {len(comp.matches)} matched heads")
     for side, art in zip("AB", comp.artifacts, strict=True):
         if art is not None:
             per_block = ", ".join(f"{v:g}" for v in art["flagged_per_block"])
             print(f"{side}: high-norm patch tokens per block (mean over images): {per_block}")
-    for r in comp.rows()[: max(1, args.pairs)]:
+    for r in comp.rows()[: args.pairs]:
         print(f"  A {r['layer_a']}.{r['head_a']} <-> B {r['layer_b']}.{r['head_b']}  "
               f"JS {r['js_distance']:.3f}  {r.get('group_a', '')} / {r.get('group_b', '')}")
     for p in files.values():
@@ -140,6 +162,7 @@ def _compare(args: argparse.Namespace, figure) -> int:
 def _evaluate(args: argparse.Namespace, figure) -> int:
     from vitexplorer.cli import with_progress
     from vitexplorer.core.batch import parse_indices
+    from vitexplorer.core.checks import check_class
     from vitexplorer.core.constants import resize_model_kwargs
     from vitexplorer.core.evaluate_folder import EVAL_METHODS, EvaluateOptions, run_evaluate
     from vitexplorer.core.models import load_model
@@ -151,12 +174,13 @@ def _evaluate(args: argparse.Namespace, figure) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     if args.masks is not None and not args.masks.is_dir():
-        print(f"vitexplorer: mask folder '{args.masks}' does not exist", file=sys.stderr)
-        return EXIT_ERROR
+        print(f"vitexplorer: --masks '{args.masks}' is not a folder", file=sys.stderr)
+        return EXIT_USAGE  # as batch says it
     check_inputs(args.inputs, args.output)  # as batch: before the model loads
     check_output(args.output)
     loaded = load_model(args.model, args.weights, args.device, args.input_size,
                         **resize_model_kwargs(args.resize))
+    check_class(args.target, loaded)  # a UsageError, not a failure of every image
     try:
         layers = parse_indices(args.layers, len(loaded.model.blocks), "--layers")
     except ValueError as exc:
@@ -168,7 +192,7 @@ def _evaluate(args: argparse.Namespace, figure) -> int:
         input_size=args.input_size, layers=layers,
         methods=methods, target=args.target, steps=args.steps, seed=args.seed,
         faithfulness=not args.no_faithfulness, format=args.format,
-        batch_size=max(1, args.batch_size))
+        batch_size=args.batch_size)
     # a BatchError (the run cannot start) is reported by cli.main() like every core error
     result = with_progress(args.quiet, "image", lambda progress, stop: run_evaluate(
         args.inputs, args.output, loaded, opts, args.resume, args.overwrite, progress, stop,

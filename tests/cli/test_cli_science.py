@@ -35,7 +35,7 @@ def test_evaluate_command(tmp_path, images_dir, capsys):
     assert main(["evaluate", str(tmp_path), "-o", str(out), *TINY, "--methods",
                  "head"]) == 2
     assert main(["evaluate", str(tmp_path / "coins.png"), "-o", str(tmp_path / "o2"),
-                 "--masks", str(tmp_path / "nowhere"), *TINY]) == 1
+                 "--masks", str(tmp_path / "nowhere"), *TINY]) == 2  # as batch
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "coins.png"), "-o", str(tmp_path / "o3"), *TINY,
                  "--layers", "0,12"]) == 2  # vit_tiny has blocks 0-11
@@ -135,3 +135,30 @@ def test_compare_and_evaluate_build_their_models_for_the_native_policy(tmp_path,
     assert run["input_size"] is None and run["patch_size"] == [16, 16]
     record = json.loads(next((tmp_path / "e").rglob("chelsea.png.json")).read_text())
     assert record["grid"][1] > record["grid"][0]  # 451 x 300: wider, not the square 4 x 4
+
+
+def test_science_option_errors_are_usage_errors_before_any_work(tmp_path, images_dir, capsys):
+    """Each was seen otherwise: compare --device foo and --size 100000 tracebacks (torch's
+    device parser, OpenCV's allocator: 33 GB), evaluate --class 5000 'RuntimeError: index
+    5000 is out of bounds' per image in errors.csv, --batch-size 0 taken as 1, a --masks
+    file 'does not exist' (exit 1; batch says 'is not a folder', exit 2)."""
+    img = str(images_dir / "coins.png")
+    pair = ["--model", "vit_tiny_patch16_224", "--weights", "random", "--weights", "random"]
+    cases = [(["compare", img, "-o", str(tmp_path / "c"), *pair, "--device", "foo"], "--device"),
+             (["compare", img, "-o", str(tmp_path / "c"), *pair, "--size", "100000"], "--size"),
+             (["compare", img, "-o", str(tmp_path / "c"), *pair, "--pairs", "0"], "--pairs"),
+             (["evaluate", img, "-o", str(tmp_path / "e"), *TINY, "--batch-size", "0"],
+              "--batch-size"),
+             (["evaluate", img, "-o", str(tmp_path / "e"), *TINY, "--masks", img],
+              "--masks"),
+             (["evaluate", img, "-o", str(tmp_path / "e"), *TINY, "--class", "5000"],
+              "--class 5000 is out of range")]
+    for argv, word in cases:
+        try:
+            rc = main(argv)
+        except SystemExit as stop:
+            rc = stop.code
+        err = capsys.readouterr().err
+        assert rc == 2 and word in err and "Traceback" not in err, (argv, rc, err)
+    assert not (tmp_path / "e" / "run.json").exists()
+    assert not (tmp_path / "c" / "comparison.json").exists()
