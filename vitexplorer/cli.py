@@ -14,6 +14,7 @@ from vitexplorer.core.constants import (
     DEFAULT_CMAP,
     DEFAULT_MODEL,
     DEFAULT_OPACITY,
+    DISPLAY_SIDE,
     FORMATS,
     FUSIONS,
     MASK_MODES,
@@ -431,9 +432,8 @@ def _heads(args: argparse.Namespace) -> int:
     from vitexplorer.core.errors import UsageError
     from vitexplorer.core.figures import group_grid_figure, save_figure, similarity_figure
     from vitexplorer.core.files import check_output_file, same_file, write_atomic
-    from vitexplorer.core.images import load_image
     from vitexplorer.core.importance import head_importance
-    from vitexplorer.core.masks import find_mask_file, load_mask
+    from vitexplorer.core.masks import find_mask_file, fitted_mask
     from vitexplorer.core.relations import cluster_heads, layer_divergence
 
     try:
@@ -458,9 +458,12 @@ def _heads(args: argparse.Namespace) -> int:
             raise UsageError(f"'{p}' is named for two outputs; give each its own name")
         check_output_file(p, inputs, args.force)
     loaded = _load_checked(args, [args.image])
-    image = load_image(args.image)
-    analysis = analyze(loaded, image, args.resize, source=str(args.image))
-    mask = load_mask(mask_path, image.shape[:2]) if mask_path else None
+    # on the window's display copy: the same table as the window's, and a camera photo
+    # decoded at that size (JPEG draft), not in full
+    analysis = analyze(loaded, args.image, args.resize, source=str(args.image),
+                       display_side=DISPLAY_SIDE)
+    mask = (fitted_mask(mask_path, analysis.photo_size, analysis.image.shape[:2])
+            if mask_path else None)
     table = analysis.head_table(args.mask_mode, mask, str(mask_path) if mask_path else None,
                                 args.box)
     if "mask_warning" in table.meta:

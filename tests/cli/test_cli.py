@@ -150,6 +150,42 @@ def test_heads_box_and_model_free_default(tmp_path, images_dir, capsys):
     assert exc.value.code == 2 and "four numbers" in capsys.readouterr().err
 
 
+def test_heads_scores_a_camera_photo_on_the_windows_display_copy(tmp_path, images_dir,
+                                                                  monkeypatch):
+    # the table the window shows, from a JPEG draft; a full-size mask file fits that copy
+    import json
+
+    from PIL import Image
+
+    from vitexplorer.core import images
+    from vitexplorer.core.analysis import analyze
+    from vitexplorer.core.constants import DISPLAY_SIDE
+    from vitexplorer.core.masks import fitted_mask
+    from vitexplorer.core.models import load_model
+
+    photo = tmp_path / "camera.jpg"
+    Image.open(images_dir / "horse.png").convert("RGB").resize((3300, 2475)).save(photo)
+    mask_file = tmp_path / "camera_mask.png"
+    Image.open(images_dir / "horse.png").convert("L").resize((3300, 2475)).point(
+        lambda v: 255 if v < 128 else 0).save(mask_file)
+    decoded = []
+    real_decode = images._decode_open  # every decode's, whoever imported decode by name
+    monkeypatch.setattr(images, "_decode_open",
+                        lambda *a, **k: decoded.append(real_decode(*a, **k)) or decoded[-1])
+    out = tmp_path / "t.json"
+    assert main(["heads", str(photo), *TINY, "--json", str(out)]) == 0
+    assert decoded[0].pixels.shape[:2] == (1238, 1650)  # libjpeg's 1/2, not 2475 x 3300
+    made = json.loads(out.read_text())
+    assert made["meta"]["mask"].endswith("camera_mask.png")
+    loaded = load_model("vit_tiny_patch16_224", "random")  # seeded: the CLI's weights
+    shown = analyze(loaded, photo, display_side=DISPLAY_SIDE)
+    assert shown.image.shape[:2] == (1200, 1600)
+    want = shown.head_table(mask=fitted_mask(mask_file, (2475, 3300), (1200, 1600)),
+                            mask_name=str(mask_file))
+    assert [h["fg_score"] for h in made["heads"]] == pytest.approx(
+        want.scores["fg_score"].ravel().tolist(), abs=1e-6)
+
+
 def test_batch_exit_status_and_summarize(tmp_path, images_dir, capsys):
     src = tmp_path / "in"
     src.mkdir()

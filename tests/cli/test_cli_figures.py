@@ -45,8 +45,8 @@ def test_export_decodes_a_camera_photo_only_as_large_as_its_figure(tmp_path, ima
     photo = tmp_path / "camera.jpg"
     Image.open(images_dir / "chelsea.png").convert("RGB").resize((2400, 1800)).save(photo)
     decoded = []
-    real_decode = images.decode
-    monkeypatch.setattr(images, "decode",
+    real_decode = images._decode_open  # every decode's, whoever imported decode by name
+    monkeypatch.setattr(images, "_decode_open",
                         lambda *a, **k: decoded.append(real_decode(*a, **k)) or decoded[-1])
     png = tmp_path / "f.png"
     assert main(["export", str(photo), "-o", str(png), *TINY, "--width", "600px",

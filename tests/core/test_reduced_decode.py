@@ -147,8 +147,8 @@ def test_an_export_decodes_only_the_pixels_its_figure_shows(tmp_path, tiny_loade
     shown = analyze(tiny_loaded, path, display_side=300)
     ref = analyze(tiny_loaded, path)
     decoded = []
-    real_decode = images.decode
-    monkeypatch.setattr(images, "decode",
+    real_decode = images._decode_open  # every decode's, whoever imported decode by name
+    monkeypatch.setattr(images, "_decode_open",
                         lambda *a, **k: decoded.append(real_decode(*a, **k)) or decoded[-1])
     assert shown.full_resolution(250) is shown  # the display copy has the pixels
     assert not decoded

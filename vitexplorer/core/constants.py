@@ -23,6 +23,10 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".
 #: attends to, the foreground of a rollout mask and a head's "area" (Caron et al. 2021, DINO:
 #: "we keep 60% of the mass")
 MASS_SHARE = 0.6
+#: px: the long side of the copy of a photo that the window shows and the head tables of the
+#: window and of ``heads`` are measured on (features, masks and GrabCut need no more; a
+#: 24 MP photo at full size cost seconds of integral images and a GB of memory)
+DISPLAY_SIDE = 1600
 #: opacity of a map over its image, everywhere a default is needed (screen, CLI, figures)
 DEFAULT_OPACITY = 0.6
 #: colormap of the maps unless the user picks another (core.render.COLORMAPS lists them)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vitexplorer.core.constants import MASS_SHARE
+from vitexplorer.core.constants import DISPLAY_SIDE, MASS_SHARE
 from vitexplorer.core.images import display_size
 from vitexplorer.core.render import overlay
 from vitexplorer.gui.state import Drawing, FinishedAnalysis, HeadGroups
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from vitexplorer.core.models import LoadedModel
 
 THUMB = 72  # head-grid thumbnail size (longest side, pixels)
-DISPLAY_MAX = 1600  # longest side of the image the view renders on
+DISPLAY_MAX = DISPLAY_SIDE  # longest side of the image the view renders on
 
 
 def load_model_job(spec: str, weights: str, model_kwargs: dict | None = None,
