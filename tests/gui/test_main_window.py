@@ -162,7 +162,8 @@ def test_a_folder_that_cannot_be_listed_is_named_with_its_reason(qtbot, window, 
         return real(self)
 
     monkeypatch.setattr(Path, "iterdir", iterdir)
-    window.open_path(str(locked))
+    with qtbot.waitSignal(window.analyses.image_failed, timeout=10000):
+        window.open_path(str(locked))  # listed in a worker
     assert f"Cannot list '{locked}': Permission denied" in window.banner.label.text()
     assert not window.tasks.is_running()
     said = []
@@ -647,6 +648,45 @@ def test_an_opened_image_browses_its_own_folder(qtbot, window, tmp_path):
     window.actions_["next"].trigger()
     assert window.state.source == str(sample_image())
     assert "Open an image file or a folder" in window.status_text.text()
+
+
+def test_next_image_lists_the_folder_in_a_worker_and_adds_up_presses_meanwhile(
+        qtbot, window, tmp_path, monkeypatch):
+    """A slow folder (huge, on a network) is listed off the GUI thread: the window stays
+    live, Next/Previous pressed meanwhile add up (3 x Next, 1 x Previous: two on), and an
+    image opened meanwhile wins over the steps."""
+    import threading
+
+    for name in "abcde":
+        shutil.copy(TEST_IMAGES / "coins.png", tmp_path / f"{name}.png")
+    open_and_wait(qtbot, window, tmp_path / "b.png")
+    gate, on_gui_thread = threading.Event(), []
+    real = Path.iterdir
+
+    def slow(self):
+        if self == tmp_path:
+            on_gui_thread.append(threading.current_thread() is threading.main_thread())
+            gate.wait(5)
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", slow)
+    window.actions_["next"].trigger()
+    qtbot.waitUntil(lambda: bool(on_gui_thread), timeout=10000)
+    assert on_gui_thread == [False], "the folder was listed on the GUI thread"
+    assert window.tasks.is_running("list-A")
+    for key in ("next", "next", "previous"):
+        window.actions_[key].trigger()
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        gate.set()
+    assert window.state.source == str(tmp_path / "d.png")
+    gate.clear()
+    window.analyses.folder = []  # listed again
+    window.actions_["next"].trigger()
+    qtbot.waitUntil(lambda: len(on_gui_thread) == 2, timeout=10000)
+    open_and_wait(qtbot, window, tmp_path / "a.png")
+    gate.set()
+    qtbot.waitUntil(lambda: not window.tasks.is_running(), timeout=10000)
+    assert window.state.source == str(tmp_path / "a.png"), "the image opened, not a step"
 
 
 def test_the_sample_image_is_not_a_recent_file(qtbot, settings, window):

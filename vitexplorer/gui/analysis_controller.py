@@ -13,7 +13,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from vitexplorer.core.constants import IMAGE_SUFFIXES, resize_model_kwargs
-from vitexplorer.core.errors import ImageError, VitexplorerError
+from vitexplorer.core.errors import Cancelled, ImageError, VitexplorerError
 from vitexplorer.gui import jobs
 from vitexplorer.gui.state import FinishedAnalysis, ModelSlot, ViewState
 from vitexplorer.gui.tasks import TaskRunner
@@ -22,11 +22,33 @@ if TYPE_CHECKING:
     from vitexplorer.core.models import LoadedModel
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The images of ``folder`` (not recursive, hidden files skipped), sorted by name."""
-    return sorted((f for f in folder.iterdir()
-                   if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-                   and f.is_file()), key=lambda f: f.name.lower())
+def image_files(folder: Path, should_stop=None) -> list[Path]:
+    """The images of ``folder`` (not recursive, hidden files skipped), sorted by name;
+    ``should_stop`` is asked between entries (a huge or network folder lists slowly)."""
+    files = []
+    for f in folder.iterdir():
+        if should_stop is not None and should_stop():
+            raise Cancelled("cancelled")
+        if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file():
+            files.append(f)
+    return sorted(files, key=lambda f: f.name.lower())
+
+
+def list_job(paths: list[Path], siblings: bool = False, should_stop=None
+             ) -> list[list[Path] | OSError | None]:
+    """Runs in a worker: for each path, a folder's images (:func:`image_files`) or the
+    OSError that kept it from being listed, anything else as itself; with ``siblings``,
+    the images of a file's folder (None when the path is not a file)."""
+    out: list[list[Path] | OSError | None] = []
+    for p in paths:
+        try:
+            if siblings:
+                out.append(image_files(p.parent, should_stop) if p.is_file() else None)
+            else:
+                out.append(image_files(p, should_stop) if p.is_dir() else [p])
+        except OSError as exc:
+            out.append(exc)
+    return out
 
 
 class AnalysisController(QObject):
@@ -62,6 +84,7 @@ class AnalysisController(QObject):
         self._shown_size = state.input_size  # ... and the analysis shown was made at
         self._reverting = False  # setting the state back to the maps shown: nothing to redo
         self._failure: str | None = None  # why the last analysis failed, said on going back
+        self._steps = 0  # Next (+1) and Previous (-1) pressed while a listing runs
         state.changed.connect(self._state_changed)
         tasks.worker_finished.connect(self._worker_ended)
 
@@ -160,59 +183,82 @@ class AnalysisController(QObject):
         if p.is_dir():
             self.open_folder(p)
         else:
+            self.tasks.cancel(self._kind("list"))  # a Next asked before: this image instead
             self._browsing = None
             self.analyze(str(p), str(p))
 
-    def _listed(self, folder: Path) -> list[Path] | None:
-        """The images of ``folder``, or None when it cannot be listed (said, naming it)."""
-        try:
-            return image_files(folder)
-        except OSError as exc:
-            self.image_failed.emit(f"Cannot list '{folder}': {exc.strerror or exc}.")
+    def _list(self, paths: list[Path], done, siblings: bool = False) -> None:
+        """List ``paths`` in a worker (:func:`list_job`), then ``done(lists)``; Next and
+        Previous pressed meanwhile add up in :attr:`_steps`, taken from where it lands."""
+        self._steps = 0
+        name = paths[0].parent.name if siblings else paths[0].name
+        self.tasks.run(self._kind("list"), list_job, paths, siblings, on_done=done,
+                       message=f"Listing {name or paths[0]}…")
+
+    def _listed(self, folder: Path, listed: list[Path] | OSError | None) -> list[Path] | None:
+        """The images of ``folder``, or None when it could not be listed (said, naming it)."""
+        if isinstance(listed, OSError):
+            self.image_failed.emit(f"Cannot list '{folder}': {listed.strerror or listed}.")
             return None
+        return listed
 
     def open_folder(self, folder: Path) -> None:
-        files = self._listed(folder)
-        if files == []:
-            self.image_failed.emit(f"No images found in '{folder}'.")
-        if not files:
-            return
-        self.folder = files
-        self._browsing = files[0]
-        self.analyze(str(files[0]), str(files[0]))
+        self._list([folder], lambda lists: self._open_listed([folder], lists))
 
     def open_files(self, paths: list[Path]) -> None:
         """Several files (and folders) at once, as dropped: the first image is opened and
         Next / Previous go through them in the order given."""
-        lists = [self._listed(p) if p.is_dir() else [p] for p in paths]
+        self._list(paths, lambda lists: self._open_listed(paths, lists))
+
+    def _open_listed(self, paths: list[Path], lists: list) -> None:
+        lists = [self._listed(p, listed) for p, listed in zip(paths, lists, strict=True)]
         files = [f for listed in lists if listed for f in listed]
         if not files:
-            if None not in lists:  # else the folder that could not be listed is named
+            if len(paths) == 1 and lists == [[]]:
+                self.image_failed.emit(f"No images found in '{paths[0]}'.")
+            elif None not in lists:  # else the folder that could not be listed is named
                 self.image_failed.emit("No images among the files dropped.")
             return
         self.folder = files
-        self._browsing = files[0]
-        self.analyze(str(files[0]), str(files[0]))
+        self._go(0, self._steps)
 
     def step_folder(self, delta: int) -> None:
         """The next (``delta`` 1) or previous (-1) image of the folder opened, or of the
-        current image's own folder, as an image viewer browses (listed again when the image
-        is not in the list: opened from elsewhere, or added since). It steps from the file
-        last asked for while that one is not shown (it could not be opened, or is still
-        being analysed): a broken file is passed, not tried again."""
+        current image's own folder, as an image viewer browses (listed again, in a worker,
+        when the image is not in the list: opened from elsewhere, or added since). It steps
+        from the file last asked for while that one is not shown (it could not be opened, or
+        is still being analysed): a broken file is passed, not tried again. Pressed while a
+        listing runs, the steps add up and are taken once it lands."""
+        if self.tasks.is_running(self._kind("list")):
+            self._steps += delta
+            return
         source = self.state.source
         cur = self._browsing or (Path(source) if source else None)
-        if cur is not None and cur not in self.folder and cur.is_file():
-            listed = self._listed(cur.parent)
-            if listed is None:
-                return
-            self.folder = listed
-        if cur is None or cur not in self.folder:
-            self.message.emit("Open an image file or a folder (Ctrl+Shift+O or drop one) "
-                              "to browse it.")
+        if cur is not None and cur in self.folder:
+            self._go(self.folder.index(cur), delta)
+        elif cur is not None:
+            self._list([cur], lambda lists: self._step_listed(cur, lists[0]), siblings=True)
+            self._steps = delta
+        else:
+            self._nothing_to_browse()
+
+    def _step_listed(self, cur: Path, listed: list[Path] | OSError | None) -> None:
+        if isinstance(listed, OSError):
+            self._listed(cur.parent, listed)
             return
-        i = self.folder.index(cur)
-        nxt = self.folder[(i + delta) % len(self.folder)]
+        if listed is not None:
+            self.folder = listed
+        if cur in self.folder:
+            self._go(self.folder.index(cur), self._steps)
+        else:
+            self._nothing_to_browse()
+
+    def _nothing_to_browse(self) -> None:
+        self.message.emit("Open an image file or a folder (Ctrl+Shift+O or drop one) to "
+                          "browse it.")
+
+    def _go(self, index: int, delta: int) -> None:
+        nxt = self.folder[(index + delta) % len(self.folder)]
         self._browsing = nxt
         self.analyze(str(nxt), str(nxt))
 
