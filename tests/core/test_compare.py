@@ -121,3 +121,27 @@ def test_artifact_tokens_in_compare_mode(tiny_loaded):
     assert max(r["artifact_share_b"] for r in rows) > 0
     data = json.loads(comp.to_json())
     assert data["artifact_tokens_per_block"]["b"][1] == 2
+
+
+def test_a_camera_photo_is_compared_on_a_display_copy(tmp_path, tiny_loaded, monkeypatch):
+    # decoded once, at the window's display size; the canvas makes the answer the same
+    from PIL import Image
+
+    from vitexplorer.core import images
+    from vitexplorer.core.images import load_image
+
+    photo = tmp_path / "camera.jpg"
+    Image.open(IMAGES[0]).convert("RGB").resize((3300, 2475)).save(photo, quality=95)
+    torch.manual_seed(1)
+    other = dataclasses.replace(tiny_loaded, model=copy.deepcopy(tiny_loaded.model))
+    for p in other.model.blocks[-1].attn.parameters():
+        p.data.normal_(0, 0.2)
+    full = compare_models(tiny_loaded, other, [load_image(photo)])
+    decoded = []
+    real_decode = images._decode_open
+    monkeypatch.setattr(images, "_decode_open",
+                        lambda *a, **k: decoded.append(real_decode(*a, **k)) or decoded[-1])
+    comp = compare_models(tiny_loaded, other, [photo])
+    assert [d.pixels.shape[:2] for d in decoded] == [(1238, 1650)]  # 1/2, not 2475 x 3300
+    np.testing.assert_allclose(comp.cost, full.cost, atol=0.02)
+    assert comp.matches == full.matches

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from vitexplorer.core.analysis import Analysis, analyze
+from vitexplorer.core.constants import DISPLAY_SIDE
 from vitexplorer.core.errors import Cancelled, ImageError, VitexplorerError
-from vitexplorer.core.images import Geometry, load_image, map_to_image
+from vitexplorer.core.images import Geometry, decode_display, map_to_image
 from vitexplorer.core.models import LoadedModel
 from vitexplorer.core.profile import HeadProfile, aggregate
 
@@ -197,7 +198,10 @@ def compare_models(
                 raise Cancelled("cancelled")
             src = str(img) if isinstance(img, str | Path) else f"image {n}"
             try:
-                rgb = load_image(img) if isinstance(img, str | Path) else img
+                # the window's display copy (a camera JPEG decoded at that size): the maps
+                # meet on a small canvas, and the scores need no more
+                rgb = (decode_display(img, DISPLAY_SIDE)[0] if isinstance(img, str | Path)
+                       else img)
             except ImageError as exc:
                 skipped.append((src, exc.reason))
                 continue
