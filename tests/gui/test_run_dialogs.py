@@ -181,3 +181,54 @@ def test_batch_cancel_stops_the_forward_in_flight(qtbot, window, tmp_path, monke
         handle.remove()
     assert written == []
     assert dlg.status.text().startswith("Cancelled after 0 of 6 images")
+
+
+def _close_button(dlg):
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    box = dlg.findChild(QDialogButtonBox)
+    assert box is not None, f"{type(dlg).__name__} has no button box"
+    button = box.button(QDialogButtonBox.StandardButton.Close)
+    assert button is not None and button.isVisible()
+    return button
+
+
+def test_evaluate_and_similarity_dialogs_close_with_a_button_or_esc(qtbot, window, chelsea,
+                                                                    tmp_path, monkeypatch):
+    """Both had no Close button. The evaluate dialog's asks first during a run (No: the
+    run goes on) and Esc cancels the run in view, as the batch dialog's; the similarity
+    figure's closes, and so does Esc."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from tests.gui.conftest import open_and_wait
+    from vitexplorer.gui.evaluate_dialog import EvaluateDialog
+
+    ev = EvaluateDialog(window.state.a.loaded, window.tasks, window)
+    qtbot.addWidget(ev)
+    ev.open()
+    qtbot.mouseClick(_close_button(ev), Qt.MouseButton.LeftButton)
+    assert not ev.isVisible()
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    ev.open()
+    ev.folder.setText(str(photos(tmp_path, 2)))
+    ev.output.setText(str(tmp_path / "out"))
+    ev.steps.setValue(2)
+    ev.start()
+    qtbot.mouseClick(_close_button(ev), Qt.MouseButton.LeftButton)
+    assert asked and ev.isVisible() and window.tasks.is_running("evaluate")
+    qtbot.keyClick(ev, Qt.Key.Key_Escape)
+    assert ev.isVisible() and not window.tasks.is_running("evaluate")
+    assert ev.summary.toPlainText().startswith("Stopping: the image in progress is dropped")
+    qtbot.waitUntil(ev.run_button.isEnabled, timeout=60000)
+    open_and_wait(qtbot, window, chelsea)
+    qtbot.waitUntil(lambda: window.state.a.head_groups is not None, timeout=60000)
+    for leave in ("button", "esc"):
+        dlg = window.groups_panel.enlarge()
+        qtbot.waitExposed(dlg)
+        if leave == "button":
+            qtbot.mouseClick(_close_button(dlg), Qt.MouseButton.LeftButton)
+        else:
+            qtbot.keyClick(dlg, Qt.Key.Key_Escape)
+        assert not dlg.isVisible()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QDialogButtonBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -93,6 +94,9 @@ class EvaluateDialog(RunDialog):
         lay.addLayout(buttons)
         lay.addWidget(self.progress)
         lay.addWidget(self.summary, 1)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.close)  # asks first while a run goes, as batch's Close
+        lay.addWidget(close)
 
     def _browse(self, edit: QLineEdit) -> None:
         path = QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text())
@@ -125,7 +129,8 @@ class EvaluateDialog(RunDialog):
         self.progress.setValue(done)
 
     def _show_stopping(self) -> None:
-        self.summary.setPlainText("Stopping after the current image…")
+        self.summary.setPlainText("Stopping: the image in progress is dropped (Resume "
+                                  "redoes it)…")
 
     def _show_cancelled(self) -> None:
         self.summary.setPlainText("Cancelled: the images done are kept in the output "

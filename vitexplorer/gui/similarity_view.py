@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QDialog, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QSizePolicy, QVBoxLayout, QWidget
 
 from vitexplorer.core.render import colormap_lut
 from vitexplorer.gui.qimage import to_qimage
@@ -211,4 +211,8 @@ class SimilarityDialog(QDialog):
         self.resize(900, 620)
         self.view = SimilarityView(self, large=True)
         self.view.set_groups(groups)
-        QVBoxLayout(self).addWidget(self.view)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.view, 1)
+        lay.addWidget(close)
