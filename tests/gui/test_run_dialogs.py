@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 
 from tests.conftest import TEST_IMAGES
+from vitexplorer.gui.picture_dialog import PictureDialog
 
 
 def photos(tmp_path, n=6):
@@ -232,3 +233,30 @@ def test_evaluate_and_similarity_dialogs_close_with_a_button_or_esc(qtbot, windo
         else:
             qtbot.keyClick(dlg, Qt.Key.Key_Escape)
         assert not dlg.isVisible()
+
+
+def test_the_head_profile_opens_readable_in_a_window_of_its_own(qtbot, window, tmp_path):
+    """The preview shrinks a print-size page to a thumbnail at 1024x700; a click (or View
+    head profile…) shows it at the window's width, scrolling, and Whole figure fits it."""
+    dlg = _batch_dialog(qtbot, window, tmp_path, n=2)
+    assert not dlg.profile_button.isEnabled()
+    dlg.start()
+    qtbot.waitUntil(dlg.open_button.isEnabled, timeout=60000)
+    assert dlg.profile_button.isEnabled()
+    pix = dlg.profile.pixmap()
+    with qtbot.waitSignal(dlg.profile.clicked):
+        qtbot.mouseClick(dlg.profile, Qt.MouseButton.LeftButton,
+                         pos=dlg.profile.rect().center())
+    viewer = dlg.findChild(PictureDialog)
+    qtbot.waitExposed(viewer)
+    screen = viewer.screen().availableGeometry()
+    assert viewer.width() <= screen.width() and viewer.height() <= screen.height()
+    viewer.resize(1000, 650)  # as it opens on a 1024x700 screen
+    shown = viewer.label.pixmap().size()
+    assert shown.width() >= min(pix.width(), 900), "not at the window's width"
+    assert abs(shown.height() / shown.width() - pix.height() / pix.width()) < 0.01
+    viewer.whole.setChecked(True)
+    whole = viewer.label.pixmap().size()
+    assert whole.height() <= viewer.area.viewport().height() < shown.height()
+    qtbot.mouseClick(_close_button(viewer), Qt.MouseButton.LeftButton)
+    assert not viewer.isVisible()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QTimer, QUrl, Signal
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from vitexplorer.core.constants import FORMATS
+from vitexplorer.gui.picture_dialog import PictureDialog
 from vitexplorer.gui.run_dialog import RunDialog, failures_line
 from vitexplorer.gui.scaled_pixmap import ScaledPixmap
 
@@ -142,8 +143,11 @@ class BatchDialog(RunDialog):
         self.cancel_button.setEnabled(False)
         self.open_button = QPushButton("Open output folder")
         self.open_button.setEnabled(False)
+        self.profile_button = QPushButton("View head profile…")
+        self.profile_button.setToolTip("The head profile at a readable size (or click it)")
+        self.profile_button.setEnabled(False)
         close = QPushButton("Close")
-        for b in (self.run_button, self.cancel_button, self.open_button):
+        for b in (self.run_button, self.cancel_button, self.open_button, self.profile_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(close)
@@ -151,6 +155,8 @@ class BatchDialog(RunDialog):
         self.run_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.open_button.clicked.connect(self._open_output)
+        self.profile_button.clicked.connect(self.show_profile)
+        self.profile.clicked.connect(self.show_profile)
         close.clicked.connect(self.close)
         self._state: dict = {}
         self.watch_runs()
@@ -220,6 +226,7 @@ class BatchDialog(RunDialog):
         self._state = {}
         self.progress.setRange(0, 0)  # busy until the runner has counted the images
         self.profile.set_pixmap(QPixmap())
+        self.profile_button.setEnabled(False)
         self.open_button.setEnabled(False)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -268,7 +275,19 @@ class BatchDialog(RunDialog):
         profile = out / "head_profile.png"
         if profile.is_file():
             self.profile.set_pixmap(QPixmap(str(profile)))
+            self.profile.setToolTip("Click to view it at a readable size")
+            self.profile.setCursor(Qt.CursorShape.PointingHandCursor)
+            self.profile_button.setEnabled(True)
         self.open_button.setEnabled(True)
+
+    def show_profile(self) -> PictureDialog | None:
+        """The head profile at a readable size: the preview shrinks a print-size page."""
+        if self.profile.pixmap().isNull():
+            return None
+        viewer = PictureDialog(self.profile.pixmap(), "Head profile", self)
+        viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        viewer.show()
+        return viewer
 
     def _failed(self, exc: BaseException) -> bool:
         from vitexplorer.core.errors import VitexplorerError

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QPainter, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 
 class ScaledPixmap(QWidget):
+    #: a click on the picture (to show it larger)
+    clicked = Signal()
+
     def __init__(self, placeholder: str = "", parent=None) -> None:
         super().__init__(parent)
         self._pix = QPixmap()
@@ -32,6 +35,10 @@ class ScaledPixmap(QWidget):
 
     def sizeHint(self) -> QSize:
         return QSize(300, self.heightForWidth(300))
+
+    def mouseReleaseEvent(self, event) -> None:
+        if not self._pix.isNull() and event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit()
 
     def paintEvent(self, _event) -> None:
         p = QPainter(self)
