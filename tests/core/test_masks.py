@@ -89,3 +89,31 @@ def test_an_analysis_takes_a_box_in_the_photos_pixels(tiny_loaded):
     assert a.foreground(box=(40, 30, 200, 160)).mask.shape == (303, 384)
     with pytest.raises(UsageError, match=r"\(500, 0, 600, 100\) does not overlap the 384x303"):
         small.foreground(box=(500, 0, 600, 100))
+
+
+@pytest.mark.parametrize("kind", ["dangling link", "link loop", "folder"])
+def test_a_broken_mask_is_named_not_skipped(tmp_path, kind):
+    """find_mask_file passed over a mask that is there but no file, and the head table
+    silently took the centre GrabCut in its place."""
+    import os
+    import shutil
+
+    from vitexplorer.core.errors import ImageError
+    from vitexplorer.core.masks import find_mask_file, load_mask
+
+    photo = tmp_path / "photo.png"
+    shutil.copy(TEST_IMAGES / "coins.png", photo)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    mask = masks / "photo.png"
+    if kind == "dangling link":
+        os.symlink(masks / "gone.png", mask)
+    elif kind == "link loop":
+        os.symlink(masks / "other.png", mask)
+        os.symlink(mask, masks / "other.png")
+    else:
+        mask.mkdir()
+    assert find_mask_file(photo, masks) == mask
+    reason = "it is a folder" if kind == "folder" else "a broken symbolic link"
+    with pytest.raises(ImageError, match=f"photo.png': {reason}"):
+        load_mask(mask, (10, 10))

@@ -115,6 +115,8 @@ def opened_image(path: str | Path) -> Iterator[Image.Image]:
     path = Path(path)
     if path.is_dir():
         raise ImageError(path, "it is a folder, not a file")
+    if path.is_symlink() and not path.exists():
+        raise ImageError(path, "a broken symbolic link (its target is missing or it loops)")
     try:
         st = path.stat()
     except OSError as exc:

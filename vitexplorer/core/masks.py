@@ -27,7 +27,7 @@ import numpy as np
 
 from vitexplorer.core.constants import MASS_SHARE
 from vitexplorer.core.errors import ImageError, OutputError, UsageError
-from vitexplorer.core.files import write_atomic
+from vitexplorer.core.files import same_file, write_atomic
 from vitexplorer.core.images import Geometry, load_image, map_to_image
 from vitexplorer.core.maps import mass_region
 
@@ -346,7 +346,9 @@ def save_mask(mask: np.ndarray, path: str | Path, photo_size: tuple[int, int],
 
 def find_mask_file(image: str | Path, mask_dir: str | Path | None = None) -> Path | None:
     """The mask of ``image``: ``<stem>_mask.<ext>`` next to it, or ``<stem>.<ext>`` /
-    ``<stem>_mask.<ext>`` in ``mask_dir``; None when there is none."""
+    ``<stem>_mask.<ext>`` in ``mask_dir``; None when there is none. A name that is there
+    but is no file (a broken or looping link, a folder) is returned too: loading it says
+    what is wrong, where skipping it put another foreground in the mask's place unsaid."""
     image = Path(image)
     folders = [Path(mask_dir)] if mask_dir else []
     folders.append(image.parent)
@@ -355,7 +357,7 @@ def find_mask_file(image: str | Path, mask_dir: str | Path | None = None) -> Pat
         for name in names:
             for ext in MASK_SUFFIXES:
                 p = folder / f"{name}{ext}"
-                if p.is_file() and p.resolve() != image.resolve():
+                if (p.is_symlink() or p.exists()) and not same_file(p, image):
                     return p
     return None
 
