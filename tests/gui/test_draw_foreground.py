@@ -466,3 +466,38 @@ def test_a_typed_box_that_misses_the_photo_is_a_line_not_a_dialog(qtbot, window,
     qtbot.waitUntil(lambda: "does not overlap" in window.status_text.text(), timeout=10000)
     assert "(500, 0, 600, 100)" in window.status_text.text()  # the photo's pixels
     assert "384x303" in window.status_text.text() and not dialogs
+
+
+def test_lines_over_a_tiny_photo_thin_with_it(qtbot, window, tmp_path):
+    """A 40 x 30 photo: the 60%-mass contour was burned into its pixels (one photo pixel:
+    about ten screen pixels once fitted to the view), and the mask outline was a 2 px line
+    on a 4 px halo at any zoom (a tenth of the photo at 100 %). Both are lines now, their
+    width following the photo's size on screen."""
+    from PIL import Image
+
+    from tests.conftest import TEST_IMAGES
+    from tests.gui.conftest import open_and_wait
+
+    tiny = tmp_path / "tiny.png"
+    Image.open(TEST_IMAGES / "chelsea.png").convert("RGB").resize((40, 30)).save(tiny)
+    window.resize(1024, 700)
+    window.state.update(contour=False)
+    open_and_wait(qtbot, window, tiny)
+    qtbot.waitUntil(lambda: window.state.a.head_groups is not None, timeout=60000)
+    bare = window.maps.last_frame.image.copy()
+    with qtbot.waitSignal(window.rendered, timeout=10000):
+        window.state.update(contour=True)
+    frame, view, overlay = window.maps.last_frame, window.view, window.mask_overlay
+    assert np.array_equal(frame.image, bare), "the contour is not burned into the pixels"
+    assert frame.contours and not view.contour_path().isEmpty()
+    view.fit()
+    assert view.transform().m11() > 5  # a photo pixel is several screen pixels
+
+    def widths():
+        return (view._contour.pen().widthF(), overlay._outline.pen().widthF(),
+                overlay._halo.pen().widthF())
+
+    assert widths() == (2, 2, 4) and view._contour.pen().isCosmetic()
+    view.actual_size()  # 40 screen pixels long
+    contour, outline, halo = widths()
+    assert contour < 1 and outline < 1 and halo < 2 and contour >= 0.5

@@ -114,13 +114,23 @@ def overlay(
     out[r0:r1, c0:c1] = cv2.addWeighted(image[r0:r1, c0:c1], 1.0 - float(opacity), colour,
                                         float(opacity), 0.0)
     if contour is not None:
-        region = mass_region(grid_map, contour).astype(np.float32)
-        full = map_to_image(region, geometry, "nearest") > 0.5
-        contours, _ = cv2.findContours(full.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                       cv2.CHAIN_APPROX_SIMPLE)
         thickness = max(1, round(max(image.shape[:2]) / 450))
-        cv2.drawContours(out, contours, -1, contour_color, thickness, cv2.LINE_AA)
+        cv2.drawContours(out, [c[:, None] for c in mass_contours(grid_map, contour, geometry)],
+                         -1, contour_color, thickness, cv2.LINE_AA)
     return out
+
+
+def mass_contours(grid_map: np.ndarray, share: float, geometry: Geometry
+                  ) -> list[np.ndarray]:
+    """The border of the fewest patches holding ``share`` of the map's mass
+    (:func:`vitexplorer.core.maps.mass_region`) on the image, as ``(n, 2)`` int x, y
+    pixel indices per outer contour (``cv2.findContours``): what :func:`overlay` draws, and
+    what the window draws as a line over the image (thin however far it is zoomed)."""
+    region = mass_region(grid_map, share).astype(np.float32)
+    full = map_to_image(region, geometry, "nearest") > 0.5
+    contours, _ = cv2.findContours(full.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    return [c[:, 0] for c in contours]
 
 
 #: formats :func:`encode` writes; figures with a colour bar and caption (SVG, PDF, decorated

@@ -259,5 +259,6 @@ class CompareController(QObject):
         b = self.state.b
         self.panel.grid.set_current(frame.options.layer, frame.options.head)
         self.panel.view.set_pixmap(to_pixmap(frame.image))
+        self.panel.view.show_contour(frame.contours)
         self.panel.caption.setText(f"<b>B: {b.loaded.label}</b> · "
                                    f"{Path(b.analysis.source).name} · {self.maps.caption}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import (
     QGraphicsItemGroup,
     QGraphicsPathItem,
@@ -14,6 +15,11 @@ from PySide6.QtWidgets import (
 
 #: the patch-query marker: white and magenta, never the cyan of the 60%-mass contour
 MARKER_OUTER, MARKER_INNER = QColor(255, 255, 255), QColor(255, 0, 200)
+CONTOUR = QColor(0, 255, 255)
+#: lines over the image (contour, mask outline) keep their full width on an image shown at
+#: least this many screen pixels long, and thin in proportion on a smaller one (a 40 x 30
+#: photo at 100 %), down to MIN_LINE
+FULL_LINES, MIN_LINE = 300, 0.5
 
 
 class ImageView(QGraphicsView):
@@ -22,6 +28,8 @@ class ImageView(QGraphicsView):
     clicked = Signal(float, float)
     #: arrow keys are forwarded (the window moves through heads and layers with them)
     arrow_pressed = Signal(int)
+    #: the zoom changed (fit, zoom, 100 %): lines over the image take their new width
+    scaled = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -46,6 +54,12 @@ class ImageView(QGraphicsView):
                 self._marker.addToGroup(item)
         self._marker.setVisible(False)
         self.scene().addItem(self._marker)
+        # the 60%-mass contour: a line, not pixels of the image (a 40 x 30 photo's 1-pixel
+        # border, fitted to the view, was ten screen pixels thick)
+        self._contour = QGraphicsPathItem()
+        self._contour.setZValue(5)
+        self.scene().addItem(self._contour)
+        self.scaled.connect(self._scale_contour)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
@@ -104,6 +118,33 @@ class ImageView(QGraphicsView):
         seen = self._seen.intersected(QRectF(pix.rect()))
         return 1.0 - seen.width() * seen.height() / (pix.width() * pix.height())
 
+    def show_contour(self, contours: list[np.ndarray] | None) -> None:
+        """The 60%-mass contour: ``(n, 2)`` int x, y pixel indices per contour, drawn
+        through the pixel centres (None or [] hides it)."""
+        path = QPainterPath()
+        for c in contours or []:
+            path.addPolygon(QPolygonF([QPointF(x + 0.5, y + 0.5) for x, y in c.tolist()]))
+            path.closeSubpath()
+        self._contour.setPath(path)
+        self._scale_contour()
+
+    def contour_path(self) -> QPainterPath:
+        return self._contour.path()
+
+    def line_width(self, width: float) -> float:
+        """A screen width for a line of ``width`` px over the image: full on an image shown
+        at least FULL_LINES px long, in proportion below (never under MIN_LINE)."""
+        pix = self._item.pixmap()
+        if pix.isNull():
+            return width
+        shown = max(pix.width(), pix.height()) * self.transform().m11()
+        return max(MIN_LINE, width * min(1.0, shown / FULL_LINES))
+
+    def _scale_contour(self) -> None:
+        pen = QPen(CONTOUR, self.line_width(2))
+        pen.setCosmetic(True)
+        self._contour.setPen(pen)
+
     def marker_visible(self) -> bool:
         return self._marker.isVisible()
 
@@ -111,14 +152,17 @@ class ImageView(QGraphicsView):
         self._fit = True
         if not self._item.pixmap().isNull():
             self.fitInView(self._item, Qt.AspectRatioMode.KeepAspectRatio)
+            self.scaled.emit()
 
     def zoom(self, factor: float) -> None:
         self._fit = False
         self.scale(factor, factor)
+        self.scaled.emit()
 
     def actual_size(self) -> None:
         self._fit = False
         self.resetTransform()
+        self.scaled.emit()
 
     def wheelEvent(self, event) -> None:
         self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)

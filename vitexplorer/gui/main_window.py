@@ -381,6 +381,7 @@ class MainWindow(TransferMixin, QMainWindow):
     def _show_frame(self, frame: Frame) -> None:
         o = frame.options
         self.view.set_pixmap(to_pixmap(frame.image))
+        self.view.show_contour(frame.contours)
         self.view.show_marker(QRectF(*frame.marker) if frame.marker else None)
         x0, y0, x1, y1 = frame.view_box
         h, w = frame.display_size

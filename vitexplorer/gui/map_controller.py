@@ -14,7 +14,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from vitexplorer.core.constants import CLASS_METHODS, MASS_SHARE, PER_HEAD_METHODS
-from vitexplorer.core.render import display_range, overlay
+from vitexplorer.core.render import display_range, mass_contours, overlay
 from vitexplorer.gui import jobs
 from vitexplorer.gui.slot_controller import SlotController
 from vitexplorer.gui.state import ModelSlot, ViewOptions, ViewState
@@ -40,6 +40,8 @@ class Frame:
     scale: str  # who shares that range (state.SCALE_SCOPES; "map" in a patch query)
     view_box: tuple[float, float, float, float]  # the model's view (x0, y0, x1, y1), display px
     display_size: tuple[int, int]  # (height, width) of the display image
+    #: the 60%-mass contour (render.mass_contours, display px), drawn by the view as a line
+    contours: list[np.ndarray] | None = None
 
 class MapController(SlotController):
     """Draws one slot's view whenever the state or the slot's analysis changes."""
@@ -159,9 +161,10 @@ class MapController(SlotController):
         scale = "map" if self._querying(o) else o.scale
         vrange = self.color_range(o, grid_map, scale)
         image = overlay(f.display, grid_map, geom, o.cmap, o.opacity, o.scaling, o.upsample,
-                        contour=MASS_SHARE if o.contour else None, vrange=vrange)
+                        vrange=vrange)
+        contours = mass_contours(grid_map, MASS_SHARE, geom) if o.contour else None
         self.last_frame = Frame(image, grid_map, o, self._marker(o), vrange, scale,
-                                geom.box, f.display.shape[:2])
+                                geom.box, f.display.shape[:2], contours)
         self._drawn = (f, o, self.state.query_cell)
         self.frame_ready.emit(self.last_frame)
 
