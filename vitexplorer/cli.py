@@ -293,17 +293,33 @@ def main(argv: list[str] | None = None) -> int:
 def _name_warnings() -> None:
     """Warnings raised while an image file is read (Pillow's on broken EXIF data) name the
     file and show for every file, not once a run; every warning is written above the
-    progress bar instead of through it."""
+    progress bar instead of through it. Matplotlib's missing-glyph warnings (a file name in
+    a script the font lacks, in a caption) are one line per character, not two lines of
+    source per character and drawing."""
+    import re
     import warnings
 
     from tqdm import tqdm
 
     from vitexplorer.core.images import reading_now
 
+    no_glyph = re.compile(r"Glyph (\d+) .*missing from font")
+    told: set[int] = set()
+
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         source = reading_now()
-        text = (f"vitexplorer: warning: {source}: {message}" if source is not None else
-                warnings.formatwarning(message, category, filename, lineno, line).rstrip())
+        glyph = no_glyph.search(str(message))
+        if glyph:
+            code = int(glyph.group(1))
+            if code in told:
+                return
+            told.add(code)
+            text = (f"vitexplorer: warning: the figure's font has no glyph for '{chr(code)}' "
+                    f"(U+{code:04X}); it is drawn as a box")
+        elif source is not None:
+            text = f"vitexplorer: warning: {source}: {message}"
+        else:
+            text = warnings.formatwarning(message, category, filename, lineno, line).rstrip()
         tqdm.write(text, file=sys.stderr)
 
     warnings.showwarning = show

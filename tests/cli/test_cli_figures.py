@@ -71,3 +71,17 @@ def test_dollars_in_a_file_name_are_text_and_the_users_math_is_math(tmp_path, im
     analysis = analyze(load_model("vit_tiny_patch16_224", "random", input_size=32), photo)
     fig = overlay_figure(analysis, "rollout", options=FigureOptions(title=r"$\alpha$"))
     assert fig._suptitle.get_parse_math() and not fig._supxlabel.get_parse_math()
+
+
+def test_a_missing_glyph_is_one_line_per_character(tmp_path, images_dir, capsys):
+    """A CJK file name in the caption printed matplotlib's warning with its source line for
+    each character at each drawing (8 lines for two characters)."""
+    photo = tmp_path / "鼠 穴.png"
+    photo.write_bytes((images_dir / "coins.png").read_bytes())
+    assert main(["export", str(photo), "-o", str(tmp_path / "f.png"), *TINY,
+                 "--input-size", "64"]) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert err == ["vitexplorer: warning: the figure's font has no glyph for '鼠' (U+9F20); "
+                   "it is drawn as a box",
+                   "vitexplorer: warning: the figure's font has no glyph for '穴' (U+7A74); "
+                   "it is drawn as a box"]
