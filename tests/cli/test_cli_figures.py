@@ -71,6 +71,8 @@ def test_dollars_in_a_file_name_are_text_and_the_users_math_is_math(tmp_path, im
     analysis = analyze(load_model("vit_tiny_patch16_224", "random", input_size=32), photo)
     fig = overlay_figure(analysis, "rollout", options=FigureOptions(title=r"$\alpha$"))
     assert fig._suptitle.get_parse_math() and not fig._supxlabel.get_parse_math()
+    for text in ("$x", "5$ or 6\\$", r"$\alpha$ and \$"):  # a lone '$' is text; math is fine
+        FigureOptions(title=text, caption=text)
 
 
 def test_a_missing_glyph_is_one_line_per_character(tmp_path, images_dir, capsys):

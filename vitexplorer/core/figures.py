@@ -117,7 +117,8 @@ class FigureOptions:
 def check_math(text: str | None, name: str) -> None:
     """Refuse a title or caption whose ``$...$`` matplotlib cannot typeset (mathtext), here
     instead of as a traceback when the figure is saved after all the work."""
-    if not text or "$" not in text:
+    dollars = text.count("$") - text.count(r"\$") if text else 0
+    if dollars == 0 or dollars % 2:  # matplotlib's rule: math only between paired '$'
         return
     from matplotlib.mathtext import MathTextParser
 
