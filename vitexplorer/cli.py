@@ -657,7 +657,10 @@ def _summarize(args: argparse.Namespace) -> int:
     if not args.output.is_dir():
         print(f"vitexplorer: '{args.output}' is not a folder", file=sys.stderr)
         return EXIT_ERROR
-    n = summarize(args.output)
+    unreadable: list[tuple[Path, str]] = []
+    n = summarize(args.output, unreadable)
+    for path, reason in unreadable:
+        print(f"vitexplorer: warning: '{path}' is left out: {reason}", file=sys.stderr)
     if n == 0:
         made_by = _made_by(args.output)
         print(f"vitexplorer: '{args.output}' is {made_by} output, not a batch's: summarize "

@@ -251,3 +251,28 @@ def test_pillows_warnings_name_each_file_they_come_from(tmp_path, capsys):
     assert sorted(Path(line.split(": ")[2]).name for line in named) == ["first.jpg",
                                                                         "second.jpg"]
     assert all("Truncated File Read" in line for line in named)
+
+
+def test_a_damaged_result_is_named_by_summarize_and_redone_on_resume(tmp_path, images_dir,
+                                                                      capsys):
+    """A per-image JSON damaged outside the run was left out of the summary unsaid, and a
+    resume counted it as done, so the image was lost from the results."""
+    import json
+    import shutil
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        shutil.copy(images_dir / "coins.png", src / name)
+    out = tmp_path / "out"
+    args = ["batch", str(src), "-o", str(out), *TINY, "-q", "--input-size", "64"]
+    assert main(args) == 0
+    damaged = out / "in" / "b.png.json"
+    damaged.write_text('{"heads": [', encoding="utf-8")
+    capsys.readouterr()
+    assert main(["summarize", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "b.png.json' is left out: not valid JSON" in err and "summarised 1 images" in err
+    assert main([*args, "--resume"]) == 0
+    assert "1 images done, 1 already done" in capsys.readouterr().err
+    assert json.loads(damaged.read_text(encoding="utf-8"))["heads"]

@@ -200,18 +200,30 @@ def _previous_run(run_file: Path) -> dict:
     return data
 
 
-def result_records(out: Path) -> Iterator[tuple[Path, dict]]:
+def result_records(out: Path, unreadable: list[tuple[Path, str]] | None = None
+                   ) -> Iterator[tuple[Path, dict]]:
     """Each per-image result under ``out`` as (its JSON file, its record), in a stable
-    order; ``run.json``, hidden files and files that are no JSON object are passed over."""
+    order; ``run.json`` and hidden files are passed over, and so are files that are no
+    JSON object, added to ``unreadable`` with the reason when it is given."""
     for p in sorted(out.rglob("*.json")):
         if p.name == "run.json" or p.name.startswith("."):
             continue
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+        data = _json_object(p)
         if isinstance(data, dict):
             yield p, data
+        elif unreadable is not None:
+            unreadable.append((p, data))
+
+
+def _json_object(path: Path) -> dict | str:
+    """The JSON object in ``path``, or why there is none."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except ValueError as exc:  # JSON and UTF-8 errors both
+        return f"not valid JSON ({exc})"
+    return data if isinstance(data, dict) else "not a JSON object"
 
 
 def claim_run(out: Path, key: dict, wh: str, resume: bool, overwrite: bool) -> None:
@@ -241,14 +253,18 @@ def items_to_do(items: list[Item], out: Path, resume: bool, overwrite: bool,
                 result: BatchResult) -> list[Item]:
     """The items still to process: one whose result (its JSON) exists is skipped on
     ``resume``, redone on ``overwrite``, and a failure otherwise (nothing is overwritten
-    unasked)."""
+    unasked). A result that cannot be read (damaged outside the run: results are written
+    atomically) is redone on ``resume``: skipped, the image would be missing from the
+    summary unsaid."""
     todo = []
     for it in items:
-        if result_paths(out, it)["json"].exists():
+        found = result_paths(out, it)["json"]
+        if found.exists():
             if resume:
-                result.skipped += 1
-                continue
-            if not overwrite:
+                if isinstance(_json_object(found), dict):
+                    result.skipped += 1
+                    continue
+            elif not overwrite:
                 result.fail(str(it.path), "a result exists already (use --resume or "
                                           "--overwrite)")
                 continue
@@ -283,11 +299,13 @@ def result_paths(out: Path, item: Item) -> dict[str, Path]:
 
 
 # --------------------------------------------------------------------------- summarize
-def load_tables(out: Path) -> list[tuple[str, HeadTable]]:
-    """Every per-image head table under ``out`` (from the JSON files); a
+def load_tables(out: Path, unreadable: list[tuple[Path, str]] | None = None
+                ) -> list[tuple[str, HeadTable]]:
+    """Every per-image head table under ``out`` (from the JSON files; those that cannot
+    be read go to ``unreadable``, see :func:`result_records`); a
     :class:`BatchError` when they come from more than one model, whose heads a profile
     would merge by their indices (deit_tiny's head 0.0 with vit_tiny's)."""
-    records = [(p, data) for p, data in result_records(out) if data.get("heads")]
+    records = [(p, data) for p, data in result_records(out, unreadable) if data.get("heads")]
     models = sorted({str(data.get("model")) for _, data in records})
     if len(models) > 1:
         raise BatchError(f"'{out}' holds the results of {len(models)} models "
@@ -296,12 +314,13 @@ def load_tables(out: Path) -> list[tuple[str, HeadTable]]:
             for p, data in records]
 
 
-def summarize(out: Path) -> int:
+def summarize(out: Path, unreadable: list[tuple[Path, str]] | None = None) -> int:
     """(Re)build ``summary.csv`` and the head profile (CSV + figure) from the JSON files,
-    so resumed runs and shards merge into one profile. Returns the number of images."""
+    so resumed runs and shards merge into one profile; result files that cannot be read are
+    left out and listed in ``unreadable``. Returns the number of images."""
     from vitexplorer.core.profile import aggregate
 
-    tables = load_tables(out)
+    tables = load_tables(out, unreadable)
     if not tables:
         return 0
     buf = io.StringIO()
