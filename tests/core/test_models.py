@@ -206,3 +206,30 @@ def test_native_resize_needs_a_model_whose_grid_follows_the_input(tiny_loaded):
     with pytest.raises(ModelError, match=r"'beit_base_patch16_224' cannot follow .* native"):
         load_model("beit_base_patch16_224", "random", input_size=32, depth=1,
                    **resize_model_kwargs("native"))
+
+
+def test_random_weights_are_the_same_beside_other_builds(tmp_path):
+    # seed-0 demo weights drawn from torch's global generator: a build running beside it in
+    # another thread (the GUI's slot B, a job given up on) took some of its numbers
+    import threading
+
+    kw = {"img_size": 64, "depth": 4}
+    alone = load_model(ARCH, "random", **kw).model.state_dict()
+    torch.manual_seed(5)
+    path = tmp_path / "w.safetensors"
+    save_file(timm.create_model(ARCH, pretrained=False, **kw).state_dict(), str(path))
+    results = []
+
+    def build(weights):
+        for _ in range(4):
+            results.append((weights, load_model(ARCH, weights, **kw).model.state_dict()))
+
+    threads = [threading.Thread(target=build, args=(w,)) for w in ("random", str(path))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seeded = [sd for w, sd in results if w == "random"]
+    assert len(seeded) == 4
+    for sd in seeded:
+        assert all(torch.equal(sd[k], alone[k]) for k in alone)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QThreadPool
 from PySide6.QtWidgets import QApplication, QPushButton
 
 from vitexplorer.gui import jobs
@@ -15,7 +15,8 @@ from vitexplorer.gui import jobs
 
 @pytest.fixture
 def held_load(window, monkeypatch):
-    """A model load that ignores should_stop until the test releases it."""
+    """A model load that ignores should_stop until the test releases it; it has ended when
+    the test does (a build left running would draw from torch's generator in the next)."""
     release, started = threading.Event(), threading.Event()
     load = jobs.load_model_job
 
@@ -29,6 +30,7 @@ def held_load(window, monkeypatch):
     assert started.wait(30)
     yield release
     release.set()
+    assert QThreadPool.globalInstance().waitForDone(60000)
 
 
 def visible_windows():

@@ -9,6 +9,7 @@ once), ``"random"`` (a demo, labelled as such) or a local file: ``.safetensors``
 from __future__ import annotations
 
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -31,6 +32,11 @@ from vitexplorer.core.hub import OFFLINE_HELP, cached_models, hub_offline, hub_u
 #: timm modules whose models keep one global attention per block in ``blocks[i].attn``.
 SUPPORTED_MODULES = ("vision_transformer", "deit", "eva", "beit")
 _TORCH_EXTS = (".pth", ".pt", ".bin")
+#: held while a model is built from local parts (random init, weights files): timm's
+#: initialisers draw from torch's global generator, so a seeded random init that ran beside
+#: another build (the GUI loads slot B while A loads, or a job it gave up on ends) drew
+#: some of its numbers for the other model and gave other weights
+_BUILD_LOCK = threading.Lock()
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module", "model_ema")
 
 
@@ -149,7 +155,8 @@ def load_model(
     if weights == "pretrained":
         model = _pretrained(spec, model_kwargs)
     elif weights == "random":
-        with torch.random.fork_rng(devices=[]):  # same demo weights on every run (seed 0)
+        # same demo weights on every run and in every thread (seed 0)
+        with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = _build(arch, model_kwargs)
     else:
@@ -161,7 +168,8 @@ def load_model(
             kwargs["num_classes"] = head.shape[0]
         elif "head.weight" not in state and "num_classes" not in kwargs:
             kwargs["num_classes"] = 0
-        model = _build(arch, kwargs)
+        with _BUILD_LOCK:
+            model = _build(arch, kwargs)
         apply_state_dict(model, state, path)
     model.eval().to(dev)
     check_supported(model, arch)

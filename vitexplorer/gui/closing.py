@@ -81,3 +81,4 @@ class Closing(QObject):
             dialog.canceled.disconnect(self.quit_now)  # its close emits canceled too
             dialog.close()
             dialog.deleteLater()
+            self.dialog = None  # a worker ending after Quit now finds nothing to finish
