@@ -160,7 +160,9 @@ def case_input_size(repeats: int, device: str, size: int = 480) -> list[dict]:
                 b.attn.fused_attn = True
 
     image = pre.display
+    given = box_grabcut(image, centre_box(image.shape[:2]))[0]
     t = interleaved({"ref": ref, "ours": lambda: full_analysis(loaded, pre, x),
+                     "given": lambda: full_analysis(loaded, pre, x, given),
                      "non_fused": non_fused,
                      "capture": lambda: stream(model, x),
                      "maps": lambda: stream(model, x, ranges=False, keep_inputs=False),
@@ -169,6 +171,8 @@ def case_input_size(repeats: int, device: str, size: int = 480) -> list[dict]:
     g = pre.geometry.grid
     return [row(f"full analysis, ViT-S/16 at {size} px ({g[0]}x{g[1]} tokens)", t["ours"],
                 t["ref"], 1.3),
+            row("  same with the foreground mask given (a mask file or a drawn mask)",
+                t["given"], t["ref"], None),
             row("  timm forward with non-fused attention, same size (the hook path's floor)",
                 t["non_fused"], t["ref"], None),
             row("  streamed capture with the head statistics (chunked attention)",
