@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PySide6.QtGui import QGuiApplication
 
@@ -71,7 +72,10 @@ def _bar_range(fig):
 ])
 def test_exported_view_shows_what_the_window_shows(qtbot, window, chelsea, view):
     """The figure of the current view has the frame's pixels and colour-bar range (shared
-    scale, percentile clipping, nearest-patch upsampling all followed)."""
+    scale, percentile clipping, nearest-patch upsampling all followed), and burns in the
+    60%-mass contour that the window draws as a line over them, along that line."""
+    import cv2
+
     from vitexplorer.gui.jobs import figure_of
 
     a = open_and_wait(qtbot, window, chelsea)
@@ -79,8 +83,16 @@ def test_exported_view_shows_what_the_window_shows(qtbot, window, chelsea, view)
     with qtbot.waitSignal(window.rendered, timeout=10000):
         window.state.update(**view)
     frame = window.maps.last_frame
-    fig = figure_of(a, "view", vars(window.state.options).copy())
-    assert (_panel_pixels(fig) == frame.image).all()
+    options = vars(window.state.options).copy()
+    assert (_panel_pixels(figure_of(a, "view", {**options, "contour": False}))
+            == frame.image).all()
+    fig = figure_of(a, "view", options)
+    burned = (_panel_pixels(fig) != frame.image).any(-1)
+    assert burned.any() == bool(options["contour"]) == (frame.contours is not None)
+    if frame.contours is not None:
+        along = np.zeros(burned.shape, np.uint8)
+        cv2.polylines(along, [c[:, None] for c in frame.contours], True, 1, 5)
+        assert not (burned & (along == 0)).any()
     assert _bar_range(fig) == pytest.approx((frame.vrange[0] * 100,
                                                   frame.vrange[1] * 100))
     caption = " ".join(fig.get_supxlabel().split())  # unwrapped
