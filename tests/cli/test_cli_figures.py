@@ -87,3 +87,17 @@ def test_a_missing_glyph_is_one_line_per_character(tmp_path, images_dir, capsys)
                    "it is drawn as a box",
                    "vitexplorer: warning: the figure's font has no glyph for '穴' (U+7A74); "
                    "it is drawn as a box"]
+
+
+def test_a_figure_too_small_for_its_text_is_a_usage_error(tmp_path, images_dir, capsys):
+    """A height or font size that leaves the panels no room failed in matplotlib's colour
+    bar ('Width and height specified must be non-negative'), a traceback."""
+    out = tmp_path / "f.png"
+    for size in (["--width", "2in", "--height", "1in"], ["--font-size", "40", "--grid"]):
+        assert main(["export", str(images_dir / "coins.png"), "-o", str(out), *TINY,
+                     "--input-size", "64", *size]) == 2
+        err = capsys.readouterr().err
+        assert "leaves no room for its panels" in err and "Traceback" not in err
+        assert not out.exists()
+    assert main(["export", str(images_dir / "coins.png"), "-o", str(out), *TINY,
+                 "--input-size", "64", "--width", "2in", "--height", "2.5in"]) == 0

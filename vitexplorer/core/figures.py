@@ -42,6 +42,7 @@ from vitexplorer.core.constants import (
     MASS_SHARE,
     METHOD_LABELS,
 )
+from vitexplorer.core.errors import UsageError
 from vitexplorer.core.files import atomic_writer
 from vitexplorer.core.render import Upsample, display_range, overlay, resolve_cmap
 
@@ -179,6 +180,11 @@ def text_height(text: str, font_size: float) -> float:
     return 0.0 if not text else (text.count("\n") + 1) * font_size * 1.25 / 72
 
 
+#: the least room, in inches, a figure's panels need beside its text (none, and matplotlib
+#: failed with "Width and height specified must be non-negative")
+MIN_PANELS_IN = 0.05
+
+
 def figure_size(o: FigureOptions, content_aspect: float, extra_height: float = 0.0,
                 extra_width: float = 0.0) -> tuple[float, float]:
     """(width, height) in inches: the preset's (or asked-for) width; the height that holds
@@ -187,11 +193,19 @@ def figure_size(o: FigureOptions, content_aspect: float, extra_height: float = 0
     p = PRESETS[o.preset]
     w = o.width or p.width
     if o.height:
-        return w, o.height
-    if p.height is not None:
-        return w, p.height if o.width is None else w * 9 / 16
-    h = max(0.3, w - extra_width) * content_aspect + extra_height
-    return w, float(min(max(h, 1.2), p.max_height))
+        h = o.height
+    elif p.height is not None:
+        h = p.height if o.width is None else w * 9 / 16
+    else:
+        h = max(0.3, w - extra_width) * content_aspect + extra_height
+        h = float(min(max(h, 1.2), p.max_height))
+    if min(w - extra_width, h - extra_height) < MIN_PANELS_IN:  # matplotlib: negative axes
+        raise UsageError(
+            f"a {w:.3g} x {h:.3g} in figure leaves no room for its panels beside "
+            f"{extra_height:.2g} in of title, caption and labels at {o.fs:g} pt: make it "
+            "larger (--width, --height), its font smaller (--font-size) or its title or "
+            "caption shorter")
+    return w, h
 
 
 def new_figure(o: FigureOptions, size: tuple[float, float]) -> Figure:

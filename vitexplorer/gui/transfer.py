@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QMimeData
 from PySide6.QtGui import QGuiApplication, QImage
 
-from vitexplorer.core.errors import ImageError, OutputError
+from vitexplorer.core.errors import ImageError, OutputError, UsageError
 from vitexplorer.core.images import check_size
 from vitexplorer.gui import jobs
 from vitexplorer.gui.dialogs import PREVIEW_PX
@@ -89,8 +89,8 @@ class TransferMixin:
     def _export_failed(self, exc: BaseException, what: str = "export") -> bool:
         """Expected failures go to the banner, saying ``what`` could not be done; an
         ImageError: an export decodes the photo again in full, and it changed or went since
-        it was opened."""
-        if isinstance(exc, OSError | ValueError | OutputError | ImageError):
+        it was opened; a UsageError: a figure size that leaves its panels no room."""
+        if isinstance(exc, OSError | ValueError | OutputError | ImageError | UsageError):
             self.banner.show_message(f"Could not {what}: {exc}")
             return True
         return False
