@@ -101,14 +101,29 @@ def test_pairing_over_the_folder_holds_while_browsing(qtbot, window, tmp_path):
     assert window.compare.maps.folder_comparison is None
 
 
-def test_pairing_over_a_folder_names_the_file_it_skipped_and_why(qtbot, window, tmp_path):
+def test_pairing_over_a_folder_names_the_file_it_skipped_and_why(qtbot, window, tmp_path,
+                                                                 monkeypatch):
+    """From an image opened on its own, the pairing takes its folder, listed off the GUI
+    thread (a network folder stalled the window), and names the file it skipped."""
+    import threading
+    from pathlib import Path
+
     folder = _folder(tmp_path)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     with qtbot.waitSignal(window.analysis_shown, timeout=60000):
         window.open_path(str(folder / "chelsea.png"))
     load_second(qtbot, window, "vit_small_patch16_224")
-    window.compare.pair_folder(sorted(folder.glob("*.png")))
+    on_gui_thread, real = [], Path.iterdir
+
+    def iterdir(self):
+        if self == folder:
+            on_gui_thread.append(threading.current_thread() is threading.main_thread())
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    window.actions_["compare_folder"].trigger()
     qtbot.waitUntil(lambda: "Heads paired" in window.status_text.text(), timeout=120000)
+    assert on_gui_thread == [False], "the folder was listed on the GUI thread"
     assert "broken.png: not an image file" in window.status_text.text()
 
 

@@ -280,13 +280,23 @@ def count_parameters(w: MainWindow, dlg, names: list[str]) -> None:
 
 
 def _pair_folder(w: MainWindow) -> None:
-    """The browsed folder's images, else those of the folder of the image shown."""
-    from vitexplorer.gui.analysis_controller import image_files
+    """The browsed folder's images, else those of the folder of the image shown (listed in
+    a worker, as Next Image lists it: a network folder lists slowly)."""
+    from vitexplorer.gui.analysis_controller import list_job
 
     source = w.state.source
-    paths = w.analyses.folder or (image_files(Path(source).parent)
-                                  if source and Path(source).is_file() else [])
-    w.compare.pair_folder(paths)
+    if w.analyses.folder or not source:
+        w.compare.pair_folder(w.analyses.folder)
+        return
+
+    def listed(lists: list) -> None:
+        if isinstance(lists[0], OSError):
+            w.message(f"Cannot list '{Path(source).parent}': {lists[0].strerror or lists[0]}.")
+        else:
+            w.compare.pair_folder(lists[0] or [])
+
+    w.tasks.run("list-pair", list_job, [Path(source)], True, on_done=listed,
+                message=f"Listing {Path(source).parent.name}…")
 
 
 def _load_weights(w: MainWindow, second: bool = False) -> None:
