@@ -657,6 +657,12 @@ def _summarize(args: argparse.Namespace) -> int:
     if not args.output.is_dir():
         print(f"vitexplorer: '{args.output}' is not a folder", file=sys.stderr)
         return EXIT_ERROR
+    try:  # a folder that cannot be read would pass for an empty one, or end in a traceback
+        next(iter(args.output.iterdir()), None)
+    except OSError as exc:
+        print(f"vitexplorer: cannot read the folder '{args.output}': {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_ERROR
     unreadable: list[tuple[Path, str]] = []
     n = summarize(args.output, unreadable)
     for path, reason in unreadable:
