@@ -540,8 +540,7 @@ def _positive(text: str) -> int:
 
 def _batch(args: argparse.Namespace) -> int:
     from vitexplorer.core.batch import BATCH_METHODS, OUTPUTS, batch_options, run_batch
-    from vitexplorer.core.errors import UsageError
-    from vitexplorer.core.run_folder import check_inputs, check_output
+    from vitexplorer.core.run_folder import check_inputs, check_masks, check_output
 
     methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
     bad = [m for m in methods if m not in BATCH_METHODS]
@@ -566,8 +565,7 @@ def _batch(args: argparse.Namespace) -> int:
         print("vitexplorer: --overlay-size takes 'full' or a positive number of pixels",
               file=sys.stderr)
         return EXIT_USAGE
-    if args.masks is not None and not args.masks.is_dir():
-        raise UsageError(f"--masks '{args.masks}' is not a folder")
+    check_masks(args.masks)
     check_inputs(args.inputs, args.output)  # outputs never land among the inputs
     check_output(args.output)  # a read-only output fails here, before the model loads
     loaded = _load_checked(args, [])

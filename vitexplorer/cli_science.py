@@ -181,15 +181,13 @@ def _evaluate(args: argparse.Namespace, figure) -> int:
     from vitexplorer.core.constants import resize_model_kwargs
     from vitexplorer.core.evaluate_folder import EVAL_METHODS, EvaluateOptions, run_evaluate
     from vitexplorer.core.models import load_model
-    from vitexplorer.core.run_folder import check_inputs, check_output
+    from vitexplorer.core.run_folder import check_inputs, check_masks, check_output
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if any(m not in EVAL_METHODS for m in methods):
         print(f"vitexplorer: --methods takes {', '.join(EVAL_METHODS)}", file=sys.stderr)
         return EXIT_USAGE
-    if args.masks is not None and not args.masks.is_dir():
-        print(f"vitexplorer: --masks '{args.masks}' is not a folder", file=sys.stderr)
-        return EXIT_USAGE  # as batch says it
+    check_masks(args.masks)  # a UsageError, as batch says it
     check_inputs(args.inputs, args.output)  # as batch: before the model loads
     check_output(args.output)
     loaded = load_model(args.model, args.weights, args.device, args.input_size,

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from vitexplorer.cli import main
@@ -165,3 +166,24 @@ def test_science_option_errors_are_usage_errors_before_any_work(tmp_path, images
         assert rc == 2 and word in err and "Traceback" not in err, (argv, rc, err)
     assert not (tmp_path / "e" / "run.json").exists()
     assert not (tmp_path / "c" / "comparison.json").exists()
+
+
+def test_an_unreadable_masks_folder_is_refused_before_any_work(tmp_path, images_dir, capsys):
+    """Every image failed with 'PermissionError: [Errno 13] ...' in errors.csv instead."""
+    import os
+
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    masks.chmod(0)
+    try:
+        if os.access(masks, os.R_OK):
+            pytest.skip("running as root: a mode 000 folder stays readable")
+        for command in (["evaluate", "--steps", "2"], ["batch", "-q"]):
+            out = tmp_path / command[0]
+            assert main([command[0], str(images_dir / "coins.png"), "-o", str(out), *TINY,
+                         "--masks", str(masks), *command[1:]]) == 2
+            assert f"--masks '{masks}' cannot be read: Permission denied" in \
+                capsys.readouterr().err
+            assert not (out / "run.json").exists()
+    finally:
+        masks.chmod(0o755)

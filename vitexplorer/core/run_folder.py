@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vitexplorer.core.discovery import Item
-from vitexplorer.core.errors import ImageError, VitexplorerError
+from vitexplorer.core.errors import ImageError, UsageError, VitexplorerError
 from vitexplorer.core.files import write_atomic
 from vitexplorer.core.heads import HeadTable
 
@@ -97,6 +97,19 @@ def check_inputs(inputs: list[Path], out: Path) -> None:
             what = "is" if r == out_resolved else "holds"
             raise BatchError(f"The output folder '{out}' {what} the input '{inp}'; outputs "
                              "are never written among the inputs: choose another folder")
+
+
+def check_masks(folder: Path | None) -> None:
+    """Refuse, before the model loads, a ``--masks`` that is no folder or cannot be read:
+    each image would fail alike (or, unreadable, pass for one without a mask)."""
+    if folder is None:
+        return
+    if not folder.is_dir():
+        raise UsageError(f"--masks '{folder}' is not a folder")
+    try:
+        next(iter(folder.iterdir()), None)
+    except OSError as exc:
+        raise UsageError(f"--masks '{folder}' cannot be read: {exc.strerror or exc}") from exc
 
 
 def check_output(out: Path) -> None:
