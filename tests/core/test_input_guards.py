@@ -130,3 +130,20 @@ def test_avif_in_a_folder_is_processed(tmp_path):
                     BatchOptions(model="vit_tiny_patch16_224", weights="random",
                                  outputs=("json",), workers=1))
     assert res.done == 2 and not res.failed
+
+
+@pytest.mark.parametrize("brand", [b"heic", b"mif1"])
+def test_a_heic_photo_is_named_and_reported_from_a_folder(tmp_path, brand):
+    """A HEIC photo (Pillow has no decoder) was 'not an image file', and in a folder it
+    was passed over unsaid: its name has no image suffix Pillow knows."""
+    from vitexplorer.core.discovery import discover
+
+    photo = tmp_path / "in" / "IMG_0001.HEIC"
+    photo.parent.mkdir()
+    photo.write_bytes(b"\x00\x00\x00\x18ftyp" + brand + b"\x00\x00\x00\x00mif1heic"
+                      + bytes(200))
+    with pytest.raises(ImageError, match=r"IMG_0001.HEIC': a HEIF/HEIC image, which Pillow "
+                                         r"cannot decode"):
+        load_image(photo)
+    items, errors = discover([photo.parent], tmp_path / "out")
+    assert [it.path for it in items] == [photo] and not errors

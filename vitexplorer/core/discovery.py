@@ -20,6 +20,8 @@ from vitexplorer.core.errors import file_kind
 
 #: ISO-BMFF brands of AVIF/HEIF stills and sequences (Pillow decodes AVIF)
 AVIF_BRANDS = (b"avif", b"avis")
+#: HEIF/HEIC (phones' photos), which Pillow cannot decode: found so that they are reported
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
                     b"II*\x00", b"MM\x00*", b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
 
@@ -46,7 +48,7 @@ def looks_like_image(path: Path) -> bool:
         return True
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return True
-    if head[4:8] == b"ftyp" and head[8:12] in AVIF_BRANDS:
+    if head[4:8] == b"ftyp" and head[8:12] in AVIF_BRANDS + HEIF_BRANDS:
         return True
     return path.suffix.lower() in IMAGE_SUFFIXES
 

@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from vitexplorer.core.discovery import AVIF_BRANDS, HEIF_BRANDS
 from vitexplorer.core.errors import ImageError, file_kind
 
 #: the longest side may be at most this many times the shortest: preprocessing resizes the
@@ -138,7 +139,7 @@ def opened_image(path: str | Path) -> Iterator[Image.Image]:
             path, f"too large to decode safely (over {Image.MAX_IMAGE_PIXELS:,} pixels)"
         ) from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(path, "not an image file (format not recognised)") from exc
+        raise ImageError(path, _unknown_format(path)) from exc
     except PermissionError as exc:
         raise ImageError(path, "permission denied") from exc
     except OSError as exc:
@@ -328,6 +329,22 @@ def _opencv_agrees(data: np.ndarray, progressive: bool) -> bool:
     after = scan[np.flatnonzero(scan[:-1] == 0xFF) + 1]  # 0: a stuffed 0xFF byte
     markers = after[(after != 0) & (after != 0xFF) & ((after & 0xF8) != 0xD0)]
     return markers.size > 0 and markers[0] == 0xD9
+
+
+def _unknown_format(path: Path) -> str:
+    """Why Pillow recognised no format in ``path``: a HEIF/HEIC photo (Pillow has no
+    decoder for it) or an AVIF one this Pillow build cannot decode is named as such, not
+    called "not an image"."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        head = b""
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return "a HEIF/HEIC image, which Pillow cannot decode (convert it to JPEG or PNG)"
+    if head[4:8] == b"ftyp" and head[8:12] in AVIF_BRANDS:
+        return "an AVIF image, which this Pillow cannot decode (convert it to JPEG or PNG)"
+    return "not an image file (format not recognised)"
 
 
 def _arithmetic_jpeg(path: Path) -> bool:
