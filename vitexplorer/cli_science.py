@@ -184,7 +184,7 @@ def _evaluate(args: argparse.Namespace, figure) -> int:
     from vitexplorer.core.run_folder import check_inputs, check_masks, check_output
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    if any(m not in EVAL_METHODS for m in methods):
+    if not methods or any(m not in EVAL_METHODS for m in methods):
         print(f"vitexplorer: --methods takes {', '.join(EVAL_METHODS)}", file=sys.stderr)
         return EXIT_USAGE
     check_masks(args.masks)  # a UsageError, as batch says it

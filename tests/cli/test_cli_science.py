@@ -141,7 +141,8 @@ def test_compare_and_evaluate_build_their_models_for_the_native_policy(tmp_path,
 def test_science_option_errors_are_usage_errors_before_any_work(tmp_path, images_dir, capsys):
     """Each was seen otherwise: compare --device foo and --size 100000 tracebacks (torch's
     device parser, OpenCV's allocator: 33 GB), evaluate --steps 100000 hours of forwards
-    (60 GB before faithfulness made a batch at a time), evaluate --class 5000 'RuntimeError: index
+    (60 GB before faithfulness made a batch at a time), evaluate --methods ',' a run of
+    the random map alone, evaluate --class 5000 'RuntimeError: index
     5000 is out of bounds' per image in errors.csv, --batch-size 0 taken as 1, a --masks
     file 'does not exist' (exit 1; batch says 'is not a folder', exit 2)."""
     img = str(images_dir / "coins.png")
@@ -153,6 +154,8 @@ def test_science_option_errors_are_usage_errors_before_any_work(tmp_path, images
               "--batch-size"),
              (["evaluate", img, "-o", str(tmp_path / "e"), *TINY, "--steps", "100000"],
               "--steps"),
+             (["evaluate", img, "-o", str(tmp_path / "e"), *TINY, "--methods", ","],
+              "--methods takes"),
              (["evaluate", img, "-o", str(tmp_path / "e"), *TINY, "--masks", img],
               "--masks"),
              (["evaluate", img, "-o", str(tmp_path / "e"), *TINY, "--class", "5000"],
