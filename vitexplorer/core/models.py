@@ -32,10 +32,11 @@ from vitexplorer.core.hub import OFFLINE_HELP, cached_models, hub_offline, hub_u
 #: timm modules whose models keep one global attention per block in ``blocks[i].attn``.
 SUPPORTED_MODULES = ("vision_transformer", "deit", "eva", "beit")
 _TORCH_EXTS = (".pth", ".pt", ".bin")
-#: held while a model is built from local parts (random init, weights files): timm's
-#: initialisers draw from torch's global generator, so a seeded random init that ran beside
-#: another build (the GUI loads slot B while A loads, or a job it gave up on ends) drew
-#: some of its numbers for the other model and gave other weights
+#: held while a model is built (random init, weights files, pretrained: timm initialises
+#: every model before loading weights into it): timm's initialisers draw from torch's
+#: global generator, so a seeded random init that ran beside another build (the GUI loads
+#: slot B while A loads, or a job it gave up on ends) drew some of its numbers for the
+#: other model and gave other weights
 _BUILD_LOCK = threading.Lock()
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module", "model_ema")
 
@@ -239,14 +240,15 @@ def _pretrained(spec: str, kwargs: dict) -> nn.Module:
 
     if is_cached(spec) and not hub_offline():
         try:
-            with _offline():
+            with _offline(), _BUILD_LOCK:
                 return timm.create_model(spec, pretrained=True, **kwargs)
         except Exception:  # a partial cache: go on as if nothing were cached
             pass
     if why := hub_unreachable():
         raise WeightsUnavailableError(OFFLINE_HELP.format(spec=spec, reason=why), spec, why)
-    try:
-        return timm.create_model(spec, pretrained=True, **kwargs)
+    try:  # the lock is held during the download too: timm draws the init before it
+        with _BUILD_LOCK:
+            return timm.create_model(spec, pretrained=True, **kwargs)
     except Exception as exc:  # the hub raises many types; sort them into two messages
         if _is_offline_error(exc):
             raise WeightsUnavailableError(
