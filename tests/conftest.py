@@ -62,3 +62,18 @@ def tiny_loaded():
 def images_dir() -> Path:
     """Real photos and textures (credits in tests/data/README.md)."""
     return TEST_IMAGES
+
+
+@pytest.fixture
+def unreadable_folder(tmp_path) -> Path:
+    """A folder this process may not read (mode 000; skipped as root, who reads it anyway),
+    made readable again after the test."""
+    folder = tmp_path / "unreadable"
+    folder.mkdir()
+    folder.chmod(0)
+    try:
+        if os.access(folder, os.R_OK):
+            pytest.skip("running as root: a mode 000 folder stays readable")
+        yield folder
+    finally:
+        folder.chmod(0o755)

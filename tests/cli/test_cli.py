@@ -278,19 +278,10 @@ def test_a_damaged_result_is_named_by_summarize_and_redone_on_resume(tmp_path, i
     assert json.loads(damaged.read_text(encoding="utf-8"))["heads"]
 
 
-def test_summarize_names_a_folder_it_cannot_read(tmp_path, capsys):
+def test_summarize_names_a_folder_it_cannot_read(unreadable_folder, capsys):
     """It said 'no per-image results', then raised PermissionError from the check of what
     made the folder (a traceback)."""
-    import os
-
-    folder = tmp_path / "out"
-    folder.mkdir()
-    folder.chmod(0)
-    try:
-        if os.access(folder, os.R_OK):
-            pytest.skip("running as root: a mode 000 folder stays readable")
-        assert main(["summarize", str(folder)]) == 1
-        err = capsys.readouterr().err
-        assert f"cannot read the folder '{folder}': Permission denied" in err
-    finally:
-        folder.chmod(0o755)
+    folder = unreadable_folder
+    assert main(["summarize", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot read the folder '{folder}': Permission denied" in err

@@ -171,22 +171,14 @@ def test_science_option_errors_are_usage_errors_before_any_work(tmp_path, images
     assert not (tmp_path / "c" / "comparison.json").exists()
 
 
-def test_an_unreadable_masks_folder_is_refused_before_any_work(tmp_path, images_dir, capsys):
+def test_an_unreadable_masks_folder_is_refused_before_any_work(tmp_path, images_dir,
+                                                               unreadable_folder, capsys):
     """Every image failed with 'PermissionError: [Errno 13] ...' in errors.csv instead."""
-    import os
-
-    masks = tmp_path / "masks"
-    masks.mkdir()
-    masks.chmod(0)
-    try:
-        if os.access(masks, os.R_OK):
-            pytest.skip("running as root: a mode 000 folder stays readable")
-        for command in (["evaluate", "--steps", "2"], ["batch", "-q"]):
-            out = tmp_path / command[0]
-            assert main([command[0], str(images_dir / "coins.png"), "-o", str(out), *TINY,
-                         "--masks", str(masks), *command[1:]]) == 2
-            assert f"--masks '{masks}' cannot be read: Permission denied" in \
-                capsys.readouterr().err
-            assert not (out / "run.json").exists()
-    finally:
-        masks.chmod(0o755)
+    masks = unreadable_folder
+    for command in (["evaluate", "--steps", "2"], ["batch", "-q"]):
+        out = tmp_path / command[0]
+        assert main([command[0], str(images_dir / "coins.png"), "-o", str(out), *TINY,
+                     "--masks", str(masks), *command[1:]]) == 2
+        assert f"--masks '{masks}' cannot be read: Permission denied" in \
+            capsys.readouterr().err
+        assert not (out / "run.json").exists()
