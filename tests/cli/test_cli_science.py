@@ -6,7 +6,6 @@ import json
 import shutil
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from vitexplorer.cli import main
