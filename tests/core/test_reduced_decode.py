@@ -401,3 +401,21 @@ def test_a_reduced_decode_reads_the_file_pillow_opened(tmp_path, monkeypatch):
     got = decode(path, need).pixels
     assert calls and calls[0] is not None  # OpenCV's path decoded it
     assert np.array_equal(got, expected)
+
+
+def test_a_pasted_image_exports_from_its_own_pixels(tiny_loaded):
+    """An array (the GUI's pasted image) larger than its display copy has no file to be
+    decoded again from: a figure that needed more than the copy failed with 'Cannot open
+    image 'clipboard': No such file or directory'."""
+    from vitexplorer.core.analysis import analyze
+
+    rgb = photo(1440, 2560)
+    shown = analyze(tiny_loaded, rgb, source="clipboard", display_side=1600)
+    assert shown.image.shape[:2] == (900, 1600)
+    part = shown.full_resolution(2100)
+    assert part.image.shape[:2] == (1181, 2100) and part.photo_size == (1440, 2560)
+    fair = cv2.resize(rgb, (2100, 1181), interpolation=cv2.INTER_AREA).astype(float)
+    assert np.abs(part.image - fair).mean() < 0.5
+    full = shown.full_resolution()
+    assert full.original is None and np.array_equal(full.image, rgb)
+    assert np.array_equal(full.map("rollout"), shown.map("rollout"))

@@ -24,12 +24,14 @@ from vitexplorer.core.constants import METHODS, PER_HEAD_METHODS
 from vitexplorer.core.features import PatchFeatures, patch_features
 from vitexplorer.core.heads import HeadTable, mask_free_scores, with_foreground
 from vitexplorer.core.images import (
+    Decoded,
     Geometry,
     Preprocessed,
     ResizePolicy,
     check_size,
     decode,
     decode_display,
+    display_copy,
     display_size,
     grid_coverage,
     normalise_input,
@@ -79,6 +81,9 @@ class Analysis:
     loaded: LoadedModel | None = field(default=None, repr=False)
     #: the geometry on the original pixels when ``image`` is a smaller display copy
     original: Geometry | None = field(default=None, repr=False)
+    #: those original pixels when the analysis was made from an array (a pasted image):
+    #: there is no file to decode them again from for an export
+    photo: np.ndarray | None = field(default=None, repr=False)
     #: class -> the two :func:`~vitexplorer.core.rollout.class_products` ``(weighted, cams)``
     #: ``[L, N, N]`` of that class (filled by :meth:`ensure_gradients`)
     _grads: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict,
@@ -303,22 +308,26 @@ class Analysis:
         """This analysis on the original pixels, or on ``long_side`` of them on the long side
         when that is fewer (a figure shows no more pixels than it has), for exports. The
         display copy serves when it is large enough; else the photo is decoded again from
-        ``source``, only as large as needed (JPEG draft). The maps and model outputs are
-        shared, not recomputed."""
+        ``source``, only as large as needed (JPEG draft), or reduced from :attr:`photo`
+        (an analysis of an array). The maps and model outputs are shared, not recomputed."""
         if self.original is None:
             return self
         size = self.original.image_size
         dims = display_size(size, long_side)
         if max(dims) <= max(self.image.shape[:2]):
             return self
-        image, found = decode_display(self.source, max(dims))
-        if found != size:
-            raise ValueError(f"'{self.source}' changed since it was analysed")
+        if self.photo is not None:
+            image = display_copy(Decoded.full(self.photo), dims)
+        else:
+            image, found = decode_display(self.source, max(dims))
+            if found != size:
+                raise ValueError(f"'{self.source}' changed since it was analysed")
         full = dims == size
         kept = {k: v for k, v in self._cache.items() if k[0] not in ("mask", "table", "mask-free")}
         return replace(self, image=image,
                        geometry=self.original if full else self.original.resized(dims),
-                       original=None if full else self.original, _cache=kept)
+                       original=None if full else self.original,
+                       photo=None if full else self.photo, _cache=kept)
 
     def model_input(self) -> torch.Tensor:
         """``[1, 3, H, W]``: the image as the model saw it (same policy), for the extra
@@ -506,5 +515,8 @@ def analyze(
     src = source or (str(image) if isinstance(image, str | Path) else "image")
     pre = preprocess_image(loaded, image, policy, display_side, src)
     s = stream(loaded.model, torch.from_numpy(pre.pixels)[None], should_stop)
-    return Analysis.from_stream(s, 0, loaded, pre, policy, src)
+    a = Analysis.from_stream(s, 0, loaded, pre, policy, src)
+    if pre.original is not None and not isinstance(image, str | Path):
+        a.photo = image  # a pasted image: exports take their pixels from it
+    return a
 
