@@ -64,3 +64,25 @@ def test_quit_now_does_not_wait(qtbot, window, held_load):
     quit_now, = [b for b in dialog.findChildren(QPushButton) if b.text() == "Quit now"]
     qtbot.mouseClick(quit_now, Qt.MouseButton.LeftButton)
     assert window.closing.abandoned and not visible_windows()
+
+
+def test_the_dialog_names_the_job_still_waited_for(qtbot, window, held_load):
+    """It named the first job for as long as it showed, also once that one had ended and
+    another was what the close waited for."""
+    release = threading.Event()
+
+    def figure(should_stop=None):
+        release.wait(60)
+
+    window.tasks.run("export", figure, on_done=lambda _: None,
+                     message="Writing figure.png…")
+    try:
+        window.close()
+        dialog = window.closing.dialog
+        assert "Loading vit_tiny_patch16_224" in dialog.labelText()
+        held_load.set()
+        qtbot.waitUntil(lambda: "Writing figure.png" in dialog.labelText(), timeout=20000)
+        assert dialog.isVisible() and not window.isVisible()
+    finally:
+        release.set()  # ended before the next test (the fixture waits for the pool)
+    qtbot.waitUntil(lambda: not visible_windows(), timeout=60000)

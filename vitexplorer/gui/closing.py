@@ -51,9 +51,7 @@ class Closing(QObject):
             self.quit_now()
             return False
         # parentless: a primary window, whose close quits the application at the end
-        self.dialog = dialog = QProgressDialog(
-            f"vitexplorer closes once the running job has ended:\n{jobs[0]}", "Quit now",
-            0, 0)
+        self.dialog = dialog = QProgressDialog(self._text(jobs[0]), "Quit now", 0, 0)
         dialog.setWindowTitle("Closing vitexplorer")
         dialog.setAutoClose(False)
         dialog.setAutoReset(False)
@@ -69,8 +67,17 @@ class Closing(QObject):
         self._finish()
 
     def _worker_ended(self, _kind: str) -> None:
-        if self.finishing and not self._tasks.live_jobs():
+        if not self.finishing:
+            return
+        jobs = self._tasks.live_jobs()
+        if not jobs:
             self._finish()
+        else:  # the job named has ended: name the one still waited for
+            self.dialog.setLabelText(self._text(jobs[0]))
+
+    @staticmethod
+    def _text(job: str) -> str:
+        return f"vitexplorer closes once the running job has ended:\n{job}"
 
     def _finish(self) -> None:
         """Close the hidden window, then the dialog: the last visible window's close ends
