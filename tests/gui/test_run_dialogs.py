@@ -260,3 +260,8 @@ def test_the_head_profile_opens_readable_in_a_window_of_its_own(qtbot, window, t
     assert whole.height() <= viewer.area.viewport().height() < shown.height()
     qtbot.mouseClick(_close_button(viewer), Qt.MouseButton.LeftButton)
     assert not viewer.isVisible()
+    assert dlg.profile.cursor().shape() == Qt.CursorShape.PointingHandCursor
+    dlg.start()  # the preview is cleared: nothing to click (it kept the hand and tooltip)
+    assert not dlg.profile_button.isEnabled() and not dlg.profile.toolTip()
+    assert dlg.profile.cursor().shape() != Qt.CursorShape.PointingHandCursor
+    qtbot.waitUntil(dlg.run_button.isEnabled, timeout=60000)

@@ -225,8 +225,7 @@ class BatchDialog(RunDialog):
             return
         self._state = {}
         self.progress.setRange(0, 0)  # busy until the runner has counted the images
-        self.profile.set_pixmap(QPixmap())
-        self.profile_button.setEnabled(False)
+        self._set_profile(QPixmap())
         self.open_button.setEnabled(False)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -274,11 +273,20 @@ class BatchDialog(RunDialog):
                             + failures_line(result, out / "errors.csv"))
         profile = out / "head_profile.png"
         if profile.is_file():
-            self.profile.set_pixmap(QPixmap(str(profile)))
-            self.profile.setToolTip("Click to view it at a readable size")
-            self.profile.setCursor(Qt.CursorShape.PointingHandCursor)
-            self.profile_button.setEnabled(True)
+            self._set_profile(QPixmap(str(profile)))
         self.open_button.setEnabled(True)
+
+    def _set_profile(self, pixmap: QPixmap) -> None:
+        """The head profile's preview, clickable (tooltip, hand cursor, button) only while
+        it shows one: a new run clears it."""
+        self.profile.set_pixmap(pixmap)
+        shown = not pixmap.isNull()
+        self.profile.setToolTip("Click to view it at a readable size" if shown else "")
+        if shown:
+            self.profile.setCursor(Qt.CursorShape.PointingHandCursor)
+        else:
+            self.profile.unsetCursor()
+        self.profile_button.setEnabled(shown)
 
     def show_profile(self) -> PictureDialog | None:
         """The head profile at a readable size: the preview shrinks a print-size page."""
