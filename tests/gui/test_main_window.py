@@ -689,6 +689,36 @@ def test_next_image_lists_the_folder_in_a_worker_and_adds_up_presses_meanwhile(
     assert window.state.source == str(tmp_path / "a.png"), "the image opened, not a step"
 
 
+def test_an_image_pasted_while_a_folder_lists_stays(qtbot, window, tmp_path, monkeypatch):
+    """A listing for Next still running when an image is pasted: the listing landed and
+    opened the folder's next image in place of the pasted one."""
+    import threading
+
+    for name in "abc":
+        shutil.copy(TEST_IMAGES / "coins.png", tmp_path / f"{name}.png")
+    open_and_wait(qtbot, window, tmp_path / "a.png")
+    window.analyses.folder = []  # listed again on Next
+    gate, listing = threading.Event(), threading.Event()
+    real = Path.iterdir
+
+    def slow(self):
+        if self == tmp_path:
+            listing.set()
+            gate.wait(5)
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", slow)
+    window.actions_["next"].trigger()
+    qtbot.waitUntil(listing.is_set, timeout=10000)
+    pasted = np.asarray(Image.open(TEST_IMAGES / "chelsea.png").convert("RGB"))
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.open_array(pasted, "clipboard")
+    gate.set()
+    qtbot.waitUntil(lambda: not window.tasks.is_running(), timeout=10000)
+    qtbot.wait(200)
+    assert window.state.source == "clipboard", "the listing replaced the pasted image"
+
+
 def test_the_sample_image_is_not_a_recent_file(qtbot, settings, window):
     from vitexplorer.gui.main_window import sample_image
 

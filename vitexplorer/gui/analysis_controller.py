@@ -183,9 +183,14 @@ class AnalysisController(QObject):
         if p.is_dir():
             self.open_folder(p)
         else:
-            self.tasks.cancel(self._kind("list"))  # a Next asked before: this image instead
-            self._browsing = None
-            self.analyze(str(p), str(p))
+            self.open_image(str(p), str(p))
+
+    def open_image(self, image: str | np.ndarray, source: str) -> None:
+        """An image the user opened (a file, a pasted array): it wins over a listing still
+        running for Next or a folder asked before, which would replace it when it lands."""
+        self.tasks.cancel(self._kind("list"))
+        self._browsing = None
+        self.analyze(image, source)
 
     def _list(self, paths: list[Path], done, siblings: bool = False) -> None:
         """List ``paths`` in a worker (:func:`list_job`), then ``done(lists)``; Next and

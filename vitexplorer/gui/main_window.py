@@ -333,7 +333,7 @@ class MainWindow(TransferMixin, QMainWindow):
         self.analyses.step_folder(delta)
 
     def open_array(self, rgb: np.ndarray, source: str) -> None:
-        self.analyses.analyze(rgb, source)
+        self.analyses.open_image(rgb, source)
 
     def _image_failed(self, text: str) -> None:
         self.banner.label.setToolTip("")
