@@ -183,3 +183,20 @@ def test_a_and_b_share_the_centre(qtbot, window, chelsea):
         qtbot.waitUntil(lambda s=size: window.size().toTuple() == s, timeout=5000)
         a, b = window.view.width(), window.compare_panel.width()
         assert abs(a - b) <= 0.1 * (a + b), (size, a, b)
+
+
+def test_slot_b_analyses_a_large_pasted_image_from_its_pixels(qtbot, window):
+    """B analysed a pasted image larger than the display copy as a file named 'clipboard'
+    (No such file or directory): A's display copy stood for a file there was not."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import TEST_IMAGES
+
+    big = np.asarray(Image.open(TEST_IMAGES / "chelsea.png").convert("RGB").resize((1800, 1200)))
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.open_array(big, "clipboard")
+    load_second(qtbot, window, "vit_tiny_patch16_224")
+    b = window.state.b.analysis
+    assert b.source == "clipboard" and b.photo_size == (1200, 1800)
+    assert b.image.shape == window.state.a.analysis.image.shape

@@ -820,6 +820,19 @@ def test_image_fit_is_a_control_and_crop_marks_what_the_model_never_saw(qtbot, w
     assert window.state.a.analysis.policy == "letterbox" and window.view.unseen_area() == 0
 
 
+def test_a_large_pasted_image_is_analysed_again_from_its_pixels(qtbot, window):
+    """A pasted image larger than the 1600 px display copy: another fit (or model) analysed
+    its source again as a file, 'Cannot open image 'clipboard': No such file or directory'."""
+    big = np.asarray(Image.open(TEST_IMAGES / "chelsea.png").convert("RGB").resize((1800, 1200)))
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.open_array(big, "clipboard")
+    assert window.state.a.analysis.image.shape[:2] == (1067, 1600)
+    with qtbot.waitSignal(window.analysis_shown, timeout=60000):
+        window.controls.policy.setCurrentIndex(2)  # letterbox
+    a = window.state.a.analysis
+    assert a.policy == "letterbox" and a.source == "clipboard" and a.photo_size == (1200, 1800)
+
+
 def test_a_fit_whose_model_cannot_be_built_goes_back_to_the_fit_shown(qtbot, window, chelsea,
                                                                       monkeypatch):
     """A family that cannot follow the image's grid (BEiT) refuses 'native aspect': its

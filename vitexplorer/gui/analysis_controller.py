@@ -175,7 +175,10 @@ class AnalysisController(QObject):
         a = self.slot.analysis
         if a is None:
             return None
-        # a display copy stands for its file: analyse the file again (exact, full export)
+        # a display copy stands for its file, or for the pasted array it was made from:
+        # analyse that again (exact, full export)
+        if a.photo is not None:
+            return a.photo, a.source
         return (a.source, a.source) if a.original is not None else (a.image, a.source)
 
     def open_path(self, path: str) -> None:

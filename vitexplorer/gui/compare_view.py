@@ -220,8 +220,10 @@ class CompareController(QObject):
             return
         self.maps.comparison = None
         a = finished.analysis
-        # a display copy stands for its file: B decodes the file as A did (same geometry)
-        self.analyses.analyze(a.source if a.original is not None else a.image, a.source)
+        # a display copy stands for its file (B decodes it as A did: same geometry) or for
+        # the pasted array it was made from
+        self.analyses.analyze(a.photo if a.photo is not None else
+                              a.source if a.original is not None else a.image, a.source)
 
     def _b_finished(self, finished: FinishedAnalysis) -> None:
         self._frame_groups(finished)
