@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from PySide6.QtCore import Qt, QThreadPool
-from PySide6.QtWidgets import QApplication, QPushButton
+from PySide6.QtWidgets import QPushButton
 
 from vitexplorer.gui import jobs
 
@@ -33,8 +33,14 @@ def held_load(window, monkeypatch):
     assert QThreadPool.globalInstance().waitForDone(60000)
 
 
-def visible_windows():
-    return [w for w in QApplication.topLevelWidgets() if w.isVisible()]
+def visible_windows(window, dialog=None):
+    """Which of ``window`` and its closing ``dialog`` (default: the one it shows) are
+    visible; not every top-level window: an earlier test's window, closed while a worker
+    of its own ran, may still show its own dialog."""
+    from shiboken6 import isValid
+
+    dialog = dialog or window.closing.dialog
+    return [w for w in (window, dialog) if w is not None and isValid(w) and w.isVisible()]
 
 
 def test_closing_during_an_uninterruptible_job_shows_it_until_it_ends(qtbot, window,
@@ -45,15 +51,15 @@ def test_closing_during_an_uninterruptible_job_shows_it_until_it_ends(qtbot, win
     assert not window.isVisible()
     assert "Loading vit_tiny_patch16_224" in dialog.labelText()
     window.close()  # a second close (Ctrl+C again) quits without waiting
-    assert window.closing.abandoned and not visible_windows()
+    assert window.closing.abandoned and not visible_windows(window, dialog)
 
 
 def test_the_close_completes_once_the_job_ends(qtbot, window, held_load):
     window.close()
     dialog = window.closing.dialog
-    assert visible_windows() == [dialog]
+    assert visible_windows(window) == [dialog]
     held_load.set()
-    qtbot.waitUntil(lambda: not visible_windows(), timeout=60000)
+    qtbot.waitUntil(lambda: not visible_windows(window, dialog), timeout=60000)
     assert not window.closing.abandoned, "ended on its own: nothing abandoned"
     assert not window.tasks.live_jobs()
 
@@ -63,7 +69,7 @@ def test_quit_now_does_not_wait(qtbot, window, held_load):
     dialog = window.closing.dialog
     quit_now, = [b for b in dialog.findChildren(QPushButton) if b.text() == "Quit now"]
     qtbot.mouseClick(quit_now, Qt.MouseButton.LeftButton)
-    assert window.closing.abandoned and not visible_windows()
+    assert window.closing.abandoned and not visible_windows(window, dialog)
 
 
 def test_the_dialog_names_the_job_still_waited_for(qtbot, window, held_load):
@@ -85,4 +91,4 @@ def test_the_dialog_names_the_job_still_waited_for(qtbot, window, held_load):
         assert dialog.isVisible() and not window.isVisible()
     finally:
         release.set()  # ended before the next test (the fixture waits for the pool)
-    qtbot.waitUntil(lambda: not visible_windows(), timeout=60000)
+    qtbot.waitUntil(lambda: not visible_windows(window, dialog), timeout=60000)
