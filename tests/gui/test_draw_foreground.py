@@ -489,7 +489,7 @@ def test_lines_over_a_tiny_photo_thin_with_it(qtbot, window, tmp_path):
         window.state.update(contour=True)
     frame, view, overlay = window.maps.last_frame, window.view, window.mask_overlay
     assert np.array_equal(frame.image, bare), "the contour is not burned into the pixels"
-    assert frame.contours and not view.contour_path().isEmpty()
+    assert frame.contours and not view._contour.path().isEmpty()
     view.fit()
     assert view.transform().m11() > 5  # a photo pixel is several screen pixels
 

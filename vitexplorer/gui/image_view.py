@@ -128,9 +128,6 @@ class ImageView(QGraphicsView):
         self._contour.setPath(path)
         self._scale_contour()
 
-    def contour_path(self) -> QPainterPath:
-        return self._contour.path()
-
     def line_width(self, width: float) -> float:
         """A screen width for a line of ``width`` px over the image: full on an image shown
         at least FULL_LINES px long, in proportion below (never under MIN_LINE)."""
