@@ -54,7 +54,7 @@ from vitexplorer.core.images import (
     preprocess,
     resize_target,
 )
-from vitexplorer.core.masks import find_mask_file, load_mask
+from vitexplorer.core.masks import find_mask_file, fitted_mask
 from vitexplorer.core.models import LoadedModel
 from vitexplorer.core.render import IMAGE_FORMATS, encode, overlay, stamp
 from vitexplorer.core.run_folder import (
@@ -179,13 +179,8 @@ def _decode_item(item: Item, loaded: LoadedModel, opts: BatchOptions
     pre = preprocess(decode(item.path, need), loaded.data_config, opts.resize,
                      loaded.patch_size, display_side=side)
     mask_path = find_mask_file(item.path, opts.masks) if opts.scores else None
-    mask = None
-    if mask_path:
-        mask = load_mask(mask_path, pre.original_geometry.image_size)
-        dh, dw = pre.display.shape[:2]
-        if mask.shape != (dh, dw):  # area share of each display pixel, then the majority
-            mask = cv2.resize(mask.astype(np.float32), (dw, dh),
-                              interpolation=cv2.INTER_AREA) >= 0.5
+    mask = (fitted_mask(mask_path, pre.original_geometry.image_size, pre.display.shape[:2])
+            if mask_path else None)
     return pre, mask
 
 
