@@ -586,8 +586,7 @@ def preprocess(
         x0, _, x1, _ = src.box
         side = display_side or round(max(h, w) * (x1 - x0) / w)
         dims = display_size((h, w), side)
-        same = dims == src.pixels.shape[:2] and src.is_full
-        display = src.pixels if same else display_copy(src, dims)
+        display = display_copy(src, dims)
         shown = geometry.resized(dims)
     return Preprocessed(pixels, shown, display, np.ascontiguousarray(out),
                         None if shown is geometry else geometry)
@@ -598,14 +597,12 @@ def decode_display(path: str | Path, long_side: int) -> tuple[np.ndarray, tuple[
     as that (JPEG draft: a figure of a 24 MP photo needs a fraction of its pixels), and the
     photo's full size (height, width)."""
     src = decode(path, lambda size: display_size(size, long_side))
-    dims = display_size(src.size, long_side)
-    if src.is_full and dims == src.pixels.shape[:2]:
-        return src.pixels, src.size
-    return display_copy(src, dims), src.size
+    return display_copy(src, display_size(src.size, long_side)), src.size
 
 
 def display_copy(src: Decoded, dims: tuple[int, int]) -> np.ndarray:
-    """The display copy of ``dims`` (height, width) from the decoded pixels' ``box``.
+    """The display copy of ``dims`` (height, width) from the decoded pixels' ``box``: the
+    pixels themselves when they are the whole image at that size.
 
     Below a 2x reduction (what a reduced decode leaves: it stops at the last halving that
     keeps ``dims``) bilinear interpolation reads every source pixel, so it is a fair
@@ -616,6 +613,8 @@ def display_copy(src: Decoded, dims: tuple[int, int]) -> np.ndarray:
     """
     import cv2
 
+    if src.is_full and tuple(dims) == src.pixels.shape[:2]:
+        return src.pixels
     ph, pw = src.pixels.shape[:2]
     x0, y0, x1, y1 = src.box
     fx, fy = (x1 - x0) / dims[1], (y1 - y0) / dims[0]
